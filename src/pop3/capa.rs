@@ -1,0 +1,100 @@
+//! CAPA (RFC 2449): what the server says it can do.
+
+use serde::{Deserialize, Serialize};
+
+use super::response::sanitize;
+
+/// The capabilities a probe cares about, plus every line verbatim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// RFC 2595: STLS offered.
+    pub stls: bool,
+    /// RFC 2449: USER/PASS offered.
+    pub user: bool,
+    /// RFC 2449/5034: SASL mechanisms, upper-cased.
+    pub sasl: Vec<String>,
+    pub pipelining: bool,
+    pub resp_codes: bool,
+    pub auth_resp_code: bool,
+    /// Minimum seconds between logins, if announced. `None` when the server
+    /// did not say; a per-user value (`USER` suffix) is still a number.
+    pub login_delay: Option<u64>,
+    pub expire: Option<String>,
+    pub implementation: Option<String>,
+    /// Every capability line as sent (sanitized), for reports and drift.
+    pub raw: Vec<String>,
+}
+
+impl Capabilities {
+    /// Build from the lines of a CAPA body (already dot-unstuffed).
+    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Capabilities {
+        let mut caps = Capabilities::default();
+        for line in lines {
+            let text = sanitize(line);
+            if text.is_empty() {
+                continue;
+            }
+            let mut words = text.split_whitespace();
+            let name = words.next().unwrap_or_default().to_ascii_uppercase();
+            let args: Vec<&str> = words.collect();
+            match name.as_str() {
+                "STLS" => caps.stls = true,
+                "USER" => caps.user = true,
+                "SASL" => caps
+                    .sasl
+                    .extend(args.iter().map(|m| m.to_ascii_uppercase())),
+                "PIPELINING" => caps.pipelining = true,
+                "RESP-CODES" => caps.resp_codes = true,
+                "AUTH-RESP-CODE" => caps.auth_resp_code = true,
+                "LOGIN-DELAY" => caps.login_delay = args.first().and_then(|s| s.parse().ok()),
+                "EXPIRE" => caps.expire = Some(args.join(" ")),
+                "IMPLEMENTATION" => caps.implementation = Some(args.join(" ")),
+                _ => {}
+            }
+            caps.raw.push(text);
+        }
+        caps
+    }
+
+    pub fn has_sasl(&self, mechanism: &str) -> bool {
+        self.sasl.iter().any(|m| m.eq_ignore_ascii_case(mechanism))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dovecot_style_capa() {
+        let lines: Vec<&[u8]> = vec![
+            b"CAPA",
+            b"TOP",
+            b"UIDL",
+            b"RESP-CODES",
+            b"PIPELINING",
+            b"AUTH-RESP-CODE",
+            b"STLS",
+            b"USER",
+            b"SASL PLAIN login",
+            b"LOGIN-DELAY 900",
+            b"IMPLEMENTATION Dovecot",
+        ];
+        let c = Capabilities::from_lines(lines);
+        assert!(c.stls && c.user && c.pipelining && c.resp_codes && c.auth_resp_code);
+        assert_eq!(c.sasl, vec!["PLAIN", "LOGIN"]);
+        assert!(c.has_sasl("plain"));
+        assert!(!c.has_sasl("CRAM-MD5"));
+        assert_eq!(c.login_delay, Some(900));
+        assert_eq!(c.implementation.as_deref(), Some("Dovecot"));
+        assert_eq!(c.raw.len(), 11);
+    }
+
+    #[test]
+    fn empty_and_junk_lines() {
+        let c = Capabilities::from_lines(vec![&b""[..], b"\xff\xfe", b"LOGIN-DELAY x"]);
+        assert!(!c.stls);
+        assert_eq!(c.login_delay, None);
+        assert_eq!(c.raw.len(), 2);
+    }
+}

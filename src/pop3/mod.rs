@@ -1,0 +1,11 @@
+//! The POP3 protocol: commands as types, response parsing split by RFC,
+//! and the client states. Knows nothing of monitoring.
+
+mod capa;
+mod client;
+pub mod command;
+pub mod response;
+
+pub use capa::Capabilities;
+pub use client::{Client, Direction, Error, Session, Transcript, WireLine, MAX_LINE, MAX_LINES};
+pub use response::{Greeting, MaildropStat, ResponseCode, Status, StatusLine};
