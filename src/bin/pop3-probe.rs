@@ -1,1 +1,51 @@
-fn main(){}
+//! The command-line tool: `check` one endpoint, `run` a monitor list.
+
+#[path = "../cli/mod.rs"]
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// POP3 mail-server monitor: checks connectivity, TLS and login the way a
+/// mail client does, and says exactly which step failed and why. Never
+/// changes a mailbox: it sends no DELE, RETR, TOP or RSET.
+#[derive(Debug, Parser)]
+#[command(name = "pop3-probe", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check one POP3 endpoint (also a Nagios/Icinga plugin with --format nagios).
+    Check(cli::check::CheckArgs),
+}
+
+fn main() {
+    // Usage errors exit 3 (UNKNOWN), not clap's 2, which Nagios would read
+    // as CRITICAL; --help and --version still exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 3 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pop3-probe: cannot start the async runtime: {e}");
+            std::process::exit(3);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Check(args) => cli::check::run(args).await,
+        }
+    });
+    std::process::exit(code);
+}

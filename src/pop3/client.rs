@@ -46,7 +46,7 @@ impl From<response::BadStatus> for Error {
 }
 
 /// Which way a transcript line went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Client,
@@ -54,7 +54,7 @@ pub enum Direction {
 }
 
 /// One line of the dialogue, secrets already masked, server text sanitized.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WireLine {
     pub direction: Direction,
     pub line: String,
@@ -115,7 +115,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn send<C: Command>(&mut self, cmd: &C) -> Result<(), Error> {
         self.transcript.push(Direction::Client, cmd.masked());
-        self.io.get_mut().write_all(cmd.to_string().as_bytes()).await?;
+        self.io
+            .get_mut()
+            .write_all(cmd.to_string().as_bytes())
+            .await?;
         self.io.get_mut().flush().await?;
         Ok(())
     }
@@ -195,6 +198,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 }
 
+/// What STLS led to.
+pub enum StlsOutcome<S> {
+    /// `+OK`: the raw stream, ready for the TLS handshake, and the greeting.
+    Ready(S, Greeting),
+    /// `-ERR`: still in plaintext AUTHORIZATION state.
+    Refused(Client<S>, StatusLine),
+}
+
 /// AUTHORIZATION state.
 pub struct Client<S> {
     conn: Conn<S>,
@@ -241,15 +252,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// Bytes already buffered after the `+OK` were sent before TLS began and
     /// would be read as if they came over TLS (the STARTTLS injection flaw,
     /// CVE-2011-0411 and kin), so they make this fail instead.
-    pub async fn stls(mut self) -> Result<(S, Greeting), Error> {
+    pub async fn stls(mut self) -> Result<StlsOutcome<S>, Error> {
         self.conn.send(&command::Stls).await?;
-        self.conn.expect_ok().await?;
+        let status = self.conn.read_status().await?;
+        if !status.is_ok() {
+            return Ok(StlsOutcome::Refused(self, status));
+        }
         if !self.conn.io.buffer().is_empty() {
             return Err(Error::Protocol(
                 "server sent data after the STLS reply, before TLS began".into(),
             ));
         }
-        Ok((self.conn.io.into_inner(), self.greeting))
+        Ok(StlsOutcome::Ready(self.conn.io.into_inner(), self.greeting))
+    }
+
+    /// The stream under the dialogue, to ask whether it is encrypted.
+    pub fn stream_ref(&self) -> &S {
+        self.conn.io.get_ref()
     }
 
     /// The transcript this client records into.
@@ -465,6 +484,12 @@ mod tests {
         let (stream, _s) = script(&[b"+OK hi\r\n", b"+OK begin TLS\r\n+OK injected\r\n"]).await;
         let client = Client::connect(stream, Transcript::off()).await.unwrap();
         assert!(matches!(client.stls().await, Err(Error::Protocol(_))));
+        let (stream, _s) = script(&[b"+OK hi\r\n", b"-ERR not now\r\n"]).await;
+        let client = Client::connect(stream, Transcript::off()).await.unwrap();
+        match client.stls().await {
+            Ok(StlsOutcome::Refused(_, line)) => assert_eq!(line.text, "not now"),
+            _ => panic!("expected a refusal"),
+        }
     }
 
     #[tokio::test]
@@ -485,7 +510,9 @@ mod tests {
 
         let (stream, server) = script(&[b"+OK hi\r\n", b"+OK\r\n"]).await;
         let c = Client::connect(stream, Transcript::off()).await.unwrap();
-        c.login_plain("tim", &secret("tanstaaftanstaaf")).await.unwrap();
+        c.login_plain("tim", &secret("tanstaaftanstaaf"))
+            .await
+            .unwrap();
         assert_eq!(
             server.await.unwrap(),
             b"AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n"

@@ -7,5 +7,7 @@ pub mod command;
 pub mod response;
 
 pub use capa::Capabilities;
-pub use client::{Client, Direction, Error, Session, Transcript, WireLine, MAX_LINE, MAX_LINES};
+pub use client::{
+    Client, Direction, Error, Session, StlsOutcome, Transcript, WireLine, MAX_LINE, MAX_LINES,
+};
 pub use response::{Greeting, MaildropStat, ResponseCode, Status, StatusLine};

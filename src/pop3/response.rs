@@ -161,9 +161,9 @@ fn split_code(text: &str) -> (Option<ResponseCode>, String) {
     };
     let code = &inner[..end];
     let well_formed = !code.is_empty()
-        && code
-            .split('/')
-            .all(|atom| !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        && code.split('/').all(|atom| {
+            !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
     if !well_formed {
         return (None, text.to_string());
     }
@@ -266,13 +266,29 @@ mod tests {
     #[test]
     fn response_codes() {
         let cases: &[(&[u8], ResponseCode, &str)] = &[
-            (b"-ERR [AUTH] Authentication failed.", ResponseCode::Auth, "Authentication failed."),
-            (b"-ERR [SYS/TEMP] try later", ResponseCode::SysTemp, "try later"),
+            (
+                b"-ERR [AUTH] Authentication failed.",
+                ResponseCode::Auth,
+                "Authentication failed.",
+            ),
+            (
+                b"-ERR [SYS/TEMP] try later",
+                ResponseCode::SysTemp,
+                "try later",
+            ),
             (b"-ERR [SYS/PERM] gone", ResponseCode::SysPerm, "gone"),
-            (b"-ERR [IN-USE] Mailbox locked", ResponseCode::InUse, "Mailbox locked"),
+            (
+                b"-ERR [IN-USE] Mailbox locked",
+                ResponseCode::InUse,
+                "Mailbox locked",
+            ),
             (b"-ERR [LOGIN-DELAY] wait", ResponseCode::LoginDelay, "wait"),
             (b"-ERR [in-use] lower", ResponseCode::InUse, "lower"),
-            (b"-ERR [SYS/TEMP/DISK] full", ResponseCode::Other("SYS/TEMP/DISK".into()), "full"),
+            (
+                b"-ERR [SYS/TEMP/DISK] full",
+                ResponseCode::Other("SYS/TEMP/DISK".into()),
+                "full",
+            ),
         ];
         for (line, code, text) in cases {
             let s = parse_status(line).unwrap();

@@ -1,0 +1,354 @@
+//! `pop3-probe check TARGET`: one endpoint, one result.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+use pop3_probe::output;
+use pop3_probe::probe::{self, AuthMethod, Target, TlsMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A summary with a phase table.
+    Human,
+    /// The full result as JSON.
+    Json,
+    /// One Nagios/Icinga plugin line with perfdata.
+    Nagios,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TlsArg {
+    /// TLS from the first byte (pop3s, port 995). Alias: ssl.
+    #[value(alias = "ssl")]
+    Implicit,
+    /// STLS required: fail if not offered or refused. Alias: tls.
+    #[value(alias = "tls")]
+    Starttls,
+    /// STLS when offered, else plaintext (reported). Alias: tls-if-available.
+    #[value(alias = "tls-if-available")]
+    StarttlsIfAvailable,
+    /// No TLS.
+    None,
+}
+
+impl From<TlsArg> for TlsMode {
+    fn from(t: TlsArg) -> TlsMode {
+        match t {
+            TlsArg::Implicit => TlsMode::Implicit,
+            TlsArg::Starttls => TlsMode::Starttls,
+            TlsArg::StarttlsIfAvailable => TlsMode::StarttlsIfAvailable,
+            TlsArg::None => TlsMode::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuthArg {
+    /// APOP if the greeting offers it, else SASL PLAIN if advertised, else USER/PASS.
+    Auto,
+    /// APOP (MD5 digest; the password itself never crosses the wire).
+    Apop,
+    /// USER then PASS.
+    User,
+    /// SASL PLAIN with initial response (RFC 5034).
+    SaslPlain,
+    /// No login: connectivity, greeting and CAPA only.
+    None,
+}
+
+impl From<AuthArg> for AuthMethod {
+    fn from(a: AuthArg) -> AuthMethod {
+        match a {
+            AuthArg::Auto => AuthMethod::Auto,
+            AuthArg::Apop => AuthMethod::Apop,
+            AuthArg::User => AuthMethod::User,
+            AuthArg::SaslPlain => AuthMethod::SaslPlain,
+            AuthArg::None => AuthMethod::None,
+        }
+    }
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 800ms, 3s, 1m)"))
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  # Implicit TLS on 995, log in (APOP / PLAIN / USER chosen automatically):
+  POP3_PASSWORD=... pop3-probe check pop3s://monitor@mail.example.com --password-env POP3_PASSWORD
+
+  # STLS required on 110, as a Nagios plugin:
+  pop3-probe check pop3://monitor@mail.example.com --tls starttls \\
+      --password-file /etc/pop3-probe/monitor.pw --format nagios --warn 1s --crit 5s
+
+  # Connectivity only, by IP, checking the certificate for the real name:
+  pop3-probe check pop3s://[2001:db8::25]:995 --auth none --tls-server-name mail.example.com
+
+Exit codes: 0 up, 1 degraded (slow, or certificate expiring), 2 down, 3 unknown
+(bad arguments or an unusable monitor setting), as Nagios plugins use them.")]
+pub struct CheckArgs {
+    /// The server as a URL: pop3://[user@]host[:port] (default port 110,
+    /// default --tls starttls-if-available) or pop3s://[user@]host[:port]
+    /// (default port 995, --tls implicit). IPv6: pop3s://user@[::1]:995.
+    /// A bare host[:port] is taken as pop3s.
+    pub target: String,
+
+    /// TLS mode; overrides what the URL scheme implies. Example: --tls starttls
+    #[arg(long, value_enum)]
+    pub tls: Option<TlsArg>,
+
+    /// Login method. Example: --auth apop
+    #[arg(long, value_enum, default_value = "auto")]
+    pub auth: AuthArg,
+
+    /// User name; overrides the one in the URL. Example: --user monitor@example.com
+    #[arg(long)]
+    pub user: Option<String>,
+
+    /// Read the password from this environment variable (the password is
+    /// never accepted as a command-line value: other users can read those).
+    /// Example: --password-env POP3_PASSWORD
+    #[arg(long, value_name = "VAR", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+
+    /// Read the password from this file (first line; a trailing newline is
+    /// ignored). Example: --password-file /etc/pop3-probe/monitor.pw
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Slower than this is WARNING (degraded). Example: --warn 800ms
+    #[arg(long, value_parser = duration, default_value = "2s")]
+    pub warn: Duration,
+
+    /// Slower than this is CRITICAL (down). Example: --crit 5s
+    #[arg(long, value_parser = duration, default_value = "8s")]
+    pub crit: Duration,
+
+    /// The whole check must finish within this; every phase (resolve,
+    /// connect, TLS, each command) is bounded by what is left. Example: --timeout 10s
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub timeout: Duration,
+
+    /// Also limit each single phase to this. Example: --phase-timeout 3s
+    #[arg(long, value_parser = duration)]
+    pub phase_timeout: Option<Duration>,
+
+    /// Trust the CA certificates in this PEM file instead of the built-in
+    /// Mozilla roots. Example: --ca-file /etc/ssl/private-ca.pem
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// The name to send as SNI and to check the certificate against, when
+    /// connecting by address. Example: --tls-server-name mail.example.com
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// Allow USER/PASS or SASL PLAIN without TLS (the password crosses the
+    /// network in cleartext). Without it the check stops before sending the
+    /// password and reports plaintext_refused.
+    #[arg(long)]
+    pub allow_plaintext_password: bool,
+
+    /// DANGEROUS: accept any certificate. The output says so loudly; an
+    /// impostor server would pass the check.
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+
+    /// Degraded (WARNING) when the certificate expires within this many days. Example: --cert-warn-days 21
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub cert_warn_days: u32,
+
+    /// Output format. Example: --format nagios
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+
+    /// Print the POP3 dialogue to stderr (PASS, APOP and AUTH arguments masked).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Parse the target URL into (host, port, user, tls mode implied by scheme).
+pub fn parse_target(raw: &str) -> anyhow::Result<(String, u16, Option<String>, TlsMode)> {
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("pop3s://{raw}")
+    };
+    let url = url::Url::parse(&with_scheme)
+        .with_context(|| format!("target {raw:?} is not a pop3:// or pop3s:// URL"))?;
+    let (default_port, tls) = match url.scheme() {
+        "pop3" => (110, TlsMode::StarttlsIfAvailable),
+        "pop3s" => (995, TlsMode::Implicit),
+        other => bail!("target scheme {other:?} is not supported: use pop3:// or pop3s://"),
+    };
+    if url.password().is_some() {
+        bail!("target: do not put the password in the URL (it is visible in the process list); use --password-env or --password-file");
+    }
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Domain(d)) => d.to_string(),
+        None => bail!("target {raw:?} has no host"),
+    };
+    if url.path() != "" && url.path() != "/" {
+        bail!("target {raw:?}: a POP3 URL has no path");
+    }
+    let user = match url.username() {
+        "" => None,
+        u => Some(
+            percent_encoding::percent_decode_str(u)
+                .decode_utf8()
+                .with_context(|| format!("target {raw:?}: user name is not UTF-8"))?
+                .into_owned(),
+        ),
+    };
+    Ok((host, url.port().unwrap_or(default_port), user, tls))
+}
+
+fn read_password(args: &CheckArgs) -> anyhow::Result<Option<SecretString>> {
+    if let Some(var) = &args.password_env {
+        let value = std::env::var(var)
+            .with_context(|| format!("--password-env: environment variable {var} is not set"))?;
+        return Ok(Some(SecretString::from(value)));
+    }
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--password-file: cannot read {}", path.display()))?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        if line.is_empty() {
+            bail!("--password-file: {} is empty", path.display());
+        }
+        return Ok(Some(SecretString::from(line)));
+    }
+    Ok(None)
+}
+
+/// Build the probe target from the arguments.
+pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
+    let (host, port, url_user, scheme_tls) = parse_target(&args.target)?;
+    if args.warn >= args.crit {
+        bail!(
+            "--warn ({}) must be less than --crit ({})",
+            humantime::format_duration(args.warn),
+            humantime::format_duration(args.crit)
+        );
+    }
+    if args.crit > args.timeout {
+        bail!(
+            "--crit ({}) must not exceed --timeout ({})",
+            humantime::format_duration(args.crit),
+            humantime::format_duration(args.timeout)
+        );
+    }
+    let auth: AuthMethod = args.auth.into();
+    let username = args.user.clone().or(url_user);
+    let password = read_password(args)?;
+    if auth != AuthMethod::None {
+        if username.is_none() {
+            bail!("--auth {auth} needs a user name: put it in the URL (pop3s://user@host) or pass --user (or use --auth none for a connectivity check)");
+        }
+        if password.is_none() {
+            bail!("--auth {auth} needs a password: pass --password-env VAR or --password-file FILE (or use --auth none)");
+        }
+    }
+    let ca_pem = match &args.ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut t = Target::new(format!("{host}:{port}"), host, port);
+    t.tls = args.tls.map(Into::into).unwrap_or(scheme_tls);
+    t.auth = auth;
+    t.username = username;
+    t.password = password;
+    t.timeout = args.timeout;
+    t.phase_timeout = args.phase_timeout;
+    t.warning = args.warn;
+    t.critical = args.crit;
+    t.ca_pem = ca_pem;
+    t.tls_server_name = args.tls_server_name.clone();
+    t.insecure_skip_verify = args.insecure_skip_verify;
+    t.allow_plaintext_password = args.allow_plaintext_password;
+    t.certificate_warning_days = Some(args.cert_warn_days);
+    t.transcript = args.verbose;
+    Ok(t)
+}
+
+/// Run the check and print; returns the process exit code.
+pub async fn run(args: CheckArgs) -> i32 {
+    let target = match target(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if args.format == Format::Nagios {
+                println!("POP3 UNKNOWN - {}", msg.replace('|', "/"));
+            } else {
+                eprintln!("pop3-probe check: {msg}");
+            }
+            return output::EXIT_UNKNOWN;
+        }
+    };
+    let result = probe::probe(&target).await;
+    if args.verbose {
+        eprint!("{}", output::transcript(&result));
+    }
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
+        Format::Human => print!("{}", output::human(&result)),
+        Format::Json => println!("{}", output::json(&result)),
+        Format::Nagios => print!("{}", output::nagios(&result, &target)),
+    }
+    output::exit_code(&result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let (h, p, u, t) = parse_target("pop3s://mon@mail.example.com").unwrap();
+        assert_eq!(
+            (h.as_str(), p, u.as_deref(), t),
+            ("mail.example.com", 995, Some("mon"), TlsMode::Implicit)
+        );
+        let (h, p, u, t) = parse_target("pop3://a%40b.c@127.0.0.1:1110").unwrap();
+        assert_eq!(
+            (h.as_str(), p, u.as_deref(), t),
+            (
+                "127.0.0.1",
+                1110,
+                Some("a@b.c"),
+                TlsMode::StarttlsIfAvailable
+            )
+        );
+        let (h, p, _, _) = parse_target("pop3s://user@[::1]:995").unwrap();
+        assert_eq!((h.as_str(), p), ("::1", 995));
+        let (h, p, u, _) = parse_target("mail.example.com:9995").unwrap();
+        assert_eq!((h.as_str(), p, u), ("mail.example.com", 9995, None));
+    }
+
+    #[test]
+    fn bad_urls() {
+        assert!(parse_target("imap://h")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
+        assert!(parse_target("pop3://u:pw@h")
+            .unwrap_err()
+            .to_string()
+            .contains("password in the URL"));
+        assert!(parse_target("pop3://h/INBOX").is_err());
+    }
+}

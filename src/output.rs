@@ -1,0 +1,199 @@
+//! Rendering a probe result for people (a phase table), machines (JSON) and
+//! Nagios/Icinga (one status line with perfdata, and the plugin exit code).
+
+use std::fmt::Write as _;
+
+use crate::pop3::Direction;
+use crate::probe::{FailureKind, Phase, ProbeResult, Status, Target};
+
+/// Exit codes shared by every output mode, as the Nagios plugin API has them.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_WARNING: i32 = 1;
+pub const EXIT_CRITICAL: i32 = 2;
+pub const EXIT_UNKNOWN: i32 = 3;
+
+/// Up 0, degraded 1, down 2; a monitor that could not even be set up (its
+/// own configuration is broken) is UNKNOWN, as Nagios expects.
+pub fn exit_code(r: &ProbeResult) -> i32 {
+    match (r.status, r.failure) {
+        (_, Some(FailureKind::ConfigError)) => EXIT_UNKNOWN,
+        (Status::Up, _) => EXIT_OK,
+        (Status::Degraded, _) => EXIT_WARNING,
+        (Status::Down, _) => EXIT_CRITICAL,
+    }
+}
+
+/// The full result as pretty JSON.
+pub fn json(r: &ProbeResult) -> String {
+    serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn mode_label(r: &ProbeResult) -> String {
+    format!("tls {}, auth {}", r.tls_mode, r.auth_method)
+}
+
+/// A summary with a phase table.
+pub fn human(r: &ProbeResult) -> String {
+    let mut out = String::new();
+    let status = r.status.as_str().to_uppercase();
+    let _ = writeln!(out, "{} {}:{} ({})", status, r.host, r.port, mode_label(r));
+    if let Some(kind) = r.failure {
+        match r.failed_phase {
+            Some(phase) => {
+                let _ = writeln!(out, "  failure   {kind} in {phase}");
+            }
+            None => {
+                let _ = writeln!(out, "  failure   {kind}");
+            }
+        }
+    }
+    let _ = writeln!(out, "  result    {}", r.message);
+    if let Some(reply) = &r.server_reply {
+        let _ = writeln!(out, "  server    {reply}");
+    }
+    if let Some(addr) = &r.address {
+        let _ = writeln!(out, "  address   {addr}");
+    }
+    let _ = writeln!(out, "  time      {:.1} ms", r.response_time_ms);
+    if let Some(tls) = &r.tls {
+        let verified = if tls.verified {
+            ""
+        } else {
+            "  [CERTIFICATE NOT VERIFIED]"
+        };
+        let _ = writeln!(
+            out,
+            "  tls       {} {}{}",
+            tls.version, tls.cipher, verified
+        );
+        if let Some(c) = &tls.certificate {
+            let names = if c.names.is_empty() {
+                c.subject.clone()
+            } else {
+                c.names.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  cert      {names}; expires {} ({} days); issuer {}",
+                c.not_after, c.days_remaining, c.issuer
+            );
+        }
+    }
+    if r.tls_fallback {
+        let _ = writeln!(out, "  tls       NONE: fell back to plaintext");
+    }
+    if let Some(caps) = &r.capabilities {
+        let mut list: Vec<&str> = Vec::new();
+        if caps.stls {
+            list.push("STLS");
+        }
+        if caps.user {
+            list.push("USER");
+        }
+        if r.apop_offered {
+            list.push("APOP");
+        }
+        if caps.pipelining {
+            list.push("PIPELINING");
+        }
+        let sasl = if caps.sasl.is_empty() {
+            String::new()
+        } else {
+            format!(" SASL({})", caps.sasl.join(" "))
+        };
+        let _ = writeln!(out, "  caps      {}{}", list.join(" "), sasl);
+    }
+    if let Some(m) = &r.mailbox {
+        let _ = writeln!(
+            out,
+            "  mailbox   {} messages, {} octets",
+            m.messages, m.octets
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "  WARNING   {w}");
+    }
+    let _ = writeln!(out, "  phase          ms");
+    for p in &r.phases {
+        let mark = if Some(p.phase) == r.failed_phase {
+            "  <- failed"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {:<10} {:>8.3}{mark}", p.phase.as_str(), p.ms);
+    }
+    out
+}
+
+/// The masked dialogue, `C:`/`S:` prefixed, for `--verbose`.
+pub fn transcript(r: &ProbeResult) -> String {
+    let mut out = String::new();
+    for line in &r.transcript {
+        let who = match line.direction {
+            Direction::Client => "C:",
+            Direction::Server => "S:",
+        };
+        let _ = writeln!(out, "{who} {}", line.line);
+    }
+    out
+}
+
+/// Nagios plugin output: `POP3 STATE - text | perfdata`, one line.
+/// Thresholds in perfdata are in seconds, as check_pop reports `time`.
+pub fn nagios(r: &ProbeResult, target: &Target) -> String {
+    let state = match exit_code(r) {
+        EXIT_OK => "OK",
+        EXIT_WARNING => "WARNING",
+        EXIT_CRITICAL => "CRITICAL",
+        _ => "UNKNOWN",
+    };
+    let mut text = format!("POP3 {state} - {}:{} ", r.host, r.port);
+    match (r.failure, r.failed_phase) {
+        (Some(kind), Some(phase)) => {
+            let _ = write!(text, "{kind} in {phase}: {}", r.message);
+        }
+        (Some(kind), None) => {
+            let _ = write!(text, "{kind}: {}", r.message);
+        }
+        (None, _) => {
+            let _ = write!(text, "{} in {:.1} ms", r.message, r.response_time_ms);
+        }
+    }
+    if let Some(days) = r
+        .tls
+        .as_ref()
+        .and_then(|t| t.certificate.as_ref())
+        .map(|c| c.days_remaining)
+    {
+        let _ = write!(text, ", certificate expires in {days} days");
+    }
+    for w in &r.warnings {
+        let _ = write!(text, "; WARNING: {w}");
+    }
+    // `|` separates perfdata; a server reply must not inject any.
+    let text = text.replace('|', "/");
+    let secs = |ms: f64| ms / 1000.0;
+    let mut perf = format!(
+        "time={:.6}s;{:.6};{:.6};0.000000;{:.6}",
+        secs(r.response_time_ms),
+        target.warning.as_secs_f64(),
+        target.critical.as_secs_f64(),
+        target.timeout.as_secs_f64()
+    );
+    for phase in Phase::ALL {
+        if let Some(ms) = r.phase_ms(phase) {
+            let _ = write!(perf, " {}={:.6}s", phase.as_str(), secs(ms));
+        }
+    }
+    if let Some(m) = &r.mailbox {
+        let _ = write!(perf, " messages={};;;0 size={}B;;;0", m.messages, m.octets);
+    }
+    if let Some(c) = r.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
+        let warn = target
+            .certificate_warning_days
+            .map(|d| format!("{d}:"))
+            .unwrap_or_default();
+        let _ = write!(perf, " cert_days={};{warn};;", c.days_remaining);
+    }
+    format!("{text} | {perf}\n")
+}

@@ -1,0 +1,712 @@
+//! One monitor in, one [`ProbeResult`] out — never an `Err`, never a panic.
+//!
+//! resolve → connect → [tls] → greeting → [capa] → [stls → tls → capa] →
+//! auth → stat → quit. Each phase runs under its own timeout inside one
+//! deadline for the whole probe; a failure is recorded as data (kind, phase,
+//! the server's words) and the probe stops there.
+
+mod stream;
+mod types;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
+use crate::pop3::{
+    self, Capabilities, Client, ResponseCode, Session, StatusLine, StlsOutcome, Transcript,
+};
+pub use stream::Stream;
+pub use types::*;
+
+/// Why a probe stopped early. Internal: it becomes fields of the result.
+#[derive(Debug)]
+struct Failure {
+    kind: FailureKind,
+    phase: Phase,
+    message: String,
+    reply: Option<String>,
+}
+
+impl Failure {
+    fn new(kind: FailureKind, phase: Phase, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            phase,
+            message: message.into(),
+            reply: None,
+        }
+    }
+
+    /// Classify a protocol error by the phase it happened in.
+    fn from_pop3(e: pop3::Error, phase: Phase) -> Failure {
+        use std::io::ErrorKind as K;
+        match e {
+            pop3::Error::Io(io) => {
+                let kind = match io.kind() {
+                    K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::BrokenPipe
+                    | K::UnexpectedEof => FailureKind::ConnectionClosed,
+                    _ => FailureKind::ConnectionFailed,
+                };
+                Failure::new(kind, phase, format!("{phase}: {io}"))
+            }
+            pop3::Error::Closed => Failure::new(
+                FailureKind::ConnectionClosed,
+                phase,
+                format!("the server closed the connection during {phase}"),
+            ),
+            pop3::Error::TooLarge => Failure::new(
+                FailureKind::ResponseTooLarge,
+                phase,
+                format!("{phase}: {e}"),
+            ),
+            pop3::Error::Protocol(p) => {
+                Failure::new(FailureKind::ProtocolError, phase, format!("{phase}: {p}"))
+            }
+            pop3::Error::Argument(a) => {
+                Failure::new(FailureKind::ConfigError, phase, format!("credentials: {a}"))
+            }
+            pop3::Error::Negative(line) => Failure::negative(line, phase),
+        }
+    }
+
+    /// A `-ERR` reply: the response code decides, then the phase.
+    fn negative(line: StatusLine, phase: Phase) -> Failure {
+        let (kind, what) = match (phase, &line.code) {
+            (_, Some(ResponseCode::InUse)) => (
+                FailureKind::MailboxInUse,
+                "the mailbox is locked by another session",
+            ),
+            (_, Some(ResponseCode::LoginDelay)) => (
+                FailureKind::LoginDelay,
+                "logged in again sooner than the server's LOGIN-DELAY allows",
+            ),
+            (Phase::Greeting, _) => (
+                FailureKind::GreetingRejected,
+                "the server rejected the connection",
+            ),
+            (Phase::Stls, _) => (FailureKind::StlsRefused, "the server refused STLS"),
+            (Phase::Auth, Some(ResponseCode::SysTemp)) => (
+                FailureKind::AuthTemporaryFailure,
+                "login failed for a temporary server reason",
+            ),
+            (Phase::Auth, Some(ResponseCode::SysPerm)) => (
+                FailureKind::AuthPermanentFailure,
+                "login failed for a permanent server reason (account disabled?)",
+            ),
+            (Phase::Auth, _) => (
+                FailureKind::AuthFailed,
+                "login failed: check the technical account's credentials",
+            ),
+            (Phase::Stat, _) => (FailureKind::MailboxError, "STAT failed after login"),
+            _ => (FailureKind::ProtocolError, "unexpected -ERR"),
+        };
+        let reply = line.to_string();
+        Failure {
+            kind,
+            phase,
+            message: format!("{what}: {reply}"),
+            reply: Some(reply),
+        }
+    }
+}
+
+/// The state of one probe as it goes.
+struct Run<'a> {
+    target: &'a Target,
+    started: Instant,
+    deadline: Instant,
+    timings: Vec<PhaseTiming>,
+    transcript: Transcript,
+    address: Option<String>,
+    tls: Option<TlsFacts>,
+    tls_fallback: bool,
+    apop_offered: bool,
+    auth_used: Option<AuthMethod>,
+    capabilities: Option<Capabilities>,
+    mailbox: Option<pop3::MaildropStat>,
+    warnings: Vec<String>,
+}
+
+/// Probe one target.
+pub async fn probe(target: &Target) -> ProbeResult {
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    let mut run = Run {
+        target,
+        started,
+        deadline: started + target.timeout,
+        timings: Vec::new(),
+        transcript: if target.transcript {
+            Transcript::recording()
+        } else {
+            Transcript::off()
+        },
+        address: None,
+        tls: None,
+        tls_fallback: false,
+        apop_offered: false,
+        auth_used: None,
+        capabilities: None,
+        mailbox: None,
+        warnings: Vec::new(),
+    };
+    let outcome = run.dialogue().await;
+    run.finish(outcome, started_at)
+}
+
+fn now_rfc3339() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    // Milliseconds matter when results are compared across a run.
+    let base = net::rfc3339(now.as_secs() as i64);
+    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
+}
+
+impl Run<'_> {
+    /// Run `fut` as `phase`: time it, bound it by the phase limit and what
+    /// is left of the deadline, and classify a timeout.
+    async fn phase<T, F>(&mut self, phase: Phase, fut: F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, Failure>>,
+    {
+        let start = Instant::now();
+        let left = self.deadline.saturating_duration_since(start);
+        let limit = match self.target.phase_timeout {
+            Some(p) => p.min(left),
+            None => left,
+        };
+        let result = tokio::time::timeout(limit, fut).await;
+        self.timings.push(PhaseTiming {
+            phase,
+            ms: micros_to_ms(start.elapsed()),
+        });
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(mut f)) => {
+                f.phase = phase;
+                Err(f)
+            }
+            Err(_) => Err(Failure::new(
+                FailureKind::Timeout,
+                phase,
+                format!(
+                    "no answer in {phase} within {}",
+                    humantime::format_duration(round_ms(limit))
+                ),
+            )),
+        }
+    }
+
+    async fn dialogue(&mut self) -> Result<(), Failure> {
+        let t = self.target;
+        let tls_client = self.tls_client()?;
+        let server_name = match &t.tls_server_name {
+            Some(n) => net::server_name(n),
+            None => net::server_name(&t.host),
+        }
+        .map_err(|e| Failure::new(FailureKind::ConfigError, Phase::Tls, e))?;
+
+        let host = t.host.clone();
+        let addrs = self
+            .phase(Phase::Resolve, async {
+                net::resolve(&host, t.port).await.map_err(|e| {
+                    Failure::new(
+                        FailureKind::DnsFailure,
+                        Phase::Resolve,
+                        format!("cannot resolve {host}: {e}"),
+                    )
+                })
+            })
+            .await?;
+
+        let budget = self.remaining();
+        let (tcp, addr) = self
+            .phase(Phase::Connect, async {
+                net::connect_any(&addrs, budget).await.map_err(|e| {
+                    let kind = match e.failure {
+                        ConnectFailure::Refused => FailureKind::ConnectionRefused,
+                        ConnectFailure::Timeout => FailureKind::Timeout,
+                        ConnectFailure::Other => FailureKind::ConnectionFailed,
+                    };
+                    Failure::new(
+                        kind,
+                        Phase::Connect,
+                        format!("cannot connect: {}", e.detail),
+                    )
+                })
+            })
+            .await
+            .inspect_err(|_| {
+                self.address = addrs.last().map(|a| a.to_string());
+            })?;
+        self.address = Some(addr.to_string());
+
+        let stream = if t.tls == TlsMode::Implicit {
+            self.handshake(&tls_client, tcp, server_name.clone())
+                .await?
+        } else {
+            Stream::Plain(tcp)
+        };
+
+        let transcript = self.transcript.clone();
+        let mut client = self
+            .phase(Phase::Greeting, async {
+                Client::connect(stream, transcript)
+                    .await
+                    .map_err(|e| Failure::from_pop3(e, Phase::Greeting))
+            })
+            .await?;
+        self.apop_offered = client.greeting().apop_timestamp.is_some();
+
+        let wants_stls = matches!(t.tls, TlsMode::Starttls | TlsMode::StarttlsIfAvailable);
+        if wants_stls {
+            let caps = self.capa(&mut client).await?;
+            let offered = caps.as_ref().map(|c| c.stls);
+            match (t.tls, offered) {
+                (TlsMode::Starttls, Some(false)) => {
+                    return Err(Failure::new(
+                        FailureKind::StlsUnavailable,
+                        Phase::Stls,
+                        "STLS is required but the server does not offer it (or something removed it from CAPA)",
+                    ));
+                }
+                (TlsMode::StarttlsIfAvailable, Some(false) | None) => {
+                    self.fall_back("the server does not offer STLS");
+                }
+                _ => {
+                    // Offered, or CAPA unsupported and STLS required: try.
+                    client = self
+                        .starttls(client, &tls_client, server_name.clone())
+                        .await?;
+                }
+            }
+        }
+
+        if t.auth == AuthMethod::None {
+            if self.capabilities.is_none() {
+                self.capa(&mut client).await?;
+            }
+            return self.quit_unauthenticated(client).await;
+        }
+        let mut session = self.login(client).await?;
+
+        let stat = self
+            .phase(Phase::Stat, async {
+                session
+                    .stat()
+                    .await
+                    .map_err(|e| Failure::from_pop3(e, Phase::Stat))
+            })
+            .await?;
+        self.mailbox = Some(stat);
+        self.quit(session).await;
+        Ok(())
+    }
+
+    fn remaining(&self) -> Duration {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.target.phase_timeout {
+            Some(p) => p.min(left),
+            None => left,
+        }
+    }
+
+    fn tls_client(&self) -> Result<Arc<TlsClient>, Failure> {
+        match &self.target.ca_pem {
+            Some(pem) => TlsClient::from_pem(pem)
+                .map_err(|e| Failure::new(FailureKind::ConfigError, Phase::Tls, e.to_string())),
+            None => Ok(TlsClient::webpki()),
+        }
+    }
+
+    fn fall_back(&mut self, why: &str) {
+        self.tls_fallback = true;
+        self.warnings.push(format!(
+            "{why}: continuing WITHOUT TLS (tls mode starttls-if-available)"
+        ));
+    }
+
+    async fn handshake(
+        &mut self,
+        tls_client: &TlsClient,
+        tcp: tokio::net::TcpStream,
+        name: rustls_pki_types::ServerName<'static>,
+    ) -> Result<Stream, Failure> {
+        let verify = !self.target.insecure_skip_verify;
+        self.transcript.note("TLS handshake");
+        let outcome = self
+            .phase(Phase::Tls, async {
+                Ok(tls_client.handshake(tcp, name, verify).await)
+            })
+            .await?;
+        match outcome {
+            Ok((tls, facts)) => {
+                if !verify {
+                    self.warnings.push(
+                        "certificate verification is DISABLED (insecure_skip_verify): this probe cannot detect an impostor server".into(),
+                    );
+                }
+                self.note_certificate(&facts);
+                self.tls = Some(facts);
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+            Err(e) => {
+                self.tls = e.facts.clone();
+                let kind = match e.failure {
+                    TlsFailure::Handshake => FailureKind::TlsHandshakeFailed,
+                    TlsFailure::Expired => FailureKind::CertificateExpired,
+                    TlsFailure::NotYetValid => FailureKind::CertificateNotYetValid,
+                    TlsFailure::NameMismatch => FailureKind::CertificateNameMismatch,
+                    TlsFailure::Invalid => FailureKind::CertificateInvalid,
+                };
+                let mut message = format!("TLS: {}", e.detail);
+                if let Some(cert) = e.facts.as_ref().and_then(|f| f.certificate.as_ref()) {
+                    message.push_str(&format!(
+                        " (certificate for {}, valid until {})",
+                        if cert.names.is_empty() {
+                            cert.subject.clone()
+                        } else {
+                            cert.names.join(", ")
+                        },
+                        cert.not_after
+                    ));
+                }
+                Err(Failure::new(kind, Phase::Tls, message))
+            }
+        }
+    }
+
+    fn note_certificate(&mut self, facts: &TlsFacts) {
+        let (Some(days), Some(cert)) = (
+            self.target.certificate_warning_days,
+            facts.certificate.as_ref(),
+        ) else {
+            return;
+        };
+        if cert.days_remaining < i64::from(days) {
+            self.warnings.push(format!(
+                "certificate expires in {} days ({})",
+                cert.days_remaining, cert.not_after
+            ));
+        }
+    }
+
+    /// CAPA; a server without CAPA (-ERR) is not a failure, just unknown.
+    async fn capa(&mut self, client: &mut Client<Stream>) -> Result<Option<Capabilities>, Failure> {
+        let result = self
+            .phase(Phase::Capa, async {
+                match client.capa().await {
+                    Ok(c) => Ok(Some(c)),
+                    Err(pop3::Error::Negative(_)) => Ok(None),
+                    Err(e) => Err(Failure::from_pop3(e, Phase::Capa)),
+                }
+            })
+            .await?;
+        if let Some(caps) = &result {
+            self.capabilities = Some(caps.clone());
+        }
+        Ok(result)
+    }
+
+    async fn starttls(
+        &mut self,
+        client: Client<Stream>,
+        tls_client: &TlsClient,
+        name: rustls_pki_types::ServerName<'static>,
+    ) -> Result<Client<Stream>, Failure> {
+        let transcript = self.transcript.clone();
+        let outcome = self
+            .phase(Phase::Stls, async {
+                client
+                    .stls()
+                    .await
+                    .map_err(|e| Failure::from_pop3(e, Phase::Stls))
+            })
+            .await?;
+        let (stream, greeting) = match outcome {
+            StlsOutcome::Ready(stream, greeting) => (stream, greeting),
+            StlsOutcome::Refused(client, line) => {
+                if self.target.tls == TlsMode::StarttlsIfAvailable {
+                    self.fall_back(&format!("the server refused STLS ({line})"));
+                    return Ok(client);
+                }
+                return Err(Failure::negative(line, Phase::Stls));
+            }
+        };
+        let Stream::Plain(tcp) = stream else {
+            return Err(Failure::new(
+                FailureKind::ProtocolError,
+                Phase::Stls,
+                "STLS on a connection that is already TLS",
+            ));
+        };
+        let secured = self.handshake(tls_client, tcp, name).await?;
+        // Capabilities may change once TLS is up (RFC 2595 section 4);
+        // what was advertised in plaintext is stale.
+        self.capabilities = None;
+        Ok(Client::resume(secured, greeting, transcript))
+    }
+
+    /// Pick the method, refuse plaintext passwords, log in.
+    async fn login(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
+        let t = self.target;
+        let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                format!("auth method {} needs a user name and a password", t.auth),
+            ));
+        };
+        let encrypted = client_is_tls(&client);
+        let method = match t.auth {
+            AuthMethod::Auto if self.apop_offered => AuthMethod::Apop,
+            AuthMethod::Auto => {
+                // Only here do we need (post-TLS) capabilities.
+                if self.capabilities.is_none() {
+                    self.capa(&mut client).await?;
+                }
+                if self
+                    .capabilities
+                    .as_ref()
+                    .is_some_and(|c| c.has_sasl("PLAIN"))
+                {
+                    AuthMethod::SaslPlain
+                } else {
+                    AuthMethod::User
+                }
+            }
+            m => m,
+        };
+        if method == AuthMethod::Apop && !self.apop_offered {
+            return Err(Failure::new(
+                FailureKind::AuthUnsupported,
+                Phase::Auth,
+                "APOP requested but the greeting carries no timestamp (APOP is not offered)",
+            ));
+        }
+        if method == AuthMethod::SaslPlain
+            && self
+                .capabilities
+                .as_ref()
+                .is_some_and(|c| !c.has_sasl("PLAIN"))
+        {
+            return Err(Failure::new(
+                FailureKind::AuthUnsupported,
+                Phase::Auth,
+                "SASL PLAIN requested but the server does not advertise it",
+            ));
+        }
+        if matches!(method, AuthMethod::User | AuthMethod::SaslPlain)
+            && !encrypted
+            && !t.allow_plaintext_password
+        {
+            return Err(Failure::new(
+                FailureKind::PlaintextRefused,
+                Phase::Auth,
+                format!(
+                    "refusing to send the password in cleartext ({} over a connection without TLS); use TLS, APOP, or set allow_plaintext_password",
+                    method
+                ),
+            ));
+        }
+        if matches!(method, AuthMethod::User | AuthMethod::SaslPlain) && !encrypted {
+            self.warnings
+                .push("the password was sent in cleartext (allow_plaintext_password)".into());
+        }
+        self.auth_used = Some(method);
+        self.phase(Phase::Auth, async move {
+            let r = match method {
+                AuthMethod::Apop => client.login_apop(&user, &password).await,
+                AuthMethod::SaslPlain => client.login_plain(&user, &password).await,
+                _ => client.login_user(&user, &password).await,
+            };
+            r.map_err(|e| Failure::from_pop3(e, Phase::Auth))
+        })
+        .await
+    }
+
+    /// QUIT after a login. Its failure does not fail the probe: the check
+    /// already proved what it set out to; a warning records it.
+    async fn quit(&mut self, session: Session<Stream>) {
+        let r = self
+            .phase(Phase::Quit, async {
+                session
+                    .quit()
+                    .await
+                    .map_err(|e| Failure::from_pop3(e, Phase::Quit))
+            })
+            .await;
+        if let Err(f) = r {
+            self.warnings.push(format!("QUIT: {}", f.message));
+        }
+    }
+
+    async fn quit_unauthenticated(&mut self, client: Client<Stream>) -> Result<(), Failure> {
+        let r = self
+            .phase(Phase::Quit, async {
+                client
+                    .quit()
+                    .await
+                    .map_err(|e| Failure::from_pop3(e, Phase::Quit))
+            })
+            .await;
+        if let Err(f) = r {
+            self.warnings.push(format!("QUIT: {}", f.message));
+        }
+        Ok(())
+    }
+
+    fn finish(self, outcome: Result<(), Failure>, started_at: String) -> ProbeResult {
+        let t = self.target;
+        let elapsed = self.started.elapsed();
+        let response_time_ms = micros_to_ms(elapsed);
+        let mut warnings = self.warnings;
+        let (status, failure, failed_phase, message, server_reply) = match outcome {
+            Err(f) => (
+                Status::Down,
+                Some(f.kind),
+                Some(f.phase),
+                f.message,
+                f.reply,
+            ),
+            Ok(()) => {
+                let what = match (&self.mailbox, self.auth_used) {
+                    (Some(m), Some(method)) => format!(
+                        "logged in with {method}; {} messages, {} octets",
+                        m.messages, m.octets
+                    ),
+                    _ => "greeting and capabilities received (no login)".to_string(),
+                };
+                if elapsed > t.critical {
+                    (
+                        Status::Down,
+                        Some(FailureKind::ResponseTimeCritical),
+                        None,
+                        format!(
+                            "{what}, but took {response_time_ms:.0} ms (critical threshold {} ms)",
+                            t.critical.as_millis()
+                        ),
+                        None,
+                    )
+                } else if elapsed > t.warning {
+                    (
+                        Status::Degraded,
+                        None,
+                        None,
+                        format!(
+                            "{what}; slow: {response_time_ms:.0} ms (warning threshold {} ms)",
+                            t.warning.as_millis()
+                        ),
+                        None,
+                    )
+                } else if warnings
+                    .iter()
+                    .any(|w| w.starts_with("certificate expires"))
+                {
+                    (Status::Degraded, None, None, what, None)
+                } else {
+                    (Status::Up, None, None, what, None)
+                }
+            }
+        };
+        let mut result = ProbeResult {
+            monitor: t.name.clone(),
+            host: t.host.clone(),
+            port: t.port,
+            tls_mode: t.tls,
+            auth_method: t.auth,
+            status,
+            failure,
+            failed_phase,
+            message,
+            server_reply,
+            address: self.address,
+            response_time_ms,
+            phases: self.timings,
+            tls: self.tls,
+            tls_fallback: self.tls_fallback,
+            apop_offered: self.apop_offered,
+            auth_used: self.auth_used,
+            capabilities: self.capabilities,
+            mailbox: self.mailbox,
+            warnings: std::mem::take(&mut warnings),
+            started_at,
+            attempts: 1,
+            transcript: self.transcript.lines(),
+        };
+        scrub(&mut result, t);
+        result
+    }
+}
+
+fn client_is_tls(client: &Client<Stream>) -> bool {
+    client.stream_ref().is_tls()
+}
+
+fn micros_to_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+/// A hostile or buggy server can echo what it was sent. Remove every form of
+/// the password we might have sent from every text in the result.
+fn scrub(result: &mut ProbeResult, target: &Target) {
+    let Some(password) = target.password.as_ref() else {
+        return;
+    };
+    let forms = secret_forms(password.expose_secret(), target.username.as_deref());
+    if forms.is_empty() {
+        return;
+    }
+    let clean = |s: &mut String| {
+        for form in &forms {
+            if s.contains(form.as_str()) {
+                *s = s.replace(form.as_str(), "***");
+            }
+        }
+    };
+    clean(&mut result.message);
+    if let Some(r) = result.server_reply.as_mut() {
+        clean(r);
+    }
+    for w in &mut result.warnings {
+        clean(w);
+    }
+    for l in &mut result.transcript {
+        clean(&mut l.line);
+    }
+    if let Some(caps) = result.capabilities.as_mut() {
+        for l in &mut caps.raw {
+            clean(l);
+        }
+        if let Some(i) = caps.implementation.as_mut() {
+            clean(i);
+        }
+    }
+}
+
+/// The password and its encodings that could appear on the wire.
+pub fn secret_forms(password: &str, user: Option<&str>) -> Vec<String> {
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![password.to_string(), b64.encode(password)];
+    if let Some(user) = user {
+        forms.push(b64.encode(format!("\0{user}\0{password}")));
+    }
+    // Longest first so a form that contains another is replaced whole.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
+}

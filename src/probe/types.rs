@@ -1,0 +1,432 @@
+//! What a probe takes and what it gives back. These names are contracts:
+//! alerts, metrics, the CLI and stored state all use them.
+
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::net::TlsFacts;
+use crate::pop3::{Capabilities, MaildropStat, WireLine};
+
+/// How TLS is used. The aliases are the names IPHost's monitors use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// TLS from the first byte (POP3S, port 995).
+    #[serde(alias = "ssl")]
+    Implicit,
+    /// STLS is required: fail if it is not offered or is refused.
+    #[serde(alias = "tls")]
+    Starttls,
+    /// STLS when offered, otherwise plaintext (reported as a fallback).
+    /// A man in the middle can strip STLS: prefer `starttls`.
+    #[serde(alias = "tls-if-available")]
+    StarttlsIfAvailable,
+    /// No TLS at all.
+    None,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::Starttls => "starttls",
+            TlsMode::StarttlsIfAvailable => "starttls-if-available",
+            TlsMode::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// APOP when the greeting has a timestamp, else SASL PLAIN when
+    /// advertised, else USER/PASS.
+    Auto,
+    Apop,
+    /// USER then PASS.
+    User,
+    SaslPlain,
+    /// Connectivity only: greeting and CAPA, no login.
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Auto => "auto",
+            AuthMethod::Apop => "apop",
+            AuthMethod::User => "user",
+            AuthMethod::SaslPlain => "sasl-plain",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything one probe needs. Built from the config or the CLI.
+#[derive(Clone)]
+pub struct Target {
+    /// The monitor's name (the metric dimension); the CLI uses host:port.
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub auth: AuthMethod,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// The whole probe must finish within this.
+    pub timeout: Duration,
+    /// Each phase's own limit (still inside `timeout`); `None`: no limit
+    /// beyond what is left of `timeout`.
+    pub phase_timeout: Option<Duration>,
+    /// Slower than this is `degraded`.
+    pub warning: Duration,
+    /// Slower than this is `down`.
+    pub critical: Duration,
+    /// PEM text of the CA certificates to trust instead of the built-in roots.
+    pub ca_pem: Option<String>,
+    /// The name for SNI and certificate checks when it differs from `host`.
+    pub tls_server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub allow_plaintext_password: bool,
+    /// `degraded` when the certificate expires within this many days.
+    pub certificate_warning_days: Option<u32>,
+    /// Record the masked dialogue in the result.
+    pub transcript: bool,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_WARNING: Duration = Duration::from_secs(2);
+pub const DEFAULT_CRITICAL: Duration = Duration::from_secs(8);
+
+impl Target {
+    /// A target with the documented defaults; callers fill in the rest.
+    pub fn new(name: impl Into<String>, host: impl Into<String>, port: u16) -> Target {
+        Target {
+            name: name.into(),
+            host: host.into(),
+            port,
+            tls: TlsMode::Implicit,
+            auth: AuthMethod::Auto,
+            username: None,
+            password: None,
+            timeout: DEFAULT_TIMEOUT,
+            phase_timeout: None,
+            warning: DEFAULT_WARNING,
+            critical: DEFAULT_CRITICAL,
+            ca_pem: None,
+            tls_server_name: None,
+            insecure_skip_verify: false,
+            allow_plaintext_password: false,
+            certificate_warning_days: None,
+            transcript: false,
+        }
+    }
+}
+
+/// The outcome in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Up,
+    /// Worked, but slower than the warning threshold (or a certificate is
+    /// close to expiry).
+    Degraded,
+    /// Failed, or slower than the critical threshold.
+    Down,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Up => "up",
+            Status::Degraded => "degraded",
+            Status::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The steps of a probe, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Resolve,
+    Connect,
+    Tls,
+    Greeting,
+    Capa,
+    Stls,
+    Auth,
+    Stat,
+    Quit,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 9] = [
+        Phase::Resolve,
+        Phase::Connect,
+        Phase::Tls,
+        Phase::Greeting,
+        Phase::Capa,
+        Phase::Stls,
+        Phase::Auth,
+        Phase::Stat,
+        Phase::Quit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "tls",
+            Phase::Greeting => "greeting",
+            Phase::Capa => "capa",
+            Phase::Stls => "stls",
+            Phase::Auth => "auth",
+            Phase::Stat => "stat",
+            Phase::Quit => "quit",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a probe failed: a closed set with stable names. Alerts, metrics and
+/// the CLI report these; renaming one breaks users' filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The host name did not resolve.
+    DnsFailure,
+    /// Every address refused the connection: nothing listens.
+    ConnectionRefused,
+    /// Unreachable network or host, or another socket error while connecting.
+    ConnectionFailed,
+    /// The server closed or reset the connection mid-dialogue.
+    ConnectionClosed,
+    /// A phase did not finish in time (the failed phase says which).
+    Timeout,
+    TlsHandshakeFailed,
+    CertificateExpired,
+    CertificateNotYetValid,
+    /// Untrusted issuer, bad signature, or otherwise unusable.
+    CertificateInvalid,
+    CertificateNameMismatch,
+    /// `starttls` required but the server does not offer STLS.
+    StlsUnavailable,
+    /// The server offered STLS but answered it with -ERR.
+    StlsRefused,
+    /// The greeting was -ERR.
+    GreetingRejected,
+    /// The server said something that is not POP3.
+    ProtocolError,
+    /// A line or reply over the size cap.
+    ResponseTooLarge,
+    /// Wrong credentials (`[AUTH]` or a bare -ERR at login).
+    AuthFailed,
+    /// `[SYS/TEMP]` at login: the server has a temporary problem.
+    AuthTemporaryFailure,
+    /// `[SYS/PERM]` at login: e.g. the account is disabled.
+    AuthPermanentFailure,
+    /// The chosen method is not available (APOP without a timestamp, PLAIN
+    /// not advertised).
+    AuthUnsupported,
+    /// `[IN-USE]`: the maildrop is locked by another session.
+    MailboxInUse,
+    /// `[LOGIN-DELAY]`: logged in again too soon.
+    LoginDelay,
+    /// STAT failed after a successful login.
+    MailboxError,
+    /// The password would have crossed the network in cleartext.
+    PlaintextRefused,
+    /// Everything worked, but slower than the critical threshold.
+    ResponseTimeCritical,
+    /// The monitor's own settings are unusable (bad CA bundle, no password).
+    ConfigError,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::DnsFailure => "dns_failure",
+            FailureKind::ConnectionRefused => "connection_refused",
+            FailureKind::ConnectionFailed => "connection_failed",
+            FailureKind::ConnectionClosed => "connection_closed",
+            FailureKind::Timeout => "timeout",
+            FailureKind::TlsHandshakeFailed => "tls_handshake_failed",
+            FailureKind::CertificateExpired => "certificate_expired",
+            FailureKind::CertificateNotYetValid => "certificate_not_yet_valid",
+            FailureKind::CertificateInvalid => "certificate_invalid",
+            FailureKind::CertificateNameMismatch => "certificate_name_mismatch",
+            FailureKind::StlsUnavailable => "stls_unavailable",
+            FailureKind::StlsRefused => "stls_refused",
+            FailureKind::GreetingRejected => "greeting_rejected",
+            FailureKind::ProtocolError => "protocol_error",
+            FailureKind::ResponseTooLarge => "response_too_large",
+            FailureKind::AuthFailed => "auth_failed",
+            FailureKind::AuthTemporaryFailure => "auth_temporary_failure",
+            FailureKind::AuthPermanentFailure => "auth_permanent_failure",
+            FailureKind::AuthUnsupported => "auth_unsupported",
+            FailureKind::MailboxInUse => "mailbox_in_use",
+            FailureKind::LoginDelay => "login_delay",
+            FailureKind::MailboxError => "mailbox_error",
+            FailureKind::PlaintextRefused => "plaintext_refused",
+            FailureKind::ResponseTimeCritical => "response_time_critical",
+            FailureKind::ConfigError => "config_error",
+        }
+    }
+
+    /// Every kind, for docs and exhaustive tests.
+    pub const ALL: [FailureKind; 25] = [
+        FailureKind::DnsFailure,
+        FailureKind::ConnectionRefused,
+        FailureKind::ConnectionFailed,
+        FailureKind::ConnectionClosed,
+        FailureKind::Timeout,
+        FailureKind::TlsHandshakeFailed,
+        FailureKind::CertificateExpired,
+        FailureKind::CertificateNotYetValid,
+        FailureKind::CertificateInvalid,
+        FailureKind::CertificateNameMismatch,
+        FailureKind::StlsUnavailable,
+        FailureKind::StlsRefused,
+        FailureKind::GreetingRejected,
+        FailureKind::ProtocolError,
+        FailureKind::ResponseTooLarge,
+        FailureKind::AuthFailed,
+        FailureKind::AuthTemporaryFailure,
+        FailureKind::AuthPermanentFailure,
+        FailureKind::AuthUnsupported,
+        FailureKind::MailboxInUse,
+        FailureKind::LoginDelay,
+        FailureKind::MailboxError,
+        FailureKind::PlaintextRefused,
+        FailureKind::ResponseTimeCritical,
+        FailureKind::ConfigError,
+    ];
+
+    /// Failures that are about the technical account rather than the mail
+    /// service: page whoever owns the credentials, not the mail team.
+    pub fn is_credentials_problem(self) -> bool {
+        matches!(
+            self,
+            FailureKind::AuthFailed | FailureKind::AuthPermanentFailure
+        )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Time spent in one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseTiming {
+    pub phase: Phase,
+    /// Milliseconds, measured at microsecond resolution.
+    pub ms: f64,
+}
+
+/// Everything one probe found out. Never contains a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub monitor: String,
+    pub host: String,
+    pub port: u16,
+    pub tls_mode: TlsMode,
+    pub auth_method: AuthMethod,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_phase: Option<Phase>,
+    /// One human sentence: what happened.
+    pub message: String,
+    /// The server's reply that decided a failure (sanitized).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_reply: Option<String>,
+    /// The address that answered (or was last tried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Total wall time in milliseconds.
+    pub response_time_ms: f64,
+    pub phases: Vec<PhaseTiming>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFacts>,
+    /// `starttls-if-available` went on without TLS.
+    #[serde(default)]
+    pub tls_fallback: bool,
+    /// The greeting carried an APOP timestamp.
+    #[serde(default)]
+    pub apop_offered: bool,
+    /// The login method actually used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_used: Option<AuthMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Capabilities>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<MaildropStat>,
+    /// Things that did not fail the probe but deserve a look.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// How many attempts the runner made (1 without retries).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transcript: Vec<WireLine>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl ProbeResult {
+    pub fn phase_ms(&self, phase: Phase) -> Option<f64> {
+        self.phases.iter().find(|p| p.phase == phase).map(|p| p.ms)
+    }
+}
