@@ -367,20 +367,44 @@ impl Run<'_> {
                     TlsFailure::NameMismatch => FailureKind::CertificateNameMismatch,
                     TlsFailure::Invalid => FailureKind::CertificateInvalid,
                 };
-                let mut message = format!("TLS: {}", e.detail);
-                if let Some(cert) = e.facts.as_ref().and_then(|f| f.certificate.as_ref()) {
-                    message.push_str(&format!(
-                        " (certificate for {}, valid until {})",
-                        if cert.names.is_empty() {
-                            cert.subject.clone()
-                        } else {
-                            cert.names.join(", ")
-                        },
-                        cert.not_after
-                    ));
-                }
+                let message = self.describe_tls_failure(&e);
                 Err(Failure::new(kind, Phase::Tls, message))
             }
+        }
+    }
+
+    /// Say what is wrong with the certificate in the admin's terms, from
+    /// the facts we collected rather than the TLS library's wording.
+    fn describe_tls_failure(&self, e: &net::TlsError) -> String {
+        let Some(cert) = e.facts.as_ref().and_then(|f| f.certificate.as_ref()) else {
+            return format!("TLS handshake failed: {}", e.detail);
+        };
+        let names = if cert.names.is_empty() {
+            cert.subject.clone()
+        } else {
+            cert.names.join(", ")
+        };
+        let expected = self
+            .target
+            .tls_server_name
+            .as_deref()
+            .unwrap_or(&self.target.host);
+        match e.failure {
+            TlsFailure::Expired => format!(
+                "certificate for {names} expired {} days ago (valid until {})",
+                -cert.days_remaining, cert.not_after
+            ),
+            TlsFailure::NotYetValid => format!(
+                "certificate for {names} is not valid before {}",
+                cert.not_before
+            ),
+            TlsFailure::NameMismatch => {
+                format!("certificate is for {names}, not for {expected}")
+            }
+            _ => format!(
+                "certificate for {names} is not trusted ({}); issuer {}",
+                e.detail, cert.issuer
+            ),
         }
     }
 

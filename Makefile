@@ -1,0 +1,54 @@
+# The verbs a user types. `make run` and `make test` do all set-up first.
+
+SHELL       := /bin/bash
+CARGO       ?= cargo
+DOVECOT_DIR ?= /tmp/pop3-probe-dovecot
+export POP3_PROBE_DOVECOT_DIR := $(DOVECOT_DIR)
+BIN         := target/release/pop3-probe
+
+.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop clean help
+
+all: build
+
+help:
+	@echo "make run        set up, start a local Dovecot, probe it with the example"
+	@echo "make test       set up, lint, and run every test"
+	@echo "make build      release build of the CLI and the Lambda"
+	@echo "make lint       cargo fmt --check and clippy -D warnings"
+	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	$(CARGO) build --release --locked
+
+dovecot-start:
+	bash tests/dovecot/ensure.sh $(DOVECOT_DIR)
+
+dovecot-stop:
+	bash tests/dovecot/stop.sh $(DOVECOT_DIR)
+
+# The main job on a fresh machine: no AWS account needed.
+run: setup build dovecot-start
+	@. scripts/example-env.sh $(DOVECOT_DIR) && \
+	  $(BIN) check "pop3s://$$EXAMPLE_USER@127.0.0.1:$$EXAMPLE_POP3S_PORT" \
+	    --password-env EXAMPLE_PASSWORD --ca-file "$$EXAMPLE_CA" --tls-server-name localhost; \
+	  $(BIN) check "pop3://$$EXAMPLE_USER@127.0.0.1:$$EXAMPLE_STLS_PORT" --tls starttls \
+	    --password-env EXAMPLE_PASSWORD --ca-file "$$EXAMPLE_CA" --tls-server-name localhost \
+	    --format nagios; true
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+test-rust: dovecot-start
+	$(CARGO) test --locked --all-targets
+
+test: setup lint test-rust
+
+fmt:
+	$(CARGO) fmt --all
+
+clean: dovecot-stop
+	$(CARGO) clean
