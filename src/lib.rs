@@ -1,4 +1,12 @@
+pub mod alert;
+pub mod aws;
+pub mod config;
+pub mod lambda;
+pub mod local;
 pub mod net;
 pub mod output;
+pub mod pipeline;
 pub mod pop3;
 pub mod probe;
+pub mod run;
+pub mod sinks;

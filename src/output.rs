@@ -159,7 +159,11 @@ pub fn nagios(r: &ProbeResult, target: &Target) -> String {
             let _ = write!(text, "{} in {:.1} ms", r.message, r.response_time_ms);
         }
     }
-    let days = r.tls.as_ref().and_then(|t| t.certificate.as_ref()).map(|c| c.days_remaining);
+    let days = r
+        .tls
+        .as_ref()
+        .and_then(|t| t.certificate.as_ref())
+        .map(|c| c.days_remaining);
     if let (Some(days), None) = (days, r.failure) {
         let _ = write!(text, ", certificate expires in {days} days");
     }

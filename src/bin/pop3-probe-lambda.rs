@@ -1,1 +1,88 @@
-fn main() {}
+//! The Lambda entry point: SDK clients built once per container, the
+//! handler in `pop3_probe::lambda`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use pop3_probe::aws::{AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
+use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
+use pop3_probe::pipeline::RunSummary;
+
+struct App {
+    settings: Settings,
+    cache: ConfigCache,
+    secrets: AwsSecrets,
+    metrics: CloudWatchMetrics,
+    alerts: SnsAlerts,
+    state: DynamoState,
+}
+
+#[derive(Debug)]
+struct Failed(RunError);
+
+impl From<Failed> for Diagnostic {
+    fn from(f: Failed) -> Diagnostic {
+        Diagnostic {
+            error_type: f.0.kind().to_string(),
+            error_message: f.0.to_string(),
+        }
+    }
+}
+
+async fn handler(event: LambdaEvent<serde_json::Value>, app: &App) -> Result<RunSummary, Failed> {
+    let deadline_ms = event.context.deadline as u128;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms) as u64);
+    lambda::handle(
+        event.payload,
+        remaining,
+        &app.settings,
+        &app.cache,
+        &app.secrets,
+        &app.metrics,
+        &app.alerts,
+        &app.state,
+    )
+    .await
+    .map_err(Failed)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    // JSON logs, one object per line; never a secret (results are scrubbed,
+    // and credentials are never formatted).
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_current_span(false)
+        .with_target(false)
+        .init();
+    let settings = Settings::from_env().map_err(|e| {
+        tracing::error!(error = %e, "cannot start");
+        e
+    })?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Build the TLS roots now, not in the first probe.
+    let _ = pop3_probe::net::TlsClient::webpki();
+    let app = App {
+        cache: ConfigCache::default(),
+        secrets: AwsSecrets::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            Duration::from_secs(300),
+        ),
+        metrics: CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+        alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), settings.topic_arn.clone()),
+        state: DynamoState::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            settings.state_table.clone(),
+        ),
+        settings,
+    };
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event| handler(event, app))).await
+}

@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Check one POP3 endpoint (also a Nagios/Icinga plugin with --format nagios).
     Check(cli::check::CheckArgs),
+    /// Probe every monitor of a config, publish metrics, alert on transitions.
+    Run(cli::run::RunArgs),
+    /// Print the JSON Schema of the monitor list (for editor completion).
+    Schema,
 }
 
 fn main() {
@@ -45,6 +49,11 @@ fn main() {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Check(args) => cli::check::run(args).await,
+            Command::Run(args) => cli::run::run(args).await,
+            Command::Schema => {
+                print!("{}", pop3_probe::config::json_schema());
+                0
+            }
         }
     });
     std::process::exit(code);

@@ -654,6 +654,8 @@ impl Run<'_> {
             server_reply,
             address: self.address,
             response_time_ms,
+            warning_ms: t.warning.as_millis() as u64,
+            critical_ms: t.critical.as_millis() as u64,
             phases: self.timings,
             tls: self.tls,
             tls_fallback: self.tls_fallback,

@@ -393,6 +393,9 @@ pub struct ProbeResult {
     pub address: Option<String>,
     /// Total wall time in milliseconds.
     pub response_time_ms: f64,
+    /// The thresholds it was judged by.
+    pub warning_ms: u64,
+    pub critical_ms: u64,
     pub phases: Vec<PhaseTiming>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFacts>,

@@ -1,0 +1,468 @@
+//! The alert state machine: one alert per transition, never one per run.
+//!
+//! up → down after `failures_before_alert` consecutive failed runs;
+//! down → up (or degraded) is a recovery; up → degraded after as many slow
+//! runs; a certificate close to expiry at most once a day; while down, an
+//! optional reminder every `renotify`. The caller saves the next state only
+//! after every alert of the step was accepted, so a lost alert is retried on
+//! the next run (at least once; a crash between send and save repeats it).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::AlertSettings;
+use crate::net::rfc3339;
+use crate::probe::{FailureKind, ProbeResult, Status};
+
+/// What the last alert told people, per monitor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorState {
+    pub monitor: String,
+    /// The status people were last told about (`up` for a new monitor).
+    pub status: Status,
+    pub consecutive_failures: u32,
+    pub consecutive_degraded: u32,
+    /// The cause of the current outage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// Whether the current outage was announced as a credentials problem.
+    #[serde(default)]
+    pub credentials_problem: bool,
+    /// When `status` began, ms since the epoch.
+    pub since_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_alert_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_certificate_alert_ms: Option<i64>,
+    pub last_result_ms: i64,
+    /// Bumped on every save; stores write only over `version - 1`.
+    pub version: u64,
+}
+
+impl MonitorState {
+    pub fn new(monitor: &str, now_ms: i64) -> MonitorState {
+        MonitorState {
+            monitor: monitor.to_string(),
+            status: Status::Up,
+            consecutive_failures: 0,
+            consecutive_degraded: 0,
+            failure: None,
+            credentials_problem: false,
+            since_ms: now_ms,
+            last_alert_ms: None,
+            last_certificate_alert_ms: None,
+            last_result_ms: now_ms,
+            version: 0,
+        }
+    }
+}
+
+/// Kinds of alert, as the SNS `status` attribute names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    Down,
+    StillDown,
+    Recovered,
+    Degraded,
+    CertificateExpiring,
+    /// The probe itself cannot run (config unreadable, say).
+    ProbeError,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Down => "down",
+            AlertKind::StillDown => "still_down",
+            AlertKind::Recovered => "recovered",
+            AlertKind::Degraded => "degraded",
+            AlertKind::CertificateExpiring => "certificate_expiring",
+            AlertKind::ProbeError => "probe_error",
+        }
+    }
+}
+
+/// Who an alert is for; the SNS `category` attribute, so subscriptions can
+/// filter (the on-call SMS need not hear about the probe's own password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// The mail service.
+    Service,
+    /// The technical account's login is rejected: for whoever owns the
+    /// account; the mail service may be fine.
+    Credentials,
+    /// The probe itself.
+    Probe,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Service => "service",
+            Category::Credentials => "credentials",
+            Category::Probe => "probe",
+        }
+    }
+}
+
+/// One message for people, in the three sizes SNS subscribers need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub monitor: String,
+    pub kind: AlertKind,
+    pub category: Category,
+    /// The failure kind behind it (`auth_failed`, …), if any.
+    pub cause: Option<FailureKind>,
+    /// At most 100 characters (SNS e-mail subject limit).
+    pub subject: String,
+    /// At most 140 characters: monitor, status, cause.
+    pub sms: String,
+    /// The full story for e-mail.
+    pub body: String,
+    pub at_ms: i64,
+}
+
+impl Alert {
+    pub fn severity(&self) -> &'static str {
+        match (self.kind, self.category) {
+            (AlertKind::Recovered, _) => "info",
+            (_, Category::Credentials) => "warning",
+            (AlertKind::Down | AlertKind::StillDown | AlertKind::ProbeError, _) => "critical",
+            (AlertKind::Degraded | AlertKind::CertificateExpiring, _) => "warning",
+        }
+    }
+}
+
+/// The next state and the alerts that move to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub next: MonitorState,
+    pub alerts: Vec<Alert>,
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Decide what one probe result means for one monitor.
+pub fn evaluate(
+    prev: Option<&MonitorState>,
+    result: &ProbeResult,
+    settings: &AlertSettings,
+    now_ms: i64,
+) -> Step {
+    let mut s = prev
+        .cloned()
+        .unwrap_or_else(|| MonitorState::new(&result.monitor, now_ms));
+    s.version += 1;
+    s.last_result_ms = now_ms;
+    let mut alerts = Vec::new();
+    let needed = settings.failures_before_alert.max(1);
+    match result.status {
+        Status::Down => {
+            s.consecutive_failures += 1;
+            s.consecutive_degraded = 0;
+            if s.status != Status::Down && s.consecutive_failures >= needed {
+                s.status = Status::Down;
+                s.failure = result.failure;
+                s.credentials_problem = result
+                    .failure
+                    .is_some_and(FailureKind::is_credentials_problem);
+                s.since_ms = now_ms;
+                s.last_alert_ms = Some(now_ms);
+                alerts.push(render(AlertKind::Down, result, &s, settings, now_ms));
+            } else if s.status == Status::Down {
+                s.failure = result.failure;
+                let due = settings.renotify.is_some_and(|every| {
+                    now_ms - s.last_alert_ms.unwrap_or(s.since_ms) >= every.as_millis() as i64
+                });
+                if due {
+                    s.last_alert_ms = Some(now_ms);
+                    alerts.push(render(AlertKind::StillDown, result, &s, settings, now_ms));
+                }
+            }
+        }
+        Status::Degraded | Status::Up => {
+            s.consecutive_failures = 0;
+            if result.status == Status::Degraded {
+                s.consecutive_degraded += 1;
+            } else {
+                s.consecutive_degraded = 0;
+            }
+            let was = s.status;
+            let recovering =
+                was == Status::Down || (was == Status::Degraded && result.status == Status::Up);
+            if recovering {
+                // Render with the outage's start still in `since_ms`.
+                alerts.push(render(AlertKind::Recovered, result, &s, settings, now_ms));
+                s.status = result.status;
+                s.failure = None;
+                s.credentials_problem = false;
+                s.since_ms = now_ms;
+                s.last_alert_ms = Some(now_ms);
+            } else if was == Status::Up
+                && result.status == Status::Degraded
+                && s.consecutive_degraded >= needed
+            {
+                s.status = Status::Degraded;
+                s.since_ms = now_ms;
+                s.last_alert_ms = Some(now_ms);
+                alerts.push(render(AlertKind::Degraded, result, &s, settings, now_ms));
+            }
+        }
+    }
+    // A certificate close to expiry, on a server that still works: once a
+    // day. (An expired one fails the probe and alerts as down.)
+    if result.status != Status::Down {
+        if let Some(days) = certificate_days(result) {
+            let due = s
+                .last_certificate_alert_ms
+                .is_none_or(|last| now_ms - last >= DAY_MS);
+            if days < i64::from(settings.certificate_warning_days) && due {
+                s.last_certificate_alert_ms = Some(now_ms);
+                alerts.push(render(
+                    AlertKind::CertificateExpiring,
+                    result,
+                    &s,
+                    settings,
+                    now_ms,
+                ));
+            }
+        }
+    }
+    Step { next: s, alerts }
+}
+
+fn certificate_days(r: &ProbeResult) -> Option<i64> {
+    r.tls
+        .as_ref()?
+        .certificate
+        .as_ref()
+        .map(|c| c.days_remaining)
+}
+
+/// Cut to at most `max` characters, marking the cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    // ASCII dots, not an ellipsis: SNS subjects must be ASCII, and a non-GSM
+    // character shortens every SMS segment to 70 characters.
+    let mut out: String = s.chars().take(max.saturating_sub(3)).collect();
+    out.push_str("...");
+    out
+}
+
+fn duration_words(ms: i64) -> String {
+    let d = Duration::from_secs((ms.max(0) / 1000) as u64);
+    if d.as_secs() == 0 {
+        return "under a second".into();
+    }
+    humantime::format_duration(d).to_string()
+}
+
+/// What to look at first, per cause.
+pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
+    use FailureKind as F;
+    match kind {
+        Some(F::DnsFailure) => "Check the DNS records of the host and the resolver the probe uses.",
+        Some(F::ConnectionRefused) => "Nothing listens on the port: is the POP3 service (dovecot, …) running, and is the port right?",
+        Some(F::ConnectionFailed) => "The host is unreachable: check routing, security groups and firewalls between the probe and the server.",
+        Some(F::ConnectionClosed) => "The server dropped the connection: look at its logs (process limits, crashes, tarpitting).",
+        Some(F::Timeout) => "The server did not answer in time in the failed phase: check load, storage latency and the network path.",
+        Some(F::TlsHandshakeFailed) => "No TLS session: check the server's TLS configuration (protocol versions, ciphers, certificate key).",
+        Some(F::CertificateExpired) => "Renew the server certificate and reload the mail server.",
+        Some(F::CertificateNotYetValid) => "The certificate starts in the future: check the server's clock and the certificate dates.",
+        Some(F::CertificateInvalid) => "The certificate is not trusted: install the full chain, or give the monitor the right CA bundle.",
+        Some(F::CertificateNameMismatch) => "The certificate does not name this host: fix the certificate's subjectAltName or the monitor's tls_server_name.",
+        Some(F::StlsUnavailable) => "STLS is required but not offered: check the server's TLS setup, or something between that strips STLS.",
+        Some(F::StlsRefused) => "The server advertises STLS but refuses it: check its certificate and TLS configuration.",
+        Some(F::GreetingRejected) => "The server refuses connections: check its connection limits and logs.",
+        Some(F::ProtocolError) | Some(F::ResponseTooLarge) => "Something that is not a healthy POP3 server answered: check what listens on that port (proxy, wrong service).",
+        Some(F::AuthFailed) => "The technical account's login is rejected: check its password and whether it is locked or expired. The mail service itself may be fine.",
+        Some(F::AuthTemporaryFailure) => "The server's authentication backend has a temporary problem (LDAP, SQL, …): check it.",
+        Some(F::AuthPermanentFailure) => "The account is refused permanently (disabled?): check the technical account.",
+        Some(F::AuthUnsupported) => "The login method is not offered: check the monitor's auth setting against the server's capabilities.",
+        Some(F::MailboxInUse) => "The mailbox is locked: another client is logged in to the technical account, or a stale lock remains.",
+        Some(F::LoginDelay) => "The server enforces LOGIN-DELAY: probe less often than the delay it announces.",
+        Some(F::MailboxError) => "Login works but the mailbox cannot be opened: check mail storage (disk, permissions, index corruption).",
+        Some(F::PlaintextRefused) => "The probe refused to send the password without TLS: enable TLS on the server or use APOP.",
+        Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
+        Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
+        None => "",
+    }
+}
+
+fn render(
+    kind: AlertKind,
+    r: &ProbeResult,
+    s: &MonitorState,
+    settings: &AlertSettings,
+    now_ms: i64,
+) -> Alert {
+    let name = &r.monitor;
+    let cause = match (r.failure, r.failed_phase) {
+        (Some(f), Some(p)) => format!("{f} in {p}"),
+        (Some(f), None) => f.to_string(),
+        (None, _) => String::new(),
+    };
+    let reply = r.server_reply.as_deref().unwrap_or("");
+    let outage = duration_words(now_ms - s.since_ms);
+    let days = certificate_days(r).unwrap_or_default();
+    // A credentials problem stays one until it is resolved, recovery included.
+    let category = if s.credentials_problem {
+        Category::Credentials
+    } else {
+        Category::Service
+    };
+    let (subject, sms) = match kind {
+        AlertKind::Down if category == Category::Credentials => (
+            format!("[DOWN: CREDENTIALS] {name}: the probe's login is rejected ({cause})"),
+            format!("CREDENTIALS {name}: probe login rejected ({cause}) {reply}"),
+        ),
+        AlertKind::Down => (
+            format!("[DOWN] {name}: {cause}"),
+            format!("DOWN {name}: {cause} {reply}"),
+        ),
+        AlertKind::StillDown => (
+            format!("[STILL DOWN] {name} for {outage}: {cause}"),
+            format!("STILL DOWN {name} ({outage}): {cause}"),
+        ),
+        AlertKind::Recovered => (
+            format!("[RECOVERED] {name} is {} after {outage}", r.status),
+            format!("RECOVERED {name}: {} after {outage}", r.status),
+        ),
+        AlertKind::Degraded => (
+            format!(
+                "[DEGRADED] {name}: {:.0} ms (warning {} ms)",
+                r.response_time_ms, r.warning_ms
+            ),
+            format!("DEGRADED {name}: slow, {:.0} ms", r.response_time_ms),
+        ),
+        AlertKind::CertificateExpiring => (
+            format!("[CERTIFICATE] {name}: expires in {days} days"),
+            format!("CERT {name}: expires in {days} days"),
+        ),
+        AlertKind::ProbeError => (
+            format!("[PROBE ERROR] {name}"),
+            format!("PROBE ERROR {name}"),
+        ),
+    };
+    let mut body = String::new();
+    let _ = writeln!(body, "{subject}");
+    let _ = writeln!(body);
+    let _ = writeln!(
+        body,
+        "Monitor:   {name} ({}:{}, tls {}, auth {})",
+        r.host, r.port, r.tls_mode, r.auth_method
+    );
+    let _ = writeln!(body, "Status:    {} ({})", r.status, kind.as_str());
+    if !cause.is_empty() {
+        let _ = writeln!(body, "Cause:     {cause}");
+    }
+    let _ = writeln!(body, "Details:   {}", r.message);
+    if !reply.is_empty() {
+        let _ = writeln!(body, "Server:    {reply}");
+    }
+    if matches!(kind, AlertKind::Down | AlertKind::StillDown) {
+        let _ = writeln!(
+            body,
+            "Since:     {} ({} consecutive failed runs)",
+            rfc3339(s.since_ms / 1000),
+            s.consecutive_failures
+        );
+    }
+    if matches!(kind, AlertKind::Recovered) {
+        let _ = writeln!(
+            body,
+            "Outage:    {outage}, since {}",
+            rfc3339(s.since_ms / 1000)
+        );
+    }
+    if let Some(addr) = &r.address {
+        let _ = writeln!(body, "Address:   {addr}");
+    }
+    let _ = writeln!(body, "Time:      {:.1} ms", r.response_time_ms);
+    let phases: Vec<String> = r
+        .phases
+        .iter()
+        .map(|p| format!("{} {:.1}", p.phase, p.ms))
+        .collect();
+    let _ = writeln!(body, "Phases ms: {}", phases.join(", "));
+    if let Some(tls) = &r.tls {
+        let _ = writeln!(
+            body,
+            "TLS:       {} {}{}",
+            tls.version,
+            tls.cipher,
+            if tls.verified { "" } else { " (NOT VERIFIED)" }
+        );
+        if let Some(c) = &tls.certificate {
+            let _ = writeln!(
+                body,
+                "Cert:      {} — expires {} ({} days), issuer {}",
+                c.names.join(", "),
+                c.not_after,
+                c.days_remaining,
+                c.issuer
+            );
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(body, "Warning:   {w}");
+    }
+    let hint = match kind {
+        AlertKind::CertificateExpiring => "Renew the certificate before it expires.",
+        AlertKind::Degraded => runbook_hint(Some(FailureKind::ResponseTimeCritical)),
+        AlertKind::Recovered => "",
+        _ => runbook_hint(r.failure),
+    };
+    if !hint.is_empty() {
+        let _ = writeln!(body, "\nWhat to check: {hint}");
+    }
+    let _ = writeln!(
+        body,
+        "\nAlerts after {} consecutive failed runs; checked at {}.",
+        settings.failures_before_alert,
+        rfc3339(now_ms / 1000)
+    );
+    let cause_kind = match kind {
+        AlertKind::Recovered => s.failure,
+        _ => r.failure,
+    };
+    Alert {
+        monitor: name.clone(),
+        kind,
+        category,
+        cause: cause_kind,
+        subject: truncate(&subject, 100),
+        sms: truncate(sms.trim(), 140),
+        body,
+        at_ms: now_ms,
+    }
+}
+
+/// An alert about the probe itself (nothing could be probed).
+pub fn probe_error(source: &str, message: &str, now_ms: i64) -> Alert {
+    let subject = truncate(
+        &format!("[PROBE ERROR] pop3-probe cannot run: {message}"),
+        100,
+    );
+    let sms = truncate(&format!("PROBE ERROR pop3-probe: {message}"), 140);
+    let body = format!(
+        "The POP3 probe could not run, so no monitor was checked.\n\nSource: {source}\nError:  {message}\nAt:     {}\n\nWhat to check: the config secret (its JSON and the Lambda's permission to read it), then the Lambda's logs.\n",
+        rfc3339(now_ms / 1000)
+    );
+    Alert {
+        monitor: "pop3-probe".into(),
+        kind: AlertKind::ProbeError,
+        category: Category::Probe,
+        cause: None,
+        subject,
+        sms,
+        body,
+        at_ms: now_ms,
+    }
+}

@@ -1,0 +1,312 @@
+//! `pop3-probe run`: the whole monitor list, locally.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use pop3_probe::aws::{AwsSecrets, SnsAlerts};
+use pop3_probe::config::{self, Config};
+use pop3_probe::local::{FileState, MetricsFormat, PrintAlerts, WriterMetrics};
+use pop3_probe::output;
+use pop3_probe::pipeline::{self, RunSummary, Shard};
+use pop3_probe::probe::Status;
+use pop3_probe::sinks::{AlertSink, SecretSource, SinkError};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricsArg {
+    /// One JSON object per value.
+    Jsonl,
+    /// CloudWatch Embedded Metric Format.
+    Emf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  pop3-probe run --config examples/monitors.json
+  pop3-probe run --config monitors.json --every 60s --state /var/lib/pop3-probe/state.json
+  pop3-probe run --config monitors.json --json --metrics emf --metrics-file metrics.log
+  pop3-probe run --config-secret pop3-probe/config --sns-topic-arn arn:aws:sns:eu-west-1:123456789012:pop3-alerts
+
+Exit codes: 0 all up, 1 something degraded, 2 something down or misconfigured,
+3 the run could not start (unreadable config).")]
+pub struct RunArgs {
+    /// The monitor list (JSON; see schema/monitors.schema.json). Example: --config examples/monitors.json
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "config_secret",
+        conflicts_with = "config_secret"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Read the monitor list from this Secrets Manager secret instead (uses the
+    /// usual AWS credentials and region). Example: --config-secret pop3-probe/config
+    #[arg(long, value_name = "ID")]
+    pub config_secret: Option<String>,
+
+    /// Alert state file, kept between runs so each transition alerts once.
+    #[arg(long, value_name = "FILE", default_value = "pop3-probe-state.json")]
+    pub state: PathBuf,
+
+    /// Print the summary and every result as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write metrics in this format (to --metrics-file, else stdout).
+    #[arg(long, value_enum)]
+    pub metrics: Option<MetricsArg>,
+
+    /// Where --metrics go. Example: --metrics-file metrics.jsonl
+    #[arg(long, value_name = "FILE", requires = "metrics")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Send alerts to this SNS topic (real AWS) instead of printing them.
+    #[arg(long, value_name = "ARN")]
+    pub sns_topic_arn: Option<String>,
+
+    /// Probe only shard N of --shards (by a stable hash of the name).
+    #[arg(long, default_value_t = 0)]
+    pub shard: u32,
+
+    /// Number of shards. Example: --shard 1 --shards 4
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+
+    /// Run once and exit (the default).
+    #[arg(long, conflicts_with = "every")]
+    pub once: bool,
+
+    /// Keep running, one run per interval, until interrupted. Example: --every 60s
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub every: Option<Duration>,
+}
+
+/// Secrets Manager, set up only if a config actually refers to a secret.
+struct LazySecrets {
+    inner: OnceCell<AwsSecrets>,
+}
+
+impl LazySecrets {
+    async fn get(&self) -> &AwsSecrets {
+        self.inner
+            .get_or_init(|| async {
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                AwsSecrets::new(
+                    aws_sdk_secretsmanager::Client::new(&sdk),
+                    Duration::from_secs(300),
+                )
+            })
+            .await
+    }
+}
+
+impl SecretSource for LazySecrets {
+    async fn secret(&self, id: &str) -> Result<SecretString, SinkError> {
+        self.get().await.secret(id).await
+    }
+}
+
+enum Alerts {
+    Print(PrintAlerts),
+    Sns(SnsAlerts),
+}
+
+impl AlertSink for Alerts {
+    async fn send(&self, alert: &pop3_probe::alert::Alert) -> Result<(), SinkError> {
+        match self {
+            Alerts::Print(p) => p.send(alert).await,
+            Alerts::Sns(s) => s.send(alert).await,
+        }
+    }
+}
+
+async fn read_config(args: &RunArgs, secrets: &LazySecrets) -> anyhow::Result<Config> {
+    let text = match (&args.config, &args.config_secret) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        (None, Some(id)) => secrets
+            .secret(id)
+            .await
+            .map_err(anyhow::Error::new)?
+            .expose_secret()
+            .to_string(),
+        (None, None) => anyhow::bail!("give --config FILE or --config-secret ID"),
+    };
+    config::load(&text, secrets)
+        .await
+        .map_err(anyhow::Error::new)
+}
+
+fn table(summary: &RunSummary) -> String {
+    let mut out = String::new();
+    let width = summary
+        .results
+        .iter()
+        .map(|r| r.monitor.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    out.push_str(&format!(
+        "{:<width$}  {:<8}  {:>9}  DETAILS\n",
+        "MONITOR", "STATUS", "TIME"
+    ));
+    for r in &summary.results {
+        let details = match (r.failure, r.failed_phase) {
+            (Some(f), Some(p)) => format!("{f} in {p}: {}", r.message),
+            (Some(f), None) => format!("{f}: {}", r.message),
+            _ => r.message.clone(),
+        };
+        let retried = if r.attempts > 1 {
+            format!(" (attempt {})", r.attempts)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "{:<width$}  {:<8}  {:>6.0} ms  {details}{retried}\n",
+            r.monitor,
+            r.status.as_str(),
+            r.response_time_ms
+        ));
+    }
+    for p in &summary.config_problems {
+        out.push_str(&format!(
+            "{:<width$}  {:<8}  {:>9}  {}\n",
+            p.monitor, "config", "-", p.error
+        ));
+    }
+    for s in &summary.skipped {
+        out.push_str(&format!(
+            "{:<width$}  {:<8}  {:>9}  {}\n",
+            s.monitor, "skipped", "-", s.reason
+        ));
+    }
+    out.push_str(&format!(
+        "\n{} probed: {} up, {} degraded, {} down; {} misconfigured; {} skipped; {} ms\n",
+        summary.probed,
+        summary.up,
+        summary.degraded,
+        summary.down,
+        summary.config_problems.len(),
+        summary.skipped.len(),
+        summary.duration_ms
+    ));
+    out.push_str(&format!(
+        "alerts: {} sent, {} failed; metrics: {} published, {} kept for the next run\n",
+        summary.alerts_sent.len(),
+        summary.alerts_failed.len(),
+        summary.metrics_published,
+        summary.metrics_unpublished
+    ));
+    for e in summary
+        .alerts_failed
+        .iter()
+        .map(|a| format!("alert {} ({}): {}", a.monitor, a.kind, a.error))
+        .chain(summary.metric_errors.iter().cloned())
+        .chain(summary.state_errors.iter().cloned())
+    {
+        out.push_str(&format!("  error: {e}\n"));
+    }
+    out
+}
+
+fn exit_code(s: &RunSummary) -> i32 {
+    if s.down > 0 || !s.config_problems.is_empty() {
+        output::EXIT_CRITICAL
+    } else if s.degraded > 0 || s.results.iter().any(|r| r.status == Status::Degraded) {
+        output::EXIT_WARNING
+    } else {
+        output::EXIT_OK
+    }
+}
+
+pub async fn run(args: RunArgs) -> i32 {
+    let shard = Shard {
+        shard: args.shard,
+        shards: args.shards,
+    };
+    if let Err(e) = shard.validate() {
+        eprintln!("pop3-probe run: --shard/--shards: {e}");
+        return output::EXIT_UNKNOWN;
+    }
+    let state = match FileState::open(&args.state) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pop3-probe run: --state: {e}");
+            return output::EXIT_UNKNOWN;
+        }
+    };
+    let metrics = match (args.metrics, &args.metrics_file) {
+        (None, _) => WriterMetrics::discard(),
+        (Some(fmt), file) => {
+            let format = match fmt {
+                MetricsArg::Jsonl => MetricsFormat::JsonLines,
+                MetricsArg::Emf => MetricsFormat::Emf,
+            };
+            let out: Box<dyn Write + Send> = match file {
+                Some(path) => match std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                {
+                    Ok(f) => Box::new(f),
+                    Err(e) => {
+                        eprintln!("pop3-probe run: --metrics-file {}: {e}", path.display());
+                        return output::EXIT_UNKNOWN;
+                    }
+                },
+                None => Box::new(std::io::stdout()),
+            };
+            WriterMetrics::new(out, format)
+        }
+    };
+    let secrets = LazySecrets {
+        inner: OnceCell::new(),
+    };
+    let alerts = match &args.sns_topic_arn {
+        Some(arn) => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            Alerts::Sns(SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), arn.clone()))
+        }
+        None => Alerts::Print(PrintAlerts::new(Box::new(std::io::stderr()))),
+    };
+    let mut code;
+    loop {
+        let started = Instant::now();
+        code = match read_config(&args, &secrets).await {
+            Err(e) => {
+                eprintln!("pop3-probe run: config: {e:#}");
+                output::EXIT_UNKNOWN
+            }
+            Ok(config) => {
+                let deadline = started + config.run.deadline;
+                let namespace = config.run.namespace.clone();
+                let summary = pipeline::execute(
+                    &config, &namespace, shard, deadline, &metrics, &alerts, &state,
+                )
+                .await;
+                if args.json {
+                    let doc =
+                        serde_json::json!({ "summary": &summary, "results": &summary.results });
+                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                } else {
+                    print!("{}", table(&summary));
+                }
+                exit_code(&summary)
+            }
+        };
+        let Some(every) = args.every else { break };
+        let next = started + every;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    code
+}

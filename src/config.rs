@@ -1,0 +1,768 @@
+//! The monitor list: one JSON document with run settings, defaults,
+//! credentials and monitors. Strict: unknown fields, bad values and broken
+//! references are errors that name their JSON path. Lenient where it counts:
+//! a broken monitor (or credential) is reported and the others still run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::probe::{AuthMethod, Target, TlsMode};
+use crate::sinks::SecretSource;
+
+/// An error that names where in the document it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub const DEFAULT_NAMESPACE: &str = "Pop3Probe";
+
+/// The whole document (used for the JSON Schema; the loader reads it piece
+/// by piece so that one bad monitor cannot sink the rest).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "pop3-probe monitor list")]
+pub struct ConfigDocument {
+    /// Schema version; 1.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Editors use this to find the schema; ignored by the probe.
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub run: RunSettings,
+    /// Settings every monitor gets unless it sets its own.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Technical accounts, by name. Monitors refer to them with `credentials`.
+    #[serde(default)]
+    pub credentials: BTreeMap<String, Credential>,
+    pub monitors: Vec<Monitor>,
+}
+
+/// How a run behaves.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// CloudWatch namespace for metrics. Default `Pop3Probe`.
+    pub namespace: Option<String>,
+    /// Probes in flight at once. Default 32.
+    pub concurrency: Option<usize>,
+    /// Extra attempts for a failed probe, if time allows. Default 1.
+    pub retries: Option<u32>,
+    /// Pause before a retry. Default 1000.
+    pub retry_delay_ms: Option<u64>,
+    /// The whole run must finish within this (in Lambda, also within the
+    /// invocation's remaining time). Default 60000.
+    pub deadline_ms: Option<u64>,
+    /// Re-read credential secrets after this long (warm Lambdas). Default 300.
+    pub secrets_ttl_seconds: Option<u64>,
+}
+
+macro_rules! monitor_settings {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// TCP port. Default 995 for `implicit` TLS, else 110.
+            pub port: Option<u16>,
+            /// `implicit` (alias `ssl`), `starttls` (alias `tls`),
+            /// `starttls-if-available` (alias `tls-if-available`), `none`. Default `implicit`.
+            pub tls: Option<TlsMode>,
+            /// `auto`, `apop`, `user`, `sasl-plain`, `none`. Default `auto`.
+            pub auth: Option<AuthMethod>,
+            /// Name of an entry in `credentials`. Required unless `auth` is `none`.
+            pub credentials: Option<String>,
+            /// The whole probe's time limit. Default 10000.
+            pub timeout_ms: Option<u64>,
+            /// Each phase's own limit inside `timeout_ms`. Default: none.
+            pub phase_timeout_ms: Option<u64>,
+            /// Slower than this is `degraded`. Default 2000.
+            pub warning_ms: Option<u64>,
+            /// Slower than this is `down`. Default 8000.
+            pub critical_ms: Option<u64>,
+            /// Consecutive failed runs before a `down` alert. Default 2.
+            pub failures_before_alert: Option<u32>,
+            /// Warn when the certificate expires within this many days. Default 14.
+            pub certificate_warning_days: Option<u32>,
+            /// Allow USER/PASS or PLAIN without TLS. Default false.
+            pub allow_plaintext_password: Option<bool>,
+            /// PEM text of the CAs to trust instead of the built-in roots.
+            pub ca_pem: Option<String>,
+            /// A PEM file of CAs to trust (local runs; Lambda has no such file).
+            pub ca_file: Option<PathBuf>,
+            /// SNI and certificate name, when `host` is an address.
+            pub tls_server_name: Option<String>,
+            /// DANGEROUS: accept any certificate. Default false.
+            pub insecure_skip_verify: Option<bool>,
+            /// Per-phase and mailbox metrics (each costs money monthly). Default false.
+            pub detailed_metrics: Option<bool>,
+            /// Probe this monitor at all. Default true.
+            pub enabled: Option<bool>,
+            /// While down, alert again after this many minutes; 0 = never. Default 0.
+            pub renotify_minutes: Option<u64>,
+        }
+    };
+}
+
+monitor_settings! {
+    /// Defaults for every monitor.
+    pub struct Defaults {}
+}
+
+monitor_settings! {
+    /// One POP3 endpoint to watch.
+    pub struct Monitor {
+        /// Unique; the CloudWatch `Monitor` dimension and the alert's name.
+        pub name: String,
+        /// Host name or IP address.
+        pub host: String,
+    }
+}
+
+/// A technical account. Exactly one of `password`, `password_env`,
+/// `password_file`, `secret_id`.
+#[derive(Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// Login name (may come from the secret instead, with `secret_id`).
+    pub username: Option<String>,
+    /// Inline password: only inside a config that is itself a secret.
+    #[schemars(with = "Option<String>")]
+    pub password: Option<SecretString>,
+    /// Read the password from this environment variable (local runs).
+    pub password_env: Option<String>,
+    /// Read the password from this file's first line (local runs).
+    pub password_file: Option<PathBuf>,
+    /// A Secrets Manager secret (name or ARN) holding
+    /// `{"username": "...", "password": "..."}` or just the password.
+    pub secret_id: Option<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password_env", &self.password_env)
+            .field("password_file", &self.password_file)
+            .field("secret_id", &self.secret_id)
+            .finish()
+    }
+}
+
+/// Run settings with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunConfig {
+    pub namespace: String,
+    pub concurrency: usize,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub deadline: Duration,
+    pub secrets_ttl: Duration,
+}
+
+/// Alerting settings of one monitor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    pub failures_before_alert: u32,
+    pub certificate_warning_days: u32,
+    pub renotify: Option<Duration>,
+}
+
+/// A monitor ready to probe (credentials still unresolved).
+#[derive(Debug, Clone)]
+pub struct MonitorSpec {
+    pub target: Target,
+    pub alert: AlertSettings,
+    pub detailed_metrics: bool,
+    /// Credential entry name, when the monitor logs in.
+    pub credentials: Option<String>,
+    /// JSON path of the monitor, for errors found later.
+    pub path: String,
+}
+
+/// A monitor whose settings are unusable; reported, not probed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// The monitor's name, or its path when the name itself is unusable.
+    pub monitor: String,
+    pub error: ConfigError,
+}
+
+/// The parsed document: run settings, monitors (good and bad), credentials.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub run: RunConfig,
+    pub monitors: Vec<MonitorSpec>,
+    pub problems: Vec<ConfigProblem>,
+    pub credentials: BTreeMap<String, Result<Credential, ConfigError>>,
+    /// Monitors switched off with `enabled: false`.
+    pub disabled: Vec<String>,
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "version",
+    "$schema",
+    "run",
+    "defaults",
+    "credentials",
+    "monitors",
+];
+
+fn typed<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let full = if inner == "." || inner.is_empty() {
+            path.to_string()
+        } else if inner.starts_with('[') {
+            format!("{path}{inner}")
+        } else {
+            format!("{path}.{inner}")
+        };
+        ConfigError::new(full, e.into_inner().to_string().replace('`', "\""))
+    })
+}
+
+impl Config {
+    /// Parse and validate. `Err` only when the document as a whole is
+    /// unusable; a bad monitor or credential lands in `problems`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| {
+            ConfigError::new(
+                "config",
+                format!(
+                    "not valid JSON at line {} column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        let Value::Object(mut top) = doc else {
+            return Err(ConfigError::new("config", "must be a JSON object"));
+        };
+        if let Some(unknown) = top.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
+            return Err(ConfigError::new(
+                unknown.clone(),
+                format!("unknown field, expected one of {}", TOP_LEVEL.join(", ")),
+            ));
+        }
+        if let Some(v) = top.remove("version") {
+            let version: u32 = typed(v, "version")?;
+            if version != 1 {
+                return Err(ConfigError::new(
+                    "version",
+                    format!("unsupported version {version}, expected 1"),
+                ));
+            }
+        }
+        let run: RunSettings = match top.remove("run") {
+            Some(v) => typed(v, "run")?,
+            None => RunSettings::default(),
+        };
+        let run = run_config(&run)?;
+        let defaults: Defaults = match top.remove("defaults") {
+            Some(v) => typed(v, "defaults")?,
+            None => Defaults::default(),
+        };
+        validate_defaults(&defaults)?;
+
+        let mut credentials = BTreeMap::new();
+        match top.remove("credentials") {
+            None => {}
+            Some(Value::Object(map)) => {
+                for (name, v) in map {
+                    let path = format!("credentials.{name}");
+                    let entry =
+                        typed::<Credential>(v, &path).and_then(|c| validate_credential(c, &path));
+                    credentials.insert(name, entry);
+                }
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "credentials",
+                    "must be an object of named accounts",
+                ))
+            }
+        }
+
+        let Some(Value::Array(list)) = top.remove("monitors") else {
+            return Err(ConfigError::new("monitors", "required: a list of monitors"));
+        };
+        let mut config = Config {
+            run,
+            monitors: Vec::new(),
+            problems: Vec::new(),
+            credentials,
+            disabled: Vec::new(),
+        };
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (i, raw) in list.into_iter().enumerate() {
+            let path = format!("monitors[{i}]");
+            let label = raw
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.trim().is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| path.clone());
+            let spec =
+                typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path));
+            match spec {
+                Ok(None) => config.disabled.push(label),
+                Ok(Some(spec)) => {
+                    if let Some(first) = seen.get(&spec.target.name) {
+                        config.problems.push(ConfigProblem {
+                            monitor: format!("{label} ({path})"),
+                            error: ConfigError::new(
+                                format!("{path}.name"),
+                                format!(
+                                    "duplicate name {:?}, first used at {first}",
+                                    spec.target.name
+                                ),
+                            ),
+                        });
+                    } else {
+                        seen.insert(spec.target.name.clone(), path);
+                        config.monitors.push(spec);
+                    }
+                }
+                Err(error) => config.problems.push(ConfigProblem {
+                    monitor: label,
+                    error,
+                }),
+            }
+        }
+        Ok(config)
+    }
+
+    /// Merge a monitor with the defaults and check it. `Ok(None)`: disabled.
+    fn monitor(
+        &self,
+        m: Monitor,
+        d: &Defaults,
+        path: &str,
+    ) -> Result<Option<MonitorSpec>, ConfigError> {
+        let at = |field: &str| format!("{path}.{field}");
+        if !m.enabled.or(d.enabled).unwrap_or(true) {
+            return Ok(None);
+        }
+        check_name(&m.name).map_err(|e| ConfigError::new(at("name"), e))?;
+        if m.host.trim().is_empty() || m.host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::new(
+                at("host"),
+                "must be a host name or IP address without spaces",
+            ));
+        }
+        let tls = m.tls.or(d.tls).unwrap_or(TlsMode::Implicit);
+        let port = m
+            .port
+            .or(d.port)
+            .unwrap_or(if tls == TlsMode::Implicit { 995 } else { 110 });
+        if port == 0 {
+            return Err(ConfigError::new(at("port"), "must be between 1 and 65535"));
+        }
+        let auth = m.auth.or(d.auth).unwrap_or(AuthMethod::Auto);
+        let timeout = m.timeout_ms.or(d.timeout_ms).unwrap_or(10_000);
+        let warning = m.warning_ms.or(d.warning_ms).unwrap_or(2_000);
+        let critical = m.critical_ms.or(d.critical_ms).unwrap_or(8_000);
+        let field_of = |own: bool, name: &str| {
+            if own {
+                at(name)
+            } else {
+                format!("defaults.{name}")
+            }
+        };
+        if timeout == 0 {
+            return Err(ConfigError::new(
+                field_of(m.timeout_ms.is_some(), "timeout_ms"),
+                "must be more than 0",
+            ));
+        }
+        if warning >= critical {
+            return Err(ConfigError::new(
+                field_of(m.warning_ms.is_some(), "warning_ms"),
+                format!("warning_ms ({warning}) must be less than critical_ms ({critical})"),
+            ));
+        }
+        if critical > timeout {
+            return Err(ConfigError::new(
+                field_of(m.critical_ms.is_some(), "critical_ms"),
+                format!("critical_ms ({critical}) must not exceed timeout_ms ({timeout})"),
+            ));
+        }
+        let deadline = self.run.deadline.as_millis() as u64;
+        if timeout > deadline {
+            return Err(ConfigError::new(
+                field_of(m.timeout_ms.is_some(), "timeout_ms"),
+                format!("timeout_ms ({timeout}) is longer than the run allows (run.deadline_ms {deadline})"),
+            ));
+        }
+        let failures_before_alert = m
+            .failures_before_alert
+            .or(d.failures_before_alert)
+            .unwrap_or(2);
+        if failures_before_alert == 0 {
+            return Err(ConfigError::new(
+                at("failures_before_alert"),
+                "must be at least 1",
+            ));
+        }
+        let credentials = m.credentials.clone().or(d.credentials.clone());
+        if auth != AuthMethod::None {
+            let Some(name) = &credentials else {
+                return Err(ConfigError::new(
+                    at("credentials"),
+                    format!("auth {auth} needs credentials: name an entry of \"credentials\" (or set auth to none)"),
+                ));
+            };
+            match self.credentials.get(name) {
+                None => {
+                    let known: Vec<&str> = self.credentials.keys().map(String::as_str).collect();
+                    return Err(ConfigError::new(
+                        field_of(m.credentials.is_some(), "credentials"),
+                        format!(
+                            "no credentials named {name:?} (known: {})",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(_)) => {}
+            }
+        }
+        let ca_pem = match (
+            m.ca_pem.or(d.ca_pem.clone()),
+            m.ca_file.or(d.ca_file.clone()),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    at("ca_file"),
+                    "set ca_pem or ca_file, not both",
+                ))
+            }
+            (Some(pem), None) => Some(pem),
+            (None, Some(file)) => Some(std::fs::read_to_string(&file).map_err(|e| {
+                ConfigError::new(
+                    at("ca_file"),
+                    format!("cannot read {}: {e}", file.display()),
+                )
+            })?),
+            (None, None) => None,
+        };
+        if let Some(pem) = &ca_pem {
+            crate::net::TlsClient::from_pem(pem)
+                .map_err(|e| ConfigError::new(at("ca_pem"), e.to_string()))?;
+        }
+        let tls_server_name = m.tls_server_name.or(d.tls_server_name.clone());
+        if let Some(name) = &tls_server_name {
+            crate::net::server_name(name)
+                .map_err(|e| ConfigError::new(at("tls_server_name"), e))?;
+        }
+        let mut target = Target::new(m.name.clone(), m.host.clone(), port);
+        target.tls = tls;
+        target.auth = auth;
+        target.timeout = Duration::from_millis(timeout);
+        target.phase_timeout = m
+            .phase_timeout_ms
+            .or(d.phase_timeout_ms)
+            .map(Duration::from_millis);
+        target.warning = Duration::from_millis(warning);
+        target.critical = Duration::from_millis(critical);
+        target.ca_pem = ca_pem;
+        target.tls_server_name = tls_server_name;
+        target.insecure_skip_verify = m
+            .insecure_skip_verify
+            .or(d.insecure_skip_verify)
+            .unwrap_or(false);
+        target.allow_plaintext_password = m
+            .allow_plaintext_password
+            .or(d.allow_plaintext_password)
+            .unwrap_or(false);
+        let certificate_warning_days = m
+            .certificate_warning_days
+            .or(d.certificate_warning_days)
+            .unwrap_or(14);
+        target.certificate_warning_days = Some(certificate_warning_days);
+        Ok(Some(MonitorSpec {
+            target,
+            alert: AlertSettings {
+                failures_before_alert,
+                certificate_warning_days,
+                renotify: m
+                    .renotify_minutes
+                    .or(d.renotify_minutes)
+                    .filter(|&m| m > 0)
+                    .map(|m| Duration::from_secs(m * 60)),
+            },
+            detailed_metrics: m.detailed_metrics.or(d.detailed_metrics).unwrap_or(false),
+            credentials: if auth == AuthMethod::None {
+                None
+            } else {
+                credentials
+            },
+            path: path.to_string(),
+        }))
+    }
+
+    /// Fill in each monitor's username and password. A credential that
+    /// cannot be read turns its monitors into problems; the rest go on.
+    pub async fn resolve_credentials<S: SecretSource>(&mut self, secrets: &S) {
+        let mut resolved: HashMap<String, Result<(Option<String>, SecretString), String>> =
+            HashMap::new();
+        for (name, entry) in &self.credentials {
+            let Ok(cred) = entry else { continue };
+            let used = self
+                .monitors
+                .iter()
+                .any(|m| m.credentials.as_deref() == Some(name));
+            if used {
+                resolved.insert(name.clone(), read_credential(cred, secrets).await);
+            }
+        }
+        let mut ready = Vec::with_capacity(self.monitors.len());
+        for mut spec in std::mem::take(&mut self.monitors) {
+            let Some(name) = spec.credentials.clone() else {
+                ready.push(spec);
+                continue;
+            };
+            match resolved.get(&name) {
+                Some(Ok((user, password))) => {
+                    let configured = self
+                        .credentials
+                        .get(&name)
+                        .and_then(|c| c.as_ref().ok())
+                        .and_then(|c| c.username.clone());
+                    spec.target.username = configured.or(user.clone());
+                    spec.target.password = Some(password.clone());
+                    if spec.target.username.is_none() {
+                        self.problems.push(ConfigProblem {
+                            monitor: spec.target.name.clone(),
+                            error: ConfigError::new(
+                                format!("credentials.{name}.username"),
+                                "no user name: set username here or in the secret",
+                            ),
+                        });
+                        continue;
+                    }
+                    ready.push(spec);
+                }
+                Some(Err(message)) => self.problems.push(ConfigProblem {
+                    monitor: spec.target.name.clone(),
+                    error: ConfigError::new(format!("credentials.{name}"), message.clone()),
+                }),
+                None => self.problems.push(ConfigProblem {
+                    monitor: spec.target.name.clone(),
+                    error: ConfigError::new(format!("credentials.{name}"), "unusable"),
+                }),
+            }
+        }
+        self.monitors = ready;
+    }
+}
+
+async fn read_credential<S: SecretSource>(
+    c: &Credential,
+    secrets: &S,
+) -> Result<(Option<String>, SecretString), String> {
+    if let Some(p) = &c.password {
+        return Ok((None, p.clone()));
+    }
+    if let Some(var) = &c.password_env {
+        return std::env::var(var)
+            .map(|v| (None, SecretString::from(v)))
+            .map_err(|_| format!("environment variable {var} is not set"));
+    }
+    if let Some(file) = &c.password_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        if line.is_empty() {
+            return Err(format!("{} is empty", file.display()));
+        }
+        return Ok((None, SecretString::from(line)));
+    }
+    if let Some(id) = &c.secret_id {
+        let value = secrets
+            .secret(id)
+            .await
+            .map_err(|e| format!("secret {id}: {e}"))?;
+        return parse_account_secret(value.expose_secret())
+            .map_err(|e| format!("secret {id}: {e}"));
+    }
+    Err("no password source".into())
+}
+
+/// A credential secret is `{"username": ..., "password": ...}` (username
+/// optional) or the bare password.
+fn parse_account_secret(text: &str) -> Result<(Option<String>, SecretString), String> {
+    let trimmed = text.trim();
+    if !trimmed.starts_with('{') {
+        if trimmed.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        return Ok((None, SecretString::from(trimmed.to_string())));
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Account {
+        username: Option<String>,
+        password: SecretString,
+    }
+    // Deliberately no serde error text: it can quote the secret's content.
+    let a: Account = serde_json::from_str(trimmed).map_err(|e| {
+        format!(
+            "not {{\"username\": ..., \"password\": ...}} JSON (line {} column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    Ok((a.username, a.password))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 255 {
+        return Err("must be at most 255 bytes (it is a CloudWatch dimension value)".into());
+    }
+    if name.starts_with('#') {
+        return Err("must not start with '#' (reserved for the probe's own state rows)".into());
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
+fn run_config(r: &RunSettings) -> Result<RunConfig, ConfigError> {
+    let namespace = r
+        .namespace
+        .clone()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if namespace.is_empty()
+        || namespace.len() > 255
+        || namespace.starts_with("AWS/")
+        || namespace.starts_with(':')
+    {
+        return Err(ConfigError::new(
+            "run.namespace",
+            "must be 1-255 characters and not start with \"AWS/\" or \":\"",
+        ));
+    }
+    let concurrency = r.concurrency.unwrap_or(32);
+    if !(1..=4096).contains(&concurrency) {
+        return Err(ConfigError::new(
+            "run.concurrency",
+            "must be between 1 and 4096",
+        ));
+    }
+    let retries = r.retries.unwrap_or(1);
+    if retries > 5 {
+        return Err(ConfigError::new("run.retries", "must be at most 5"));
+    }
+    let deadline = r.deadline_ms.unwrap_or(60_000);
+    if deadline < 1_000 {
+        return Err(ConfigError::new("run.deadline_ms", "must be at least 1000"));
+    }
+    Ok(RunConfig {
+        namespace,
+        concurrency,
+        retries,
+        retry_delay: Duration::from_millis(r.retry_delay_ms.unwrap_or(1_000)),
+        deadline: Duration::from_millis(deadline),
+        secrets_ttl: Duration::from_secs(r.secrets_ttl_seconds.unwrap_or(300)),
+    })
+}
+
+fn validate_defaults(d: &Defaults) -> Result<(), ConfigError> {
+    if d.port == Some(0) {
+        return Err(ConfigError::new(
+            "defaults.port",
+            "must be between 1 and 65535",
+        ));
+    }
+    if d.failures_before_alert == Some(0) {
+        return Err(ConfigError::new(
+            "defaults.failures_before_alert",
+            "must be at least 1",
+        ));
+    }
+    if d.ca_pem.is_some() && d.ca_file.is_some() {
+        return Err(ConfigError::new(
+            "defaults.ca_file",
+            "set ca_pem or ca_file, not both",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_credential(c: Credential, path: &str) -> Result<Credential, ConfigError> {
+    let sources = [
+        c.password.is_some(),
+        c.password_env.is_some(),
+        c.password_file.is_some(),
+        c.secret_id.is_some(),
+    ]
+    .iter()
+    .filter(|&&s| s)
+    .count();
+    if sources != 1 {
+        return Err(ConfigError::new(
+            path,
+            "set exactly one of password, password_env, password_file, secret_id",
+        ));
+    }
+    if c.username.is_none() && c.secret_id.is_none() {
+        return Err(ConfigError::new(
+            format!("{path}.username"),
+            "required (unless the secret_id secret holds it)",
+        ));
+    }
+    if let Some(u) = &c.username {
+        if u.is_empty() || u.chars().any(|ch| ch.is_control()) {
+            return Err(ConfigError::new(
+                format!("{path}.username"),
+                "must be non-empty without control characters",
+            ));
+        }
+    }
+    Ok(c)
+}
+
+/// The JSON Schema of the document, for editors.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ConfigDocument);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+/// Parse a document and resolve its credentials in one go.
+pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<Config, ConfigError> {
+    let mut config = Config::parse(text)?;
+    config.resolve_credentials(secrets).await;
+    Ok(config)
+}

@@ -1,0 +1,238 @@
+//! The Lambda handler, kept in the library so tests can drive it with
+//! local adapters. The binary only wires AWS clients to it.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::alert::{self, AlertKind, MonitorState};
+use crate::config::{self, Config};
+use crate::pipeline::{self, RunSummary, Shard};
+use crate::probe::Status;
+use crate::sinks::{AlertSink, MetricsSink, SecretSource, StateStore};
+
+/// What the function reads from its environment (set by infra/lambda.tf).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_secret: String,
+    pub namespace: Option<String>,
+    pub topic_arn: String,
+    pub state_table: String,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, String> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let need = |k: &str| get(k).ok_or_else(|| format!("environment variable {k} is not set"));
+        Ok(Settings {
+            config_secret: need("POP3_PROBE_CONFIG_SECRET")?,
+            namespace: get("POP3_PROBE_NAMESPACE"),
+            topic_arn: need("POP3_PROBE_TOPIC_ARN")?,
+            state_table: need("POP3_PROBE_STATE_TABLE")?,
+        })
+    }
+}
+
+/// The invocation's input: `{"shard": i, "shards": n}`; `{}` means all.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    #[serde(default)]
+    pub shard: Option<u32>,
+    #[serde(default)]
+    pub shards: Option<u32>,
+}
+
+/// Why a run could not happen at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error("config secret {secret}: {message}")]
+    Config { secret: String, message: String },
+}
+
+impl RunError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Input(_) => "InvalidInput",
+            RunError::Config { .. } => "ConfigUnavailable",
+        }
+    }
+}
+
+/// Time kept back from the invocation's deadline for publishing: at least
+/// 2 s, at most 10 s, a fifth of what is left in between.
+pub fn safety_margin(remaining: Duration) -> Duration {
+    (remaining / 5).clamp(Duration::from_secs(2), Duration::from_secs(10))
+}
+
+/// The config, cached across warm invocations and re-read after its TTL.
+#[derive(Default)]
+pub struct ConfigCache {
+    cached: tokio::sync::Mutex<Option<(String, Instant, Duration)>>,
+}
+
+impl ConfigCache {
+    async fn text<S: SecretSource>(&self, secrets: &S, id: &str) -> Result<String, String> {
+        let mut guard = self.cached.lock().await;
+        if let Some((text, at, ttl)) = guard.as_ref() {
+            if at.elapsed() < *ttl {
+                return Ok(text.clone());
+            }
+        }
+        let value = secrets.secret(id).await.map_err(|e| e.to_string())?;
+        let text = value.expose_secret().to_string();
+        // The document's own TTL decides how long it is kept.
+        let ttl = Config::parse(&text)
+            .map(|c| c.run.secrets_ttl)
+            .unwrap_or_default();
+        *guard = Some((text.clone(), Instant::now(), ttl));
+        Ok(text)
+    }
+}
+
+/// Name of the state row that tracks whether the probe itself can run.
+pub const PROBE_ROW: &str = "#probe";
+
+/// One invocation.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle<Sec, M, A, St>(
+    input: serde_json::Value,
+    remaining: Duration,
+    settings: &Settings,
+    cache: &ConfigCache,
+    secrets: &Sec,
+    metrics: &M,
+    alerts: &A,
+    state: &St,
+) -> Result<RunSummary, RunError>
+where
+    Sec: SecretSource,
+    M: MetricsSink,
+    A: AlertSink,
+    St: StateStore,
+{
+    let started = Instant::now();
+    let input: Input = if input.is_null() {
+        Input::default()
+    } else {
+        serde_json::from_value(input).map_err(|e| RunError::Input(e.to_string()))?
+    };
+    let shard = Shard {
+        shard: input.shard.unwrap_or(0),
+        shards: input.shards.unwrap_or(1),
+    };
+    shard.validate().map_err(RunError::Input)?;
+
+    let loaded: Result<Config, String> = match cache.text(secrets, &settings.config_secret).await {
+        Ok(text) => config::load(&text, secrets)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let config = match loaded {
+        Ok(c) => c,
+        Err(message) => {
+            let err = RunError::Config {
+                secret: settings.config_secret.clone(),
+                message,
+            };
+            tracing::error!(error = %err, "run aborted");
+            probe_health(false, &err.to_string(), alerts, state).await;
+            return Err(err);
+        }
+    };
+    probe_health(true, "", alerts, state).await;
+    let namespace = settings
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.run.namespace.clone());
+    let budget = remaining
+        .saturating_sub(safety_margin(remaining))
+        .min(config.run.deadline);
+    let summary = pipeline::execute(
+        &config,
+        &namespace,
+        shard,
+        started + budget,
+        metrics,
+        alerts,
+        state,
+    )
+    .await;
+    for r in &summary.results {
+        tracing::info!(
+            monitor = %r.monitor,
+            status = r.status.as_str(),
+            failure = r.failure.map(|f| f.as_str()),
+            phase = r.failed_phase.map(|p| p.as_str()),
+            response_time_ms = r.response_time_ms,
+            attempts = r.attempts,
+            message = %r.message,
+            "probe"
+        );
+    }
+    for p in &summary.config_problems {
+        tracing::warn!(monitor = %p.monitor, error = %p.error, "monitor misconfigured");
+    }
+    tracing::info!(
+        probed = summary.probed,
+        up = summary.up,
+        degraded = summary.degraded,
+        down = summary.down,
+        alerts_sent = summary.alerts_sent.len(),
+        alerts_failed = summary.alerts_failed.len(),
+        metrics_unpublished = summary.metrics_unpublished,
+        duration_ms = summary.duration_ms,
+        "run finished"
+    );
+    Ok(summary)
+}
+
+/// Alert once when the probe cannot run, and once when it can again; the
+/// `#probe` state row remembers which was last said. Best effort: if the
+/// state store is the thing that is broken, alert anyway.
+async fn probe_health<A: AlertSink, St: StateStore>(
+    ok: bool,
+    message: &str,
+    alerts: &A,
+    state: &St,
+) {
+    let now = pipeline::now_ms();
+    let prev = state
+        .load(&[PROBE_ROW.to_string()])
+        .await
+        .map(|mut m| m.remove(PROBE_ROW));
+    let was_down = matches!(&prev, Ok(Some(s)) if s.status == Status::Down);
+    let unknown = prev.is_err();
+    let alert = match (ok, was_down) {
+        (false, false) => Some(alert::probe_error("config", message, now)),
+        (true, true) => {
+            let mut a = alert::probe_error("config", "the probe runs again", now);
+            a.kind = AlertKind::Recovered;
+            a.subject = "[RECOVERED] pop3-probe runs again".into();
+            a.sms = "RECOVERED pop3-probe runs again".into();
+            Some(a)
+        }
+        _ => None,
+    };
+    let Some(alert) = alert else { return };
+    if alerts.send(&alert).await.is_err() || unknown {
+        return;
+    }
+    let mut next = prev
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| MonitorState::new(PROBE_ROW, now));
+    next.version += 1;
+    next.status = if ok { Status::Up } else { Status::Down };
+    next.since_ms = now;
+    next.last_alert_ms = Some(now);
+    next.last_result_ms = now;
+    if let Err(e) = state.save(&next).await {
+        tracing::warn!(error = %e, "could not record the probe's own state");
+    }
+}

@@ -1,0 +1,114 @@
+//! Ports: one trait per outside system the pipeline talks to. Each has an
+//! AWS adapter (`aws`) and a local one (`local`); the engine sees only these.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, MonitorState};
+
+/// Why an outside system did not do what was asked. The message is for
+/// people and never contains a secret value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{system}: {message}")]
+pub struct SinkError {
+    pub system: &'static str,
+    pub message: String,
+    /// Worth retrying soon (throttled, timed out, 5xx).
+    pub transient: bool,
+}
+
+impl SinkError {
+    pub fn new(system: &'static str, message: impl Into<String>) -> Self {
+        SinkError {
+            system,
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    pub fn transient(system: &'static str, message: impl Into<String>) -> Self {
+        SinkError {
+            system,
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
+
+/// Where secrets (the config document, credential secrets) come from.
+pub trait SecretSource: Sync {
+    fn secret(&self, id: &str) -> impl Future<Output = Result<SecretString, SinkError>> + Send;
+}
+
+/// Units as CloudWatch names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unit {
+    Milliseconds,
+    Count,
+    Bytes,
+    None,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Count => "Count",
+            Unit::Bytes => "Bytes",
+            Unit::None => "None",
+        }
+    }
+}
+
+/// One metric value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Datum {
+    pub name: String,
+    /// `None` for run-level metrics, the monitor's name otherwise.
+    pub monitor: Option<String>,
+    pub value: f64,
+    pub unit: Unit,
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+}
+
+/// What a metrics publish achieved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishReport {
+    pub published: usize,
+    /// Values that could not be published, kept for the next run.
+    pub failed: Vec<Datum>,
+    pub requests: usize,
+    pub errors: Vec<String>,
+}
+
+pub trait MetricsSink: Sync {
+    fn publish(
+        &self,
+        namespace: &str,
+        data: Vec<Datum>,
+    ) -> impl Future<Output = PublishReport> + Send;
+}
+
+pub trait AlertSink: Sync {
+    /// Ok once the alert is accepted for delivery (SNS returned a message id).
+    fn send(&self, alert: &Alert) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Alert state per monitor, plus metrics that still await publishing.
+pub trait StateStore: Sync {
+    fn load(
+        &self,
+        monitors: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, MonitorState>, SinkError>> + Send;
+    /// Write `state` unless someone else moved it past `state.version - 1`.
+    fn save(&self, state: &MonitorState) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn load_pending_metrics(&self) -> impl Future<Output = Result<Vec<Datum>, SinkError>> + Send;
+    fn save_pending_metrics(
+        &self,
+        data: &[Datum],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
