@@ -46,7 +46,9 @@ lint:
 test-rust: dovecot-start
 	$(CARGO) test --locked --all-targets
 
-test: setup lint test-rust
+include infra/Makefile.fragment
+
+test: setup lint test-rust test-infra
 
 fmt:
 	$(CARGO) fmt --all

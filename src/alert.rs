@@ -466,3 +466,259 @@ pub fn probe_error(source: &str, message: &str, now_ms: i64) -> Alert {
         at_ms: now_ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{CertificateFacts, TlsFacts};
+    use crate::probe::{AuthMethod, Phase, TlsMode};
+
+    const MIN: i64 = 60_000;
+
+    fn settings(n: u32, renotify_min: Option<u64>) -> AlertSettings {
+        AlertSettings {
+            failures_before_alert: n,
+            certificate_warning_days: 14,
+            renotify: renotify_min.map(|m| Duration::from_secs(m * 60)),
+        }
+    }
+
+    fn result(status: Status, failure: Option<FailureKind>) -> ProbeResult {
+        ProbeResult {
+            monitor: "mail-995".into(),
+            host: "mail.example.com".into(),
+            port: 995,
+            tls_mode: TlsMode::Implicit,
+            auth_method: AuthMethod::Auto,
+            status,
+            failure,
+            failed_phase: failure.map(|_| Phase::Auth),
+            message: "something happened".into(),
+            server_reply: failure.map(|_| "-ERR [AUTH] Authentication failed.".into()),
+            address: Some("192.0.2.1:995".into()),
+            response_time_ms: 42.0,
+            warning_ms: 2000,
+            critical_ms: 8000,
+            phases: vec![],
+            tls: None,
+            tls_fallback: false,
+            apop_offered: false,
+            auth_used: None,
+            capabilities: None,
+            mailbox: None,
+            warnings: vec![],
+            started_at: "2026-01-01T00:00:00.000Z".into(),
+            attempts: 1,
+            transcript: vec![],
+        }
+    }
+
+    fn up() -> ProbeResult {
+        result(Status::Up, None)
+    }
+    fn down(kind: FailureKind) -> ProbeResult {
+        result(Status::Down, Some(kind))
+    }
+
+    /// Feed results one minute apart; return the alert kinds per step.
+    fn play(results: &[ProbeResult], s: &AlertSettings) -> (Vec<Vec<AlertKind>>, MonitorState) {
+        let mut state: Option<MonitorState> = None;
+        let mut out = Vec::new();
+        for (i, r) in results.iter().enumerate() {
+            let step = evaluate(state.as_ref(), r, s, i as i64 * MIN);
+            out.push(step.alerts.iter().map(|a| a.kind).collect());
+            state = Some(step.next);
+        }
+        (out, state.unwrap())
+    }
+
+    #[test]
+    fn down_needs_n_consecutive_failures_and_alerts_once() {
+        let t = FailureKind::Timeout;
+        let (alerts, state) = play(
+            &[up(), down(t), down(t), down(t), down(t)],
+            &settings(2, None),
+        );
+        assert_eq!(
+            alerts,
+            [vec![], vec![], vec![AlertKind::Down], vec![], vec![]]
+        );
+        assert_eq!(state.status, Status::Down);
+        assert_eq!(state.consecutive_failures, 4);
+        assert_eq!(state.since_ms, 2 * MIN);
+    }
+
+    #[test]
+    fn flapping_below_the_threshold_never_alerts() {
+        let t = FailureKind::ConnectionRefused;
+        let seq = [down(t), up(), down(t), up(), down(t), up()];
+        let (alerts, state) = play(&seq, &settings(2, None));
+        assert!(alerts.iter().all(Vec::is_empty), "{alerts:?}");
+        assert_eq!(state.status, Status::Up);
+    }
+
+    #[test]
+    fn recovery_alerts_once_with_the_outage_length() {
+        let t = FailureKind::Timeout;
+        let s = settings(1, None);
+        let mut state = evaluate(None, &down(t), &s, 0).next;
+        state = evaluate(Some(&state), &down(t), &s, 5 * MIN).next;
+        let step = evaluate(Some(&state), &up(), &s, 12 * MIN);
+        assert_eq!(step.alerts.len(), 1);
+        let a = &step.alerts[0];
+        assert_eq!(a.kind, AlertKind::Recovered);
+        assert_eq!(a.cause, Some(FailureKind::Timeout));
+        assert!(a.subject.contains("after 12m"), "{}", a.subject);
+        assert_eq!(step.next.status, Status::Up);
+        let again = evaluate(Some(&step.next), &up(), &s, 13 * MIN);
+        assert!(again.alerts.is_empty());
+    }
+
+    #[test]
+    fn renotify_while_down() {
+        let t = FailureKind::Timeout;
+        let seq: Vec<ProbeResult> = (0..8).map(|_| down(t)).collect();
+        let (alerts, _) = play(&seq, &settings(1, Some(3)));
+        let kinds: Vec<_> = alerts.iter().map(|a| a.first().copied()).collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(AlertKind::Down),
+                None,
+                None,
+                Some(AlertKind::StillDown),
+                None,
+                None,
+                Some(AlertKind::StillDown),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rejected_alert_is_repeated_next_run() {
+        // The caller does not save the state when sending failed, so the
+        // next run starts from the old state and alerts again.
+        let t = FailureKind::Timeout;
+        let s = settings(1, None);
+        let old = evaluate(None, &up(), &s, 0).next;
+        let first = evaluate(Some(&old), &down(t), &s, MIN);
+        assert_eq!(first.alerts.len(), 1);
+        // (send failed: `first.next` is dropped)
+        let retry = evaluate(Some(&old), &down(t), &s, 2 * MIN);
+        assert_eq!(
+            retry.alerts.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            [AlertKind::Down]
+        );
+        assert_eq!(retry.next.version, old.version + 1);
+    }
+
+    #[test]
+    fn degraded_and_back() {
+        let slow = result(Status::Degraded, None);
+        let (alerts, state) = play(
+            &[up(), slow.clone(), slow.clone(), slow, up()],
+            &settings(2, None),
+        );
+        assert_eq!(
+            alerts,
+            [
+                vec![],
+                vec![],
+                vec![AlertKind::Degraded],
+                vec![],
+                vec![AlertKind::Recovered]
+            ]
+        );
+        assert_eq!(state.status, Status::Up);
+    }
+
+    #[test]
+    fn credentials_problems_are_their_own_category() {
+        let s = settings(1, None);
+        let step = evaluate(None, &down(FailureKind::AuthFailed), &s, 0);
+        let a = &step.alerts[0];
+        assert_eq!(
+            (a.kind, a.category, a.cause),
+            (
+                AlertKind::Down,
+                Category::Credentials,
+                Some(FailureKind::AuthFailed)
+            )
+        );
+        assert_eq!(a.severity(), "warning");
+        assert!(a.subject.contains("CREDENTIALS"), "{}", a.subject);
+        assert!(a.body.contains("technical account"), "{}", a.body);
+        let back = evaluate(Some(&step.next), &up(), &s, MIN);
+        assert_eq!(
+            (back.alerts[0].kind, back.alerts[0].category),
+            (AlertKind::Recovered, Category::Credentials)
+        );
+        // A service outage is not.
+        let step = evaluate(None, &down(FailureKind::Timeout), &s, 0);
+        assert_eq!(
+            (step.alerts[0].category, step.alerts[0].severity()),
+            (Category::Service, "critical")
+        );
+    }
+
+    fn with_cert(days: i64) -> ProbeResult {
+        let mut r = up();
+        r.tls = Some(TlsFacts {
+            version: "TLSv1.3".into(),
+            cipher: "x".into(),
+            verified: true,
+            certificate: Some(CertificateFacts {
+                subject: "CN=mail".into(),
+                issuer: "CN=ca".into(),
+                names: vec!["mail.example.com".into()],
+                not_before: "x".into(),
+                not_after: "y".into(),
+                days_remaining: days,
+            }),
+        });
+        r
+    }
+
+    #[test]
+    fn certificate_expiring_at_most_once_a_day() {
+        let s = settings(2, None);
+        let mut state = None;
+        let mut sent = 0;
+        // Every 10 minutes for two days.
+        for i in 0..(2 * 24 * 6) {
+            let step = evaluate(state.as_ref(), &with_cert(9), &s, i * 10 * MIN);
+            sent += step
+                .alerts
+                .iter()
+                .filter(|a| a.kind == AlertKind::CertificateExpiring)
+                .count();
+            state = Some(step.next);
+        }
+        assert_eq!(sent, 2);
+        // Plenty of time left: never.
+        let step = evaluate(None, &with_cert(60), &s, 0);
+        assert!(step.alerts.is_empty());
+    }
+
+    #[test]
+    fn texts_fit_their_channels() {
+        let mut r = down(FailureKind::ProtocolError);
+        r.monitor = "m".repeat(200);
+        r.server_reply = Some("x".repeat(500));
+        let step = evaluate(None, &r, &settings(1, None), 0);
+        let a = &step.alerts[0];
+        assert!(a.subject.chars().count() <= 100);
+        assert!(a.sms.chars().count() <= 140);
+        assert!(a.sms.is_ascii() && a.subject.ends_with("..."));
+        assert!(a.body.contains(&"x".repeat(500)));
+        assert!(a.body.contains("What to check:"));
+    }
+
+    #[test]
+    fn every_failure_kind_has_a_hint() {
+        for k in FailureKind::ALL {
+            assert!(!runbook_hint(Some(k)).is_empty(), "{k}");
+        }
+    }
+}

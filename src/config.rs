@@ -246,7 +246,9 @@ fn typed<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, ConfigError
 
 impl Config {
     /// Parse and validate. `Err` only when the document as a whole is
-    /// unusable; a bad monitor or credential lands in `problems`.
+    /// unusable; a bad monitor or credential lands in `problems`. Passwords
+    /// are not read yet: use [`load`] (or `resolve_credentials`) before
+    /// probing.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let doc: Value = serde_json::from_str(text).map_err(|e| {
             ConfigError::new(
@@ -765,4 +767,288 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<Config, Co
     let mut config = Config::parse(text)?;
     config.resolve_credentials(secrets).await;
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(monitors: &str) -> String {
+        format!(
+            r#"{{"credentials": {{"acct": {{"username": "probe", "password": "pw"}}}},
+                "defaults": {{"credentials": "acct"}},
+                "monitors": [{monitors}]}}"#
+        )
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        Config::parse(text)
+            .unwrap()
+            .problems
+            .iter()
+            .map(|p| p.error.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_good_monitor_gets_defaults() {
+        let c = Config::parse(&doc(r#"{"name": "a", "host": "mail.example.com"}"#)).unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let m = &c.monitors[0];
+        assert_eq!(m.target.port, 995);
+        assert_eq!(m.target.tls, TlsMode::Implicit);
+        assert_eq!(m.target.auth, AuthMethod::Auto);
+        assert_eq!(m.target.timeout, Duration::from_secs(10));
+        assert_eq!(m.target.warning, Duration::from_secs(2));
+        assert_eq!(m.target.critical, Duration::from_secs(8));
+        assert_eq!(m.alert.failures_before_alert, 2);
+        assert_eq!(m.alert.certificate_warning_days, 14);
+        assert_eq!(m.alert.renotify, None);
+        assert!(!m.detailed_metrics);
+        assert_eq!(m.credentials.as_deref(), Some("acct"));
+        assert_eq!(c.run.namespace, "Pop3Probe");
+        assert_eq!(c.run.concurrency, 32);
+        assert_eq!(c.run.retries, 1);
+    }
+
+    #[test]
+    fn starttls_defaults_to_port_110_and_aliases_work() {
+        let c = Config::parse(&doc(
+            r#"{"name": "a", "host": "h", "tls": "tls"}, {"name": "b", "host": "h", "tls": "ssl"},
+               {"name": "c", "host": "h", "tls": "tls-if-available"}"#,
+        ))
+        .unwrap();
+        let t: Vec<(TlsMode, u16)> = c
+            .monitors
+            .iter()
+            .map(|m| (m.target.tls, m.target.port))
+            .collect();
+        assert_eq!(
+            t,
+            [
+                (TlsMode::Starttls, 110),
+                (TlsMode::Implicit, 995),
+                (TlsMode::StarttlsIfAvailable, 110)
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_json_path_and_spare_the_rest() {
+        let text = doc(r##"{"name": "ok", "host": "h"},
+               {"name": "typo", "host": "h", "tls": "startls"},
+               {"name": "extra", "host": "h", "colour": "blue"},
+               {"name": "port", "host": "h", "port": 70000},
+               {"name": "port0", "host": "h", "port": 0},
+               {"name": "thresholds", "host": "h", "warning_ms": 5000, "critical_ms": 5000},
+               {"name": "crit", "host": "h", "critical_ms": 20000},
+               {"name": "slow", "host": "h", "timeout_ms": 120000, "critical_ms": 9000},
+               {"name": "nocred", "host": "h", "credentials": "nobody"},
+               {"name": "ok", "host": "other"},
+               {"host": "h"},
+               {"name": "", "host": "h"},
+               {"name": "#x", "host": "h"},
+               {"name": "sp", "host": "a b"},
+               {"name": "f0", "host": "h", "failures_before_alert": 0},
+               {"name": "ca", "host": "h", "ca_pem": "junk"}"##);
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.monitors.len(), 1, "only the first monitor is usable");
+        let p = problems(&text);
+        let expect = [
+            "monitors[1].tls: unknown variant \"startls\", expected one of",
+            "monitors[2].colour: unknown field \"colour\", expected one of \"name\", \"host\"",
+            "monitors[3].port: invalid value: integer \"70000\"",
+            "monitors[4].port: must be between 1 and 65535",
+            "monitors[5].warning_ms: warning_ms (5000) must be less than critical_ms (5000)",
+            "monitors[6].critical_ms: critical_ms (20000) must not exceed timeout_ms (10000)",
+            "monitors[7].timeout_ms: timeout_ms (120000) is longer than the run allows (run.deadline_ms 60000)",
+            "monitors[8].credentials: no credentials named \"nobody\" (known: acct)",
+            "monitors[9].name: duplicate name \"ok\", first used at monitors[0]",
+            "monitors[10]: missing field \"name\"",
+            "monitors[11].name: must not be empty",
+            "monitors[12].name: must not start with '#'",
+            "monitors[13].host: must be a host name or IP address without spaces",
+            "monitors[14].failures_before_alert: must be at least 1",
+            "monitors[15].ca_pem: CA bundle: no certificates found",
+        ];
+        assert_eq!(p.len(), expect.len(), "{p:#?}");
+        for (got, want) in p.iter().zip(expect) {
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+        // Problems carry the monitor's name when it has one.
+        let names: Vec<&str> = c.problems.iter().map(|p| p.monitor.as_str()).collect();
+        assert_eq!(names[0], "typo");
+        assert_eq!(names[9], "monitors[10]");
+    }
+
+    #[test]
+    fn whole_document_errors() {
+        let e = Config::parse("{\"monitors\": [").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config: not valid JSON at line 1"),
+            "{e}"
+        );
+        let e = Config::parse("[]").unwrap_err();
+        assert_eq!(e.to_string(), "config: must be a JSON object");
+        let e = Config::parse(r#"{"monitor": []}"#).unwrap_err();
+        assert!(e.to_string().starts_with("monitor: unknown field"), "{e}");
+        let e = Config::parse(r#"{}"#).unwrap_err();
+        assert_eq!(e.to_string(), "monitors: required: a list of monitors");
+        let e = Config::parse(r#"{"run": {"concurrency": 0}, "monitors": []}"#).unwrap_err();
+        assert_eq!(e.to_string(), "run.concurrency: must be between 1 and 4096");
+        let e = Config::parse(r#"{"run": {"deadline_ms": "soon"}, "monitors": []}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with("run.deadline_ms: invalid type"),
+            "{e}"
+        );
+        let e = Config::parse(r#"{"defaults": {"tls": "tls1.3"}, "monitors": []}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with("defaults.tls: unknown variant"),
+            "{e}"
+        );
+        let e = Config::parse(r#"{"version": 2, "monitors": []}"#).unwrap_err();
+        assert_eq!(e.to_string(), "version: unsupported version 2, expected 1");
+    }
+
+    #[test]
+    fn credential_entries_are_checked_and_isolated() {
+        let text = r#"{
+            "credentials": {
+                "two": {"username": "u", "password": "p", "password_env": "X"},
+                "none": {"username": "u"},
+                "nouser": {"password": "p"},
+                "good": {"username": "u", "password": "p"}
+            },
+            "monitors": [
+                {"name": "a", "host": "h", "credentials": "two"},
+                {"name": "b", "host": "h", "credentials": "none"},
+                {"name": "c", "host": "h", "credentials": "nouser"},
+                {"name": "d", "host": "h", "credentials": "good"},
+                {"name": "e", "host": "h", "auth": "none"},
+                {"name": "f", "host": "h"}
+            ]}"#;
+        let c = Config::parse(text).unwrap();
+        let good: Vec<&str> = c.monitors.iter().map(|m| m.target.name.as_str()).collect();
+        assert_eq!(good, ["d", "e"]);
+        let p = problems(text);
+        assert_eq!(
+            p[0],
+            "credentials.two: set exactly one of password, password_env, password_file, secret_id"
+        );
+        assert_eq!(
+            p[1],
+            "credentials.none: set exactly one of password, password_env, password_file, secret_id"
+        );
+        assert_eq!(
+            p[2],
+            "credentials.nouser.username: required (unless the secret_id secret holds it)"
+        );
+        assert!(
+            p[3].starts_with("monitors[5].credentials: auth auto needs credentials"),
+            "{}",
+            p[3]
+        );
+    }
+
+    #[test]
+    fn disabled_monitors_are_skipped_not_errors() {
+        let c = Config::parse(&doc(
+            r#"{"name": "a", "host": "h", "enabled": false, "tls": "bogus-but-ignored-not"}"#,
+        ))
+        .unwrap();
+        // A disabled monitor with a bad field is still a problem: typos
+        // should not hide until someone enables it.
+        assert_eq!(c.problems.len(), 1);
+        let c = Config::parse(&doc(r#"{"name": "a", "host": "h", "enabled": false}"#)).unwrap();
+        assert!(c.monitors.is_empty() && c.problems.is_empty());
+        assert_eq!(c.disabled, ["a"]);
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_or_errors() {
+        let text = r#"{"credentials": {"a": {"username": "u", "password": "Hunter2-Secret"}},
+                       "monitors": [{"name": "m", "host": "h", "credentials": "a", "tls": "nope"}]}"#;
+        let c = Config::parse(text).unwrap();
+        let all = format!("{c:?} {:?}", c.problems);
+        assert!(!all.contains("Hunter2-Secret"), "{all}");
+        // A malformed credential secret does not quote its content.
+        let e = parse_account_secret(r#"{"username": "u", "password": "Hunter2-Secret", "x": 1}"#)
+            .unwrap_err();
+        assert!(!e.contains("Hunter2"), "{e}");
+        let (u, p) = parse_account_secret(r#"{"username": "u", "password": "pw"}"#).unwrap();
+        assert_eq!((u.as_deref(), p.expose_secret()), (Some("u"), "pw"));
+        let (u, p) = parse_account_secret(" bare-password\n").unwrap();
+        assert_eq!((u, p.expose_secret()), (None, "bare-password"));
+    }
+
+    struct NoSecrets;
+    impl SecretSource for NoSecrets {
+        async fn secret(&self, id: &str) -> Result<SecretString, crate::sinks::SinkError> {
+            if id == "good" {
+                Ok(SecretString::from(
+                    r#"{"username": "from-secret", "password": "pw"}"#.to_string(),
+                ))
+            } else {
+                Err(crate::sinks::SinkError::new(
+                    "secretsmanager",
+                    format!("secret {id} does not exist"),
+                ))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn credential_resolution_isolates_failures() {
+        let text = r#"{"credentials": {
+                "ok": {"secret_id": "good"},
+                "missing": {"secret_id": "gone"},
+                "env": {"username": "u", "password_env": "POP3_PROBE_TEST_UNSET_VAR"}},
+            "monitors": [
+                {"name": "a", "host": "h", "credentials": "ok"},
+                {"name": "b", "host": "h", "credentials": "missing"},
+                {"name": "c", "host": "h", "credentials": "env"}]}"#;
+        let c = load(text, &NoSecrets).await.unwrap();
+        assert_eq!(c.monitors.len(), 1);
+        assert_eq!(
+            c.monitors[0].target.username.as_deref(),
+            Some("from-secret")
+        );
+        let p: Vec<String> = c.problems.iter().map(|p| p.error.to_string()).collect();
+        assert_eq!(
+            p[0],
+            "credentials.missing: secret gone: secretsmanager: secret gone does not exist"
+        );
+        assert_eq!(
+            p[1],
+            "credentials.env: environment variable POP3_PROBE_TEST_UNSET_VAR is not set"
+        );
+    }
+
+    #[test]
+    fn shipped_examples_parse_cleanly() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let text = std::fs::read_to_string(format!("{root}/examples/monitors.json")).unwrap();
+        let c = Config::parse(&text).unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.monitors.len(), 4);
+        assert_eq!(c.disabled, ["old-pop-server"]);
+    }
+
+    #[test]
+    fn schema_file_is_current() {
+        let path = format!("{}/schema/monitors.schema.json", env!("CARGO_MANIFEST_DIR"));
+        let fresh = json_schema();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &fresh).unwrap();
+        }
+        let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(shipped, fresh, "schema/monitors.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test schema_file_is_current`");
+        // The schema covers what the loader accepts at the top level.
+        let v: Value = serde_json::from_str(&fresh).unwrap();
+        let props: Vec<&String> = v["properties"].as_object().unwrap().keys().collect();
+        for key in TOP_LEVEL {
+            assert!(props.iter().any(|p| p == key), "schema lacks {key}");
+        }
+    }
 }

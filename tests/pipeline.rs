@@ -1,0 +1,507 @@
+//! The run pipeline with in-memory sinks: what reaches metrics, alerts and
+//! state, mailbox locking, deadlines, retries of failed deliveries.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::fake::{self, line, Reply};
+use pop3_probe::alert::{Alert, AlertKind, MonitorState};
+use pop3_probe::config::Config;
+use pop3_probe::pipeline::{self, Shard};
+use pop3_probe::probe::{FailureKind, Phase, Status};
+use pop3_probe::sinks::{AlertSink, Datum, MetricsSink, PublishReport, SinkError, StateStore};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::time::Instant;
+
+#[derive(Default)]
+struct MemState {
+    rows: Mutex<HashMap<String, MonitorState>>,
+    pending: Mutex<Vec<Datum>>,
+    saves: AtomicUsize,
+}
+
+impl StateStore for MemState {
+    async fn load(&self, monitors: &[String]) -> Result<HashMap<String, MonitorState>, SinkError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(monitors
+            .iter()
+            .filter_map(|m| rows.get(m).map(|s| (m.clone(), s.clone())))
+            .collect())
+    }
+    async fn save(&self, state: &MonitorState) -> Result<(), SinkError> {
+        let mut rows = self.rows.lock().unwrap();
+        let current = rows.get(&state.monitor).map(|s| s.version).unwrap_or(0);
+        assert_eq!(
+            current + 1,
+            state.version,
+            "state saved over a newer version"
+        );
+        rows.insert(state.monitor.clone(), state.clone());
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
+        Ok(self.pending.lock().unwrap().clone())
+    }
+    async fn save_pending_metrics(&self, data: &[Datum]) -> Result<(), SinkError> {
+        *self.pending.lock().unwrap() = data.to_vec();
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct MemMetrics {
+    got: Mutex<Vec<Datum>>,
+    fail_next: AtomicUsize,
+}
+
+impl MetricsSink for MemMetrics {
+    async fn publish(&self, _namespace: &str, data: Vec<Datum>) -> PublishReport {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return PublishReport {
+                failed: data,
+                requests: 1,
+                errors: vec!["throttled".into()],
+                ..Default::default()
+            };
+        }
+        let n = data.len();
+        self.got.lock().unwrap().extend(data);
+        PublishReport {
+            published: n,
+            requests: 1,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Default)]
+struct MemAlerts {
+    got: Mutex<Vec<Alert>>,
+    fail_next: AtomicUsize,
+}
+
+impl AlertSink for MemAlerts {
+    async fn send(&self, alert: &Alert) -> Result<(), SinkError> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(SinkError::transient("sns", "throttled"));
+        }
+        self.got.lock().unwrap().push(alert.clone());
+        Ok(())
+    }
+}
+
+impl MemAlerts {
+    fn kinds(&self) -> Vec<(String, AlertKind)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| (a.monitor.clone(), a.kind))
+            .collect()
+    }
+}
+
+struct NoSecrets;
+impl pop3_probe::sinks::SecretSource for NoSecrets {
+    async fn secret(&self, id: &str) -> Result<secrecy::SecretString, SinkError> {
+        Err(SinkError::new("test", format!("no secret {id}")))
+    }
+}
+
+async fn config(monitors: &str, extra_run: &str) -> Config {
+    let text = format!(
+        r#"{{"run": {{"retries": 0, "deadline_ms": 10000 {extra_run}}},
+             "credentials": {{"a": {{"username": "alice", "password": "pw"}},
+                              "b": {{"username": "bob", "password": "pw"}}}},
+             "defaults": {{"tls": "none", "allow_plaintext_password": true, "auth": "user",
+                          "credentials": "a", "failures_before_alert": 1, "timeout_ms": 3000,
+                          "warning_ms": 2000, "critical_ms": 2500}},
+             "monitors": [{monitors}]}}"#
+    );
+    let c = pop3_probe::config::load(&text, &NoSecrets).await.unwrap();
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    c
+}
+
+async fn run(c: &Config, m: &MemMetrics, a: &MemAlerts, s: &MemState) -> pipeline::RunSummary {
+    let deadline = Instant::now() + c.run.deadline;
+    pipeline::execute(c, "Test", Shard::default(), deadline, m, a, s).await
+}
+
+/// A POP3 server that holds each login for a while and records the most
+/// sessions per user it saw at once.
+async fn lock_watching_server() -> (u16, Arc<Mutex<HashMap<String, (usize, usize)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Arc<Mutex<HashMap<String, (usize, usize)>>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                w.write_all(b"+OK hi\r\n").await.unwrap();
+                let mut user = None;
+                let mut buf = String::new();
+                while r.read_line(&mut buf).await.unwrap_or(0) > 0 {
+                    let cmd = buf.trim_end().to_string();
+                    buf.clear();
+                    let reply: &[u8] = if let Some(u) = cmd.strip_prefix("USER ") {
+                        let mut s = seen.lock().unwrap();
+                        // Per user, and "*" for all sessions together.
+                        for key in [u, "*"] {
+                            let e = s.entry(key.to_string()).or_default();
+                            e.0 += 1;
+                            e.1 = e.1.max(e.0);
+                        }
+                        user = Some(u.to_string());
+                        b"+OK\r\n"
+                    } else if cmd == "STAT" {
+                        // Hold the "maildrop lock" long enough to overlap.
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        b"+OK 0 0\r\n"
+                    } else if cmd == "QUIT" {
+                        w.write_all(b"+OK\r\n").await.ok();
+                        break;
+                    } else {
+                        b"+OK\r\n"
+                    };
+                    w.write_all(reply).await.unwrap();
+                }
+                if let Some(u) = user {
+                    let mut s = seen.lock().unwrap();
+                    s.get_mut(&u).unwrap().0 -= 1;
+                    s.get_mut("*").unwrap().0 -= 1;
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn monitors_sharing_a_mailbox_never_log_in_at_once() {
+    let (port, seen) = lock_watching_server().await;
+    let monitors: Vec<String> = (0..4)
+        .map(|i| format!(r#"{{"name": "alice-{i}", "host": "127.0.0.1", "port": {port}}}"#))
+        .chain((0..4).map(|i| {
+            format!(
+                r#"{{"name": "bob-{i}", "host": "127.0.0.1", "port": {port}, "credentials": "b"}}"#
+            )
+        }))
+        .chain(std::iter::once(format!(
+            r#"{{"name": "alice-5", "host": "127.0.0.1", "port": {port}}}"#
+        )))
+        .collect();
+    let c = config(&monitors.join(","), "").await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    let summary = run(&c, &m, &a, &s).await;
+    assert_eq!(summary.up, 9, "{:?}", summary.failures);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen["alice"].1, 1,
+        "alice's mailbox was opened twice at once"
+    );
+    assert_eq!(seen["bob"].1, 1);
+    // Different mailboxes did overlap: the server can see concurrency, so
+    // the two assertions above are not vacuous.
+    assert!(seen["*"].1 >= 2, "alice and bob never overlapped: {seen:?}");
+}
+
+#[tokio::test]
+async fn one_alert_per_transition_and_a_failed_send_is_retried() {
+    let good = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let flaky_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = flaky_up.clone();
+    let flaky = fake::spawn(line("+OK hi"), move |cmd: &str| {
+        if cmd.starts_with("PASS") && !flag.load(Ordering::SeqCst) {
+            line("-ERR [SYS/TEMP] backend down")
+        } else {
+            fake::polite(&[])(cmd)
+        }
+    })
+    .await;
+    let c = config(
+        &format!(
+            r#"{{"name": "good", "host": "127.0.0.1", "port": {}}},
+               {{"name": "flaky", "host": "127.0.0.1", "port": {}, "failures_before_alert": 2}}"#,
+            good.port(),
+            flaky.port()
+        ),
+        "",
+    )
+    .await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+
+    // Run 1: first failure, below the threshold.
+    let r = run(&c, &m, &a, &s).await;
+    assert_eq!((r.up, r.down), (1, 1));
+    assert!(a.kinds().is_empty());
+    // Run 2: threshold reached, but SNS refuses: nothing recorded as sent.
+    a.fail_next.store(1, Ordering::SeqCst);
+    let r = run(&c, &m, &a, &s).await;
+    assert_eq!(r.alerts_failed.len(), 1);
+    assert!(a.kinds().is_empty());
+    assert_eq!(
+        s.rows.lock().unwrap()["flaky"].status,
+        Status::Up,
+        "state moved without the alert"
+    );
+    // Run 3: the alert goes out now.
+    let r = run(&c, &m, &a, &s).await;
+    assert_eq!(r.alerts_sent, ["flaky: down"]);
+    assert_eq!(a.kinds(), [("flaky".to_string(), AlertKind::Down)]);
+    let alert = a.got.lock().unwrap()[0].clone();
+    assert_eq!(alert.cause, Some(FailureKind::AuthTemporaryFailure));
+    // Run 4: still down, no repeat.
+    run(&c, &m, &a, &s).await;
+    assert_eq!(a.kinds().len(), 1);
+    // Run 5: recovered, once.
+    flaky_up.store(true, Ordering::SeqCst);
+    run(&c, &m, &a, &s).await;
+    run(&c, &m, &a, &s).await;
+    assert_eq!(
+        a.kinds(),
+        [
+            ("flaky".to_string(), AlertKind::Down),
+            ("flaky".to_string(), AlertKind::Recovered)
+        ]
+    );
+    assert_eq!(s.rows.lock().unwrap()["flaky"].status, Status::Up);
+}
+
+#[tokio::test]
+async fn a_steady_fleet_costs_no_state_writes() {
+    let good = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let c = config(
+        &format!(
+            r#"{{"name": "good", "host": "127.0.0.1", "port": {}}}"#,
+            good.port()
+        ),
+        "",
+    )
+    .await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    for _ in 0..5 {
+        run(&c, &m, &a, &s).await;
+    }
+    assert_eq!(
+        s.saves.load(Ordering::SeqCst),
+        1,
+        "only the first sighting is written"
+    );
+}
+
+#[tokio::test]
+async fn unpublished_metrics_are_kept_and_sent_next_run() {
+    let good = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let c = config(
+        &format!(
+            r#"{{"name": "good", "host": "127.0.0.1", "port": {}}}"#,
+            good.port()
+        ),
+        "",
+    )
+    .await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    m.fail_next.store(1, Ordering::SeqCst);
+    let r = run(&c, &m, &a, &s).await;
+    assert_eq!(r.metrics_published, 0);
+    let kept = r.metrics_unpublished;
+    assert!(kept >= 6, "{kept}");
+    assert_eq!(s.pending.lock().unwrap().len(), kept);
+    let r = run(&c, &m, &a, &s).await;
+    assert_eq!(
+        r.metrics_published,
+        2 * kept,
+        "old values go out with the new"
+    );
+    assert!(s.pending.lock().unwrap().is_empty());
+    let runs = m
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.name == "ProbeRuns")
+        .count();
+    assert_eq!(runs, 2);
+}
+
+#[tokio::test]
+async fn hanging_servers_do_not_hold_up_the_run() {
+    let hang = fake::spawn(Reply::Hang, fake::polite(&[])).await;
+    let good = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let mut monitors: Vec<String> = (0..6)
+        .map(|i| format!(r#"{{"name": "hung-{i}", "host": "127.0.0.1", "port": {}, "auth": "none", "timeout_ms": 60000, "critical_ms": 9000}}"#, hang.port()))
+        .collect();
+    monitors.push(format!(
+        r#"{{"name": "good", "host": "127.0.0.1", "port": {}}}"#,
+        good.port()
+    ));
+    let c = config(
+        &monitors.join(","),
+        r#", "deadline_ms": 60000, "concurrency": 3"#,
+    )
+    .await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(1500);
+    let r = pipeline::execute(&c, "Test", Shard::default(), deadline, &m, &a, &s).await;
+    // Every hung monitor was started (3 at a time) and cut at the deadline;
+    // the run ends right after it, with everything published.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let hung: Vec<_> = r
+        .results
+        .iter()
+        .filter(|x| x.monitor.starts_with("hung"))
+        .collect();
+    assert_eq!(hung.len() + r.skipped.len(), 6);
+    for h in &hung {
+        assert_eq!(
+            (h.failure, h.failed_phase),
+            (Some(FailureKind::Timeout), Some(Phase::Greeting))
+        );
+    }
+    assert!(r
+        .results
+        .iter()
+        .any(|x| x.monitor == "good" && x.status == Status::Up));
+    let got = m.got.lock().unwrap();
+    assert!(got.iter().any(|d| d.name == "Availability"
+        && d.monitor.as_deref() == Some("good")
+        && d.value == 1.0));
+    assert_eq!(r.metrics_unpublished, 0);
+}
+
+#[tokio::test]
+async fn shards_split_the_fleet_without_overlap() {
+    let good = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let monitors: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"name": "m{i}", "host": "127.0.0.{}", "port": {}, "auth": "none"}}"#,
+                i + 1,
+                good.port()
+            )
+        })
+        .collect();
+    let c = config(&monitors.join(","), "").await;
+    let mut all = Vec::new();
+    for shard in 0..3 {
+        let (m, a, s) = (
+            MemMetrics::default(),
+            MemAlerts::default(),
+            MemState::default(),
+        );
+        let r = pipeline::execute(
+            &c,
+            "T",
+            Shard { shard, shards: 3 },
+            Instant::now() + Duration::from_secs(10),
+            &m,
+            &a,
+            &s,
+        )
+        .await;
+        assert!(r.probed > 0, "shard {shard} is empty");
+        all.extend(r.results.into_iter().map(|x| x.monitor));
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 20);
+    assert!(Shard {
+        shard: 3,
+        shards: 3
+    }
+    .validate()
+    .is_err());
+}
+
+#[tokio::test]
+async fn default_metrics_are_few_and_detailed_ones_opt_in() {
+    let good = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let c = config(
+        &format!(
+            r#"{{"name": "plain", "host": "127.0.0.1", "port": {p}}},
+               {{"name": "detailed", "host": "127.0.0.1", "port": {p}, "credentials": "b", "detailed_metrics": true}},
+               {{"name": "dead", "host": "127.0.0.1", "port": 1, "auth": "none"}}"#,
+            p = good.port()
+        ),
+        "",
+    ).await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    run(&c, &m, &a, &s).await;
+    let got = m.got.lock().unwrap();
+    let names_for = |mon: Option<&str>| {
+        let mut v: Vec<String> = got
+            .iter()
+            .filter(|d| d.monitor.as_deref() == mon)
+            .map(|d| d.name.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names_for(Some("plain")), ["Availability", "ResponseTime"]);
+    // A down monitor has availability 0 and no response time.
+    assert_eq!(names_for(Some("dead")), ["Availability"]);
+    assert!(got
+        .iter()
+        .any(|d| d.monitor.as_deref() == Some("dead") && d.value == 0.0));
+    let detailed = names_for(Some("detailed"));
+    for n in [
+        "AuthTime",
+        "ConnectTime",
+        "GreetingTime",
+        "MailboxMessages",
+        "MailboxSize",
+        "StatTime",
+    ] {
+        assert!(
+            detailed.iter().any(|d| d == n),
+            "{n} missing from {detailed:?}"
+        );
+    }
+    assert_eq!(
+        names_for(None),
+        ["MonitorsDown", "MonitorsUp", "ProbeRuns", "RunDuration"]
+    );
+    let down = got.iter().find(|d| d.name == "MonitorsDown").unwrap();
+    assert_eq!(down.value, 1.0);
+}
