@@ -64,7 +64,11 @@ fn every_output_mode_never_shows_the_password() {
                 );
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 let stderr = String::from_utf8_lossy(&out.stderr);
-                assert_eq!(out.status.code(), Some(0), "{format} {auth} {tls}\n{stdout}\n{stderr}");
+                assert_eq!(
+                    out.status.code(),
+                    Some(0),
+                    "{format} {auth} {tls}\n{stdout}\n{stderr}"
+                );
                 for form in secret_forms(d) {
                     assert!(!stdout.contains(&form), "stdout leaks {form}:\n{stdout}");
                     assert!(!stderr.contains(&form), "stderr leaks {form}:\n{stderr}");
@@ -114,7 +118,10 @@ fn wrong_password_run_never_shows_either_password() {
 
 /// Nagios plugin output: `TEXT | label=value[UOM];[warn];[crit];[min];[max] ...`
 fn parse_nagios(line: &str) -> (String, Vec<(String, String)>) {
-    let (text, perf) = line.trim_end().split_once(" | ").expect("perfdata separator");
+    let (text, perf) = line
+        .trim_end()
+        .split_once(" | ")
+        .expect("perfdata separator");
     let perf = perf
         .split(' ')
         .map(|item| {
@@ -127,7 +134,10 @@ fn parse_nagios(line: &str) -> (String, Vec<(String, String)>) {
                 .collect();
             number.parse::<f64>().unwrap_or_else(|_| panic!("{item}"));
             let uom = &value[number.len()..];
-            assert!(["", "s", "ms", "us", "%", "B", "KB", "MB", "TB", "c"].contains(&uom), "{item}");
+            assert!(
+                ["", "s", "ms", "us", "%", "B", "KB", "MB", "TB", "c"].contains(&uom),
+                "{item}"
+            );
             (label.to_string(), value)
         })
         .collect();
@@ -157,7 +167,17 @@ fn nagios_format_and_exit_codes() {
     let (text, perf) = parse_nagios(&stdout);
     assert!(text.starts_with("POP3 OK - "), "{text}");
     let labels: Vec<&str> = perf.iter().map(|(l, _)| l.as_str()).collect();
-    for l in ["time", "connect", "tls", "greeting", "auth", "stat", "messages", "size", "cert_days"] {
+    for l in [
+        "time",
+        "connect",
+        "tls",
+        "greeting",
+        "auth",
+        "stat",
+        "messages",
+        "size",
+        "cert_days",
+    ] {
         assert!(labels.contains(&l), "{l} missing from {labels:?}");
     }
 
@@ -169,7 +189,10 @@ fn nagios_format_and_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let (text, _) = parse_nagios(&stdout);
-    assert!(text.starts_with("POP3 CRITICAL - ") && text.contains("certificate_expired"), "{text}");
+    assert!(
+        text.starts_with("POP3 CRITICAL - ") && text.contains("certificate_expired"),
+        "{text}"
+    );
 
     // Slower than --warn: WARNING, exit 1 (a zero-ish threshold makes any
     // real probe slow enough, whatever the machine's speed).
@@ -205,8 +228,13 @@ fn human_output_has_a_phase_table() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("UP 127.0.0.1:"), "{stdout}");
-    for phase in ["resolve", "connect", "greeting", "capa", "stls", "tls", "auth", "stat", "quit"] {
-        assert!(stdout.lines().any(|l| l.trim_start().starts_with(phase)), "{phase}:\n{stdout}");
+    for phase in [
+        "resolve", "connect", "greeting", "capa", "stls", "tls", "auth", "stat", "quit",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(phase)),
+            "{phase}:\n{stdout}"
+        );
     }
     assert!(stdout.contains(&format!("{} messages", d.get("MSG_COUNT"))));
 }
@@ -214,25 +242,51 @@ fn human_output_has_a_phase_table() {
 #[test]
 fn usage_errors_are_unknown_and_name_the_problem() {
     let bin = env!("CARGO_BIN_EXE_pop3-probe");
-    let out = Command::new(bin).args(["check", "pop3://u:pw@host"]).output().unwrap();
+    let out = Command::new(bin)
+        .args(["check", "pop3://u:pw@host"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password in the URL"));
-    let out = Command::new(bin).args(["check", "host", "--timeout", "soon"]).output().unwrap();
+    let out = Command::new(bin)
+        .args(["check", "host", "--timeout", "soon"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
     let out = Command::new(bin)
-        .args(["check", "pop3s://u@host", "--password-env", "NO_SUCH_VAR_HERE"])
+        .args([
+            "check",
+            "pop3s://u@host",
+            "--password-env",
+            "NO_SUCH_VAR_HERE",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("NO_SUCH_VAR_HERE"));
-    let out = Command::new(bin).args(["check", "--help"]).output().unwrap();
+    let out = Command::new(bin)
+        .args(["check", "--help"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     for opt in [
-        "--tls", "--auth", "--user", "--password-env", "--password-file", "--warn", "--crit",
-        "--timeout", "--ca-file", "--tls-server-name", "--allow-plaintext-password",
-        "--insecure-skip-verify", "--format", "--json", "--verbose",
+        "--tls",
+        "--auth",
+        "--user",
+        "--password-env",
+        "--password-file",
+        "--warn",
+        "--crit",
+        "--timeout",
+        "--ca-file",
+        "--tls-server-name",
+        "--allow-plaintext-password",
+        "--insecure-skip-verify",
+        "--format",
+        "--json",
+        "--verbose",
     ] {
         assert!(help.contains(opt), "--help lacks {opt}");
     }

@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::dovecot::{dovecot, Dovecot};
-use pop3_probe::probe::{self, AuthMethod, FailureKind, Phase, ProbeResult, Status, Target, TlsMode};
+use pop3_probe::probe::{
+    self, AuthMethod, FailureKind, Phase, ProbeResult, Status, Target, TlsMode,
+};
 use secrecy::SecretString;
 
 fn target(d: &Dovecot, port_key: &str, tls: TlsMode, auth: AuthMethod) -> Target {
@@ -38,7 +40,13 @@ fn assert_mailbox(d: &Dovecot, r: &ProbeResult) {
 #[tokio::test]
 async fn implicit_tls_with_trusted_ca() {
     let d = dovecot();
-    let r = probe::probe(&target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3S_PORT",
+        TlsMode::Implicit,
+        AuthMethod::Auto,
+    ))
+    .await;
     assert_up(&r);
     assert_mailbox(d, &r);
     let tls = r.tls.as_ref().unwrap();
@@ -47,14 +55,25 @@ async fn implicit_tls_with_trusted_ca() {
     let cert = tls.certificate.as_ref().unwrap();
     assert!(cert.days_remaining > 300, "{cert:?}");
     assert!(cert.names.iter().any(|n| n == "localhost"), "{cert:?}");
-    assert_eq!(r.address.as_deref(), Some(format!("127.0.0.1:{}", d.port("POP3S_PORT")).as_str()));
+    assert_eq!(
+        r.address.as_deref(),
+        Some(format!("127.0.0.1:{}", d.port("POP3S_PORT")).as_str())
+    );
     // Dovecot offers APOP here, so auto picks it.
     assert!(r.apop_offered);
     assert_eq!(r.auth_used, Some(AuthMethod::Apop));
     let phases: Vec<Phase> = r.phases.iter().map(|p| p.phase).collect();
     assert_eq!(
         phases,
-        [Phase::Resolve, Phase::Connect, Phase::Tls, Phase::Greeting, Phase::Auth, Phase::Stat, Phase::Quit]
+        [
+            Phase::Resolve,
+            Phase::Connect,
+            Phase::Tls,
+            Phase::Greeting,
+            Phase::Auth,
+            Phase::Stat,
+            Phase::Quit
+        ]
     );
 }
 
@@ -68,7 +87,13 @@ async fn every_login_method_over_tls() {
         assert_mailbox(d, &r);
     }
     // Without an APOP timestamp, auto chooses SASL PLAIN (advertised).
-    let r = probe::probe(&target(d, "POP3S_NOAPOP_PORT", TlsMode::Implicit, AuthMethod::Auto)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3S_NOAPOP_PORT",
+        TlsMode::Implicit,
+        AuthMethod::Auto,
+    ))
+    .await;
     assert_up(&r);
     assert!(!r.apop_offered);
     assert_eq!(r.auth_used, Some(AuthMethod::SaslPlain));
@@ -77,16 +102,38 @@ async fn every_login_method_over_tls() {
 #[tokio::test]
 async fn stls_required() {
     let d = dovecot();
-    let r = probe::probe(&target(d, "POP3_PLAIN_STLS_PORT", TlsMode::Starttls, AuthMethod::User)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3_PLAIN_STLS_PORT",
+        TlsMode::Starttls,
+        AuthMethod::User,
+    ))
+    .await;
     assert_up(&r);
     assert!(r.tls.as_ref().unwrap().verified);
     assert!(!r.tls_fallback);
     assert_mailbox(d, &r);
     let phases: Vec<Phase> = r.phases.iter().map(|p| p.phase).collect();
-    assert!(phases.starts_with(&[Phase::Resolve, Phase::Connect, Phase::Greeting, Phase::Capa, Phase::Stls, Phase::Tls]), "{phases:?}");
+    assert!(
+        phases.starts_with(&[
+            Phase::Resolve,
+            Phase::Connect,
+            Phase::Greeting,
+            Phase::Capa,
+            Phase::Stls,
+            Phase::Tls
+        ]),
+        "{phases:?}"
+    );
 
     // The listener without TLS cannot satisfy a required STLS.
-    let r = probe::probe(&target(d, "POP3_NOTLS_PORT", TlsMode::Starttls, AuthMethod::User)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3_NOTLS_PORT",
+        TlsMode::Starttls,
+        AuthMethod::User,
+    ))
+    .await;
     assert_eq!(r.failure, Some(FailureKind::StlsUnavailable));
     assert_eq!(r.failed_phase, Some(Phase::Stls));
 }
@@ -94,24 +141,45 @@ async fn stls_required() {
 #[tokio::test]
 async fn stls_if_available_with_and_without_stls() {
     let d = dovecot();
-    let r = probe::probe(&target(d, "POP3_PLAIN_STLS_PORT", TlsMode::StarttlsIfAvailable, AuthMethod::Auto)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3_PLAIN_STLS_PORT",
+        TlsMode::StarttlsIfAvailable,
+        AuthMethod::Auto,
+    ))
+    .await;
     assert_up(&r);
     assert!(!r.tls_fallback);
     assert!(r.tls.is_some());
 
     // No STLS there: fall back, and refuse to send a password in the clear.
-    let r = probe::probe(&target(d, "POP3_NOTLS_PORT", TlsMode::StarttlsIfAvailable, AuthMethod::Auto)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3_NOTLS_PORT",
+        TlsMode::StarttlsIfAvailable,
+        AuthMethod::Auto,
+    ))
+    .await;
     assert!(r.tls_fallback);
     assert_eq!(r.failure, Some(FailureKind::PlaintextRefused));
     assert!(r.tls.is_none());
 
     // Allowed explicitly: it logs in, and says the password went in clear.
-    let mut t = target(d, "POP3_NOTLS_PORT", TlsMode::StarttlsIfAvailable, AuthMethod::Auto);
+    let mut t = target(
+        d,
+        "POP3_NOTLS_PORT",
+        TlsMode::StarttlsIfAvailable,
+        AuthMethod::Auto,
+    );
     t.allow_plaintext_password = true;
     let r = probe::probe(&t).await;
     assert_up(&r);
     assert!(r.tls_fallback);
-    assert!(r.warnings.iter().any(|w| w.contains("cleartext")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("cleartext")),
+        "{:?}",
+        r.warnings
+    );
     assert_mailbox(d, &r);
 }
 
@@ -119,7 +187,13 @@ async fn stls_if_available_with_and_without_stls() {
 async fn apop_over_stls_listener_in_plaintext_mode() {
     // APOP never sends the password, so it is allowed without TLS.
     let d = dovecot();
-    let r = probe::probe(&target(d, "POP3_PLAIN_STLS_PORT", TlsMode::None, AuthMethod::Apop)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3_PLAIN_STLS_PORT",
+        TlsMode::None,
+        AuthMethod::Apop,
+    ))
+    .await;
     assert_up(&r);
     assert!(r.tls.is_none());
     assert_eq!(r.auth_used, Some(AuthMethod::Apop));
@@ -143,7 +217,13 @@ async fn wrong_password_is_auth_failed_with_dovecots_words() {
 #[tokio::test]
 async fn certificate_failures() {
     let d = dovecot();
-    let r = probe::probe(&target(d, "POP3S_EXPIRED_PORT", TlsMode::Implicit, AuthMethod::Auto)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3S_EXPIRED_PORT",
+        TlsMode::Implicit,
+        AuthMethod::Auto,
+    ))
+    .await;
     assert_eq!(r.failure, Some(FailureKind::CertificateExpired), "{r:?}");
     assert_eq!(r.failed_phase, Some(Phase::Tls));
     // The facts of the rejected certificate are still reported.
@@ -157,7 +237,11 @@ async fn certificate_failures() {
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.tls_server_name = Some("mail.wrong-name.test".into());
     let r = probe::probe(&t).await;
-    assert_eq!(r.failure, Some(FailureKind::CertificateNameMismatch), "{r:?}");
+    assert_eq!(
+        r.failure,
+        Some(FailureKind::CertificateNameMismatch),
+        "{r:?}"
+    );
 
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.ca_pem = Some(d.pem("OTHER_CA_PEM"));
@@ -191,7 +275,13 @@ async fn insecure_skip_verify_is_flagged() {
 #[tokio::test]
 async fn closed_port_and_empty_mailbox_and_no_login() {
     let d = dovecot();
-    let r = probe::probe(&target(d, "CLOSED_PORT", TlsMode::Implicit, AuthMethod::Auto)).await;
+    let r = probe::probe(&target(
+        d,
+        "CLOSED_PORT",
+        TlsMode::Implicit,
+        AuthMethod::Auto,
+    ))
+    .await;
     assert_eq!(r.failure, Some(FailureKind::ConnectionRefused));
     assert_eq!(r.failed_phase, Some(Phase::Connect));
 
@@ -202,7 +292,13 @@ async fn closed_port_and_empty_mailbox_and_no_login() {
     let m = r.mailbox.unwrap();
     assert_eq!((m.messages, m.octets), (0, 0));
 
-    let r = probe::probe(&target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::None)).await;
+    let r = probe::probe(&target(
+        d,
+        "POP3S_PORT",
+        TlsMode::Implicit,
+        AuthMethod::None,
+    ))
+    .await;
     assert_up(&r);
     assert!(r.mailbox.is_none());
     let caps = r.capabilities.unwrap();
@@ -213,7 +309,13 @@ async fn closed_port_and_empty_mailbox_and_no_login() {
 async fn repeated_probes_leave_the_mailbox_alone() {
     let d = dovecot();
     for _ in 0..3 {
-        let r = probe::probe(&target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto)).await;
+        let r = probe::probe(&target(
+            d,
+            "POP3S_PORT",
+            TlsMode::Implicit,
+            AuthMethod::Auto,
+        ))
+        .await;
         assert_up(&r);
         assert_mailbox(d, &r);
     }
