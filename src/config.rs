@@ -121,6 +121,8 @@ macro_rules! monitor_settings {
             pub enabled: Option<bool>,
             /// While down, alert again after this many minutes; 0 = never. Default 0.
             pub renotify_minutes: Option<u64>,
+            /// Ask CAPA on every probe, for reports (one more round trip). Default false.
+            pub capabilities: Option<bool>,
         }
     };
 }
@@ -508,7 +510,10 @@ impl Config {
             .certificate_warning_days
             .or(d.certificate_warning_days)
             .unwrap_or(14);
-        target.certificate_warning_days = Some(certificate_warning_days);
+        // Expiry is the alert machine's business (once a day), not a
+        // reason to call every run degraded.
+        target.certificate_warning_days = None;
+        target.capabilities = m.capabilities.or(d.capabilities).unwrap_or(false);
         Ok(Some(MonitorSpec {
             target,
             alert: AlertSettings {
@@ -1043,7 +1048,10 @@ mod tests {
             std::fs::write(&path, &fresh).unwrap();
         }
         let shipped = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(shipped, fresh, "schema/monitors.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test schema_file_is_current`");
+        assert!(
+            shipped == fresh,
+            "schema/monitors.schema.json is stale: run `UPDATE_SCHEMA=1 cargo test schema_file_is_current`"
+        );
         // The schema covers what the loader accepts at the top level.
         let v: Value = serde_json::from_str(&fresh).unwrap();
         let props: Vec<&String> = v["properties"].as_object().unwrap().keys().collect();

@@ -223,11 +223,16 @@ fn human_output_has_a_phase_table() {
             d.get("CA_PEM"),
             "--tls-server-name",
             "localhost",
+            "--capa",
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("UP 127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("caps      USER APOP PIPELINING SASL(PLAIN)"),
+        "{stdout}"
+    );
     for phase in [
         "resolve", "connect", "greeting", "capa", "stls", "tls", "auth", "stat", "quit",
     ] {

@@ -240,13 +240,79 @@ async fn plaintext_refused_for_user_and_plain_but_not_apop() {
 
 #[tokio::test]
 async fn auth_unsupported_cases() {
-    let s = fake::spawn(line("+OK hi"), fake::polite(&["USER"])).await;
+    // Dovecot's words for an unknown mechanism carry [AUTH], which alone
+    // would read as a wrong password.
+    let s = fake::spawn(line("+OK hi"), |cmd: &str| {
+        if cmd.starts_with("AUTH") {
+            line("-ERR [AUTH] Unsupported authentication mechanism.")
+        } else {
+            fake::polite(&["USER", "SASL LOGIN"])(cmd)
+        }
+    })
+    .await;
     let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::Apop)).await;
     assert_eq!(r.failure, Some(FailureKind::AuthUnsupported));
+    assert!(
+        s.commands().is_empty(),
+        "APOP without a timestamp is not even tried"
+    );
     let mut t = plain_allowed(s.port(), AuthMethod::SaslPlain);
     t.tls = TlsMode::StarttlsIfAvailable;
     let r = probe::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::AuthUnsupported), "{r:?}");
+    assert!(r.message.contains("SASL LOGIN"), "{}", r.message);
+    // A wrong password on a server that does offer PLAIN stays auth_failed.
+    let s = fake::spawn(line("+OK hi"), |cmd: &str| {
+        if cmd.starts_with("AUTH") {
+            line("-ERR [AUTH] Authentication failed.")
+        } else {
+            fake::polite(&["USER", "SASL PLAIN"])(cmd)
+        }
+    })
+    .await;
+    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::SaslPlain)).await;
+    assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{r:?}");
+}
+
+#[tokio::test]
+async fn round_trips_are_only_what_the_check_needs() {
+    // APOP offered: greeting, APOP, STAT, QUIT — no CAPA at all.
+    let s = fake::spawn(
+        line("+OK hi <1.2@host>"),
+        fake::polite(&["USER", "SASL PLAIN", "STLS"]),
+    )
+    .await;
+    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::Auto)).await;
+    assert_eq!(r.status, Status::Up);
+    let verbs: Vec<String> = s
+        .commands_until("QUIT")
+        .await
+        .iter()
+        .map(|c| c.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(verbs, ["APOP", "STAT", "QUIT"]);
+    // Connectivity only: nothing but QUIT after the greeting...
+    let s = fake::spawn(line("+OK hi"), fake::polite(&["USER"])).await;
+    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
+    assert_eq!(r.status, Status::Up);
+    assert_eq!(s.commands_until("QUIT").await, ["QUIT"]);
+    assert!(r.capabilities.is_none());
+    // ...unless capabilities are asked for.
+    let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
+    t.capabilities = true;
+    let r = probe::probe(&t).await;
+    assert!(r.capabilities.unwrap().user);
+    // No APOP: auto needs CAPA to find SASL PLAIN, then one AUTH line.
+    let s = fake::spawn(line("+OK hi"), fake::polite(&["USER", "SASL PLAIN"])).await;
+    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::Auto)).await;
+    assert_eq!(r.auth_used, Some(AuthMethod::SaslPlain));
+    let verbs: Vec<String> = s
+        .commands_until("QUIT")
+        .await
+        .iter()
+        .map(|c| c.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(verbs, ["CAPA", "AUTH", "STAT", "QUIT"]);
 }
 
 #[tokio::test]
@@ -260,15 +326,22 @@ async fn stat_failure_and_quit_failure() {
     assert_eq!(r.failure, Some(FailureKind::MailboxError));
     assert_eq!(r.failed_phase, Some(Phase::Stat));
 
-    // A QUIT that goes unanswered does not fail a probe that proved its point.
+    // QUIT is sent but its answer not awaited: a server that hangs on it
+    // costs the probe nothing.
     let s = fake::spawn(line("+OK hi"), |cmd: &str| match cmd {
-        "QUIT" => Reply::Close,
+        "QUIT" => Reply::Hang,
         _ => fake::polite(&[])(cmd),
     })
     .await;
-    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::User)).await;
+    let mut t = plain_allowed(s.port(), AuthMethod::User);
+    t.timeout = Duration::from_secs(30);
+    let r = probe::probe(&t).await;
     assert_eq!(r.status, Status::Up, "{r:?}");
-    assert!(r.warnings.iter().any(|w| w.starts_with("QUIT")));
+    assert!(r.response_time_ms < 10_000.0);
+    assert_eq!(
+        s.commands_until("QUIT").await.last().map(String::as_str),
+        Some("QUIT")
+    );
 }
 
 #[tokio::test]

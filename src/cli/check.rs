@@ -163,6 +163,11 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DAYS", default_value_t = 14)]
     pub cert_warn_days: u32,
 
+    /// Also ask CAPA and show the server's capabilities (one more round
+    /// trip; by default CAPA is sent only when a decision needs it).
+    #[arg(long)]
+    pub capa: bool,
+
     /// Output format. Example: --format nagios
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
@@ -281,6 +286,7 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
     t.insecure_skip_verify = args.insecure_skip_verify;
     t.allow_plaintext_password = args.allow_plaintext_password;
     t.certificate_warning_days = Some(args.cert_warn_days);
+    t.capabilities = args.capa;
     t.transcript = args.verbose;
     Ok(t)
 }

@@ -190,6 +190,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
+    async fn quit_nowait(mut self) -> Result<(), Error> {
+        self.send(&command::Quit).await?;
+        // FIN (and TLS close_notify) after QUIT: the server reads QUIT
+        // first, so it ends the session cleanly.
+        self.io.get_mut().shutdown().await?;
+        Ok(())
+    }
+
     async fn capa(&mut self) -> Result<Capabilities, Error> {
         self.send(&command::Capa).await?;
         self.expect_ok().await?;
@@ -281,14 +289,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         mut self,
         user: &str,
         password: &SecretString,
-    ) -> Result<Session<S>, Error> {
-        let user_cmd = command::User::new(user)?;
-        let pass_cmd = command::Pass::new(password)?;
-        self.conn.send(&user_cmd).await?;
-        self.conn.expect_ok().await?;
-        self.conn.send(&pass_cmd).await?;
-        self.conn.expect_ok().await?;
-        Ok(Session { conn: self.conn })
+    ) -> Result<Session<S>, LoginFailure<S>> {
+        let r = self.user_pass(user, password).await;
+        self.finish_login(r)
     }
 
     /// APOP with the greeting's timestamp; fails with a protocol error if
@@ -297,16 +300,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         mut self,
         user: &str,
         password: &SecretString,
-    ) -> Result<Session<S>, Error> {
-        let Some(timestamp) = self.greeting.apop_timestamp.as_deref() else {
-            return Err(Error::Protocol(
-                "APOP requested but the greeting has no timestamp".into(),
-            ));
-        };
-        let cmd = command::Apop::new(user, timestamp, password)?;
-        self.conn.send(&cmd).await?;
-        self.conn.expect_ok().await?;
-        Ok(Session { conn: self.conn })
+    ) -> Result<Session<S>, LoginFailure<S>> {
+        let r = self.apop(user, password).await;
+        self.finish_login(r)
     }
 
     /// SASL PLAIN, with the initial response on the AUTH line when it fits
@@ -315,7 +311,50 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         mut self,
         user: &str,
         password: &SecretString,
-    ) -> Result<Session<S>, Error> {
+    ) -> Result<Session<S>, LoginFailure<S>> {
+        let r = self.plain(user, password).await;
+        self.finish_login(r)
+    }
+
+    /// A `-ERR` leaves the session in AUTHORIZATION state, so the client is
+    /// handed back (to ask CAPA why, say); any other error ends it.
+    fn finish_login(self, r: Result<(), Error>) -> Result<Session<S>, LoginFailure<S>> {
+        match r {
+            Ok(()) => Ok(Session { conn: self.conn }),
+            Err(error @ Error::Negative(_)) => Err(LoginFailure {
+                error,
+                client: Some(self),
+            }),
+            Err(error) => Err(LoginFailure {
+                error,
+                client: None,
+            }),
+        }
+    }
+
+    async fn user_pass(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
+        let user_cmd = command::User::new(user)?;
+        let pass_cmd = command::Pass::new(password)?;
+        self.conn.send(&user_cmd).await?;
+        self.conn.expect_ok().await?;
+        self.conn.send(&pass_cmd).await?;
+        self.conn.expect_ok().await?;
+        Ok(())
+    }
+
+    async fn apop(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
+        let Some(timestamp) = self.greeting.apop_timestamp.as_deref() else {
+            return Err(Error::Protocol(
+                "APOP requested but the greeting has no timestamp".into(),
+            ));
+        };
+        let cmd = command::Apop::new(user, timestamp, password)?;
+        self.conn.send(&cmd).await?;
+        self.conn.expect_ok().await?;
+        Ok(())
+    }
+
+    async fn plain(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
         let creds = command::plain_credentials(user, password)?;
         let auth = command::AuthPlain::new(&creds);
         if auth.fits_initial_response() {
@@ -332,13 +371,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             self.conn.send(&command::SaslResponse::new(&creds)).await?;
         }
         self.conn.expect_ok().await?;
-        Ok(Session { conn: self.conn })
+        Ok(())
     }
 
     /// QUIT without logging in.
     pub async fn quit(mut self) -> Result<StatusLine, Error> {
         self.conn.send(&command::Quit).await?;
         self.conn.expect_ok().await
+    }
+
+    /// Send QUIT and close without waiting for the answer.
+    pub async fn quit_nowait(self) -> Result<(), Error> {
+        self.conn.quit_nowait().await
+    }
+}
+
+/// A login the server refused, or that broke.
+pub struct LoginFailure<S> {
+    pub error: Error,
+    /// Still in AUTHORIZATION state, when the server answered `-ERR`.
+    pub client: Option<Client<S>>,
+}
+
+impl<S> std::fmt::Debug for LoginFailure<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginFailure")
+            .field("error", &self.error)
+            .field("client", &self.client.as_ref().map(|_| "Client"))
+            .finish()
     }
 }
 
@@ -361,6 +421,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub async fn quit(mut self) -> Result<StatusLine, Error> {
         self.conn.send(&command::Quit).await?;
         self.conn.expect_ok().await
+    }
+
+    /// Send QUIT and close without waiting for the answer: once STAT has
+    /// answered, the reply to QUIT cannot change the outcome, and waiting
+    /// for it costs a round trip.
+    pub async fn quit_nowait(self) -> Result<(), Error> {
+        self.conn.quit_nowait().await
     }
 }
 

@@ -8,6 +8,7 @@ pub mod response;
 
 pub use capa::Capabilities;
 pub use client::{
-    Client, Direction, Error, Session, StlsOutcome, Transcript, WireLine, MAX_LINE, MAX_LINES,
+    Client, Direction, Error, LoginFailure, Session, StlsOutcome, Transcript, WireLine, MAX_LINE,
+    MAX_LINES,
 };
 pub use response::{Greeting, MaildropStat, ResponseCode, Status, StatusLine};

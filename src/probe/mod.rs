@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
 use crate::pop3::{
-    self, Capabilities, Client, ResponseCode, Session, StatusLine, StlsOutcome, Transcript,
+    self, Capabilities, Client, LoginFailure, ResponseCode, Session, StatusLine, StlsOutcome,
+    Transcript,
 };
 pub use stream::Stream;
 pub use types::*;
@@ -266,34 +267,18 @@ impl Run<'_> {
             .await?;
         self.apop_offered = client.greeting().apop_timestamp.is_some();
 
-        let wants_stls = matches!(t.tls, TlsMode::Starttls | TlsMode::StarttlsIfAvailable);
-        if wants_stls {
-            let caps = self.capa(&mut client).await?;
-            let offered = caps.as_ref().map(|c| c.stls);
-            match (t.tls, offered) {
-                (TlsMode::Starttls, Some(false)) => {
-                    return Err(Failure::new(
-                        FailureKind::StlsUnavailable,
-                        Phase::Stls,
-                        "STLS is required but the server does not offer it (or something removed it from CAPA)",
-                    ));
-                }
-                (TlsMode::StarttlsIfAvailable, Some(false) | None) => {
-                    self.fall_back("the server does not offer STLS");
-                }
-                _ => {
-                    // Offered, or CAPA unsupported and STLS required: try.
-                    client = self
-                        .starttls(client, &tls_client, server_name.clone())
-                        .await?;
-                }
-            }
+        if matches!(t.tls, TlsMode::Starttls | TlsMode::StarttlsIfAvailable) {
+            // STLS straight away, no CAPA first: a -ERR says as much as a
+            // missing capability would, a round trip sooner, and a proxy
+            // that strips STLS from CAPA gains nothing.
+            client = self
+                .starttls(client, &tls_client, server_name.clone())
+                .await?;
         }
-
+        if t.capabilities && self.capabilities.is_none() {
+            self.capa(&mut client).await?;
+        }
         if t.auth == AuthMethod::None {
-            if self.capabilities.is_none() {
-                self.capa(&mut client).await?;
-            }
             return self.quit_unauthenticated(client).await;
         }
         let mut session = self.login(client).await?;
@@ -457,12 +442,28 @@ impl Run<'_> {
             .await?;
         let (stream, greeting) = match outcome {
             StlsOutcome::Ready(stream, greeting) => (stream, greeting),
-            StlsOutcome::Refused(client, line) => {
+            StlsOutcome::Refused(mut client, line) => {
+                // Only now ask CAPA, to tell "not offered" from "refused".
+                let offered = matches!(self.capa(&mut client).await, Ok(Some(c)) if c.stls);
                 if self.target.tls == TlsMode::StarttlsIfAvailable {
-                    self.fall_back(&format!("the server refused STLS ({line})"));
+                    let why = if offered {
+                        format!("the server refused STLS ({line})")
+                    } else {
+                        "the server does not offer STLS".to_string()
+                    };
+                    self.fall_back(&why);
                     return Ok(client);
                 }
-                return Err(Failure::negative(line, Phase::Stls));
+                if offered {
+                    return Err(Failure::negative(line, Phase::Stls));
+                }
+                let mut f = Failure::new(
+                    FailureKind::StlsUnavailable,
+                    Phase::Stls,
+                    format!("STLS is required but the server does not offer it: {line}"),
+                );
+                f.reply = Some(line.to_string());
+                return Err(f);
             }
         };
         let Stream::Plain(tcp) = stream else {
@@ -516,17 +517,17 @@ impl Run<'_> {
                 "APOP requested but the greeting carries no timestamp (APOP is not offered)",
             ));
         }
-        if method == AuthMethod::SaslPlain
-            && self
-                .capabilities
-                .as_ref()
-                .is_some_and(|c| !c.has_sasl("PLAIN"))
-        {
-            return Err(Failure::new(
-                FailureKind::AuthUnsupported,
-                Phase::Auth,
-                "SASL PLAIN requested but the server does not advertise it",
-            ));
+        if method == AuthMethod::SaslPlain {
+            if let Some(caps) = self.capabilities.as_ref().filter(|c| !c.has_sasl("PLAIN")) {
+                return Err(Failure::new(
+                    FailureKind::AuthUnsupported,
+                    Phase::Auth,
+                    format!(
+                        "SASL PLAIN is not offered by the server (CAPA: SASL {})",
+                        caps.sasl.join(" ")
+                    ),
+                ));
+            }
         }
         if matches!(method, AuthMethod::User | AuthMethod::SaslPlain)
             && !encrypted
@@ -546,24 +547,48 @@ impl Run<'_> {
                 .push("the password was sent in cleartext (allow_plaintext_password)".into());
         }
         self.auth_used = Some(method);
-        self.phase(Phase::Auth, async move {
-            let r = match method {
-                AuthMethod::Apop => client.login_apop(&user, &password).await,
-                AuthMethod::SaslPlain => client.login_plain(&user, &password).await,
-                _ => client.login_user(&user, &password).await,
-            };
-            r.map_err(|e| Failure::from_pop3(e, Phase::Auth))
-        })
-        .await
+        let outcome = self
+            .phase(Phase::Auth, async move {
+                Ok(match method {
+                    AuthMethod::Apop => client.login_apop(&user, &password).await,
+                    AuthMethod::SaslPlain => client.login_plain(&user, &password).await,
+                    _ => client.login_user(&user, &password).await,
+                })
+            })
+            .await?;
+        let LoginFailure { error, client } = match outcome {
+            Ok(session) => return Ok(session),
+            Err(failure) => failure,
+        };
+        let mut failure = Failure::from_pop3(error, Phase::Auth);
+        // PLAIN was tried without knowing it is offered; Dovecot, for one,
+        // answers an unknown mechanism with [AUTH], which would read as a
+        // wrong password. Ask CAPA now, on the failure path only.
+        if let (AuthMethod::SaslPlain, None, Some(mut client)) =
+            (method, self.capabilities.as_ref(), client)
+        {
+            if let Ok(Some(caps)) = self.capa(&mut client).await {
+                if !caps.has_sasl("PLAIN") {
+                    failure.kind = FailureKind::AuthUnsupported;
+                    failure.message = format!(
+                        "SASL PLAIN is not offered by the server (CAPA: SASL {}): {}",
+                        caps.sasl.join(" "),
+                        failure.reply.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+        Err(failure)
     }
 
-    /// QUIT after a login. Its failure does not fail the probe: the check
-    /// already proved what it set out to; a warning records it.
+    /// QUIT after a login, without waiting for the answer (it cannot
+    /// change the outcome). A failure to even send it is only a warning: the
+    /// check already proved what it set out to.
     async fn quit(&mut self, session: Session<Stream>) {
         let r = self
             .phase(Phase::Quit, async {
                 session
-                    .quit()
+                    .quit_nowait()
                     .await
                     .map_err(|e| Failure::from_pop3(e, Phase::Quit))
             })
@@ -577,7 +602,7 @@ impl Run<'_> {
         let r = self
             .phase(Phase::Quit, async {
                 client
-                    .quit()
+                    .quit_nowait()
                     .await
                     .map_err(|e| Failure::from_pop3(e, Phase::Quit))
             })
@@ -607,7 +632,10 @@ impl Run<'_> {
                         "logged in with {method}; {} messages, {} octets",
                         m.messages, m.octets
                     ),
-                    _ => "greeting and capabilities received (no login)".to_string(),
+                    _ if self.capabilities.is_some() => {
+                        "greeting and capabilities received (no login)".to_string()
+                    }
+                    _ => "greeting received (no login)".to_string(),
                 };
                 if elapsed > t.critical {
                     (

@@ -53,11 +53,13 @@ pub enum AuthMethod {
     /// APOP when the greeting has a timestamp, else SASL PLAIN when
     /// advertised, else USER/PASS.
     Auto,
+    /// APOP: an MD5 digest, the password never crosses the wire.
     Apop,
     /// USER then PASS.
     User,
+    /// SASL PLAIN with an initial response (RFC 5034): one round trip.
     SaslPlain,
-    /// Connectivity only: greeting and CAPA, no login.
+    /// Connectivity only: the greeting (and CAPA with `capabilities`), no login.
     None,
 }
 
@@ -107,6 +109,10 @@ pub struct Target {
     pub allow_plaintext_password: bool,
     /// `degraded` when the certificate expires within this many days.
     pub certificate_warning_days: Option<u32>,
+    /// Ask CAPA even when no decision needs it (for reports and drift);
+    /// otherwise CAPA is sent only when `auth auto` must learn whether SASL
+    /// PLAIN is offered, or to explain a failure.
+    pub capabilities: bool,
     /// Record the masked dialogue in the result.
     pub transcript: bool,
 }
@@ -150,6 +156,7 @@ impl Target {
             insecure_skip_verify: false,
             allow_plaintext_password: false,
             certificate_warning_days: None,
+            capabilities: false,
             transcript: false,
         }
     }

@@ -46,6 +46,19 @@ impl Fake {
     pub fn commands(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    /// The commands, once `last` has arrived: the probe sends QUIT and
+    /// leaves without waiting, so the server may log it a moment later.
+    pub async fn commands_until(&self, last: &str) -> Vec<String> {
+        for _ in 0..200 {
+            let got = self.commands();
+            if got.last().map(String::as_str) == Some(last) {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.commands()
+    }
 }
 
 /// Start a server that sends `greeting` on connect, then answers each
