@@ -323,7 +323,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             Ok(()) => Ok(Session { conn: self.conn }),
             Err(error @ Error::Negative(_)) => Err(LoginFailure {
                 error,
-                client: Some(self),
+                client: Some(Box::new(self)),
             }),
             Err(error) => Err(LoginFailure {
                 error,
@@ -390,7 +390,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 pub struct LoginFailure<S> {
     pub error: Error,
     /// Still in AUTHORIZATION state, when the server answered `-ERR`.
-    pub client: Option<Client<S>>,
+    pub client: Option<Box<Client<S>>>,
 }
 
 impl<S> std::fmt::Debug for LoginFailure<S> {
