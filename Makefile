@@ -6,7 +6,7 @@ DOVECOT_DIR ?= /tmp/pop3-probe-dovecot
 export POP3_PROBE_DOVECOT_DIR := $(DOVECOT_DIR)
 BIN         := target/release/pop3-probe
 
-.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop clean help
+.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop clean help fuzz fuzz-ci
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test       set up, lint, and run every test"
 	@echo "make build      release build of the CLI and the Lambda"
 	@echo "make lint       cargo fmt --check and clippy -D warnings"
+	@echo "make fuzz       every fuzz target for 10 minutes (fuzz-ci: 1 minute)"
 	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
 
 setup:
@@ -49,6 +50,13 @@ test-rust: dovecot-start
 include infra/Makefile.fragment
 
 test: setup lint test-rust test-infra
+
+# Long fuzzing (10 minutes a target); CI runs the short version.
+fuzz:
+	bash scripts/fuzz.sh 600
+
+fuzz-ci:
+	bash scripts/fuzz.sh 60
 
 fmt:
 	$(CARGO) fmt --all

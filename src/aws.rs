@@ -63,12 +63,6 @@ impl AwsSecrets {
         }
     }
 
-    pub fn set_ttl(&self, ttl: Duration) {
-        if let Ok(mut t) = self.ttl.lock() {
-            *t = ttl;
-        }
-    }
-
     /// Forget everything (the next read goes to Secrets Manager).
     pub fn clear(&self) {
         if let Ok(mut c) = self.cache.lock() {
@@ -78,13 +72,43 @@ impl AwsSecrets {
 }
 
 impl SecretSource for AwsSecrets {
+    fn set_ttl(&self, ttl: Duration) {
+        if let Ok(mut t) = self.ttl.lock() {
+            *t = ttl;
+        }
+    }
+
     async fn secret(&self, id: &str) -> Result<SecretString, SinkError> {
         let ttl = self.ttl.lock().map(|t| *t).unwrap_or_default();
-        if let Some((value, at)) = self.cache.lock().ok().and_then(|c| c.get(id).cloned()) {
+        let cached = self.cache.lock().ok().and_then(|c| c.get(id).cloned());
+        if let Some((value, at)) = &cached {
             if at.elapsed() < ttl {
-                return Ok(value);
+                return Ok(value.clone());
             }
         }
+        match self.fetch(id).await {
+            Ok(value) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    c.insert(id.to_string(), (value.clone(), Instant::now()));
+                }
+                Ok(value)
+            }
+            // Unreachable or throttled: the last value read is better than
+            // none (a rotation shows up on the next good read). A secret
+            // that is gone or forbidden is reported as such.
+            Err(e) if e.transient && cached.is_some() => {
+                tracing::warn!(secret = id, error = %e, "using the last value read");
+                Ok(cached
+                    .map(|(v, _)| v)
+                    .unwrap_or_else(|| SecretString::from(String::new())))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl AwsSecrets {
+    async fn fetch(&self, id: &str) -> Result<SecretString, SinkError> {
         let out = self
             .client
             .get_secret_value()
@@ -115,11 +139,7 @@ impl SecretSource for AwsSecrets {
                 format!("secret {id} has no string value (binary secrets are not supported)"),
             )
         })?;
-        let value = SecretString::from(value.to_string());
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(id.to_string(), (value.clone(), Instant::now()));
-        }
-        Ok(value)
+        Ok(SecretString::from(value.to_string()))
     }
 }
 
@@ -324,6 +344,9 @@ impl AlertSink for SnsAlerts {
 pub struct DynamoState {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Unpublished metrics that could not be stored either (the table was
+    /// unreachable too): kept in memory, which a warm Lambda keeps.
+    fallback: Mutex<Vec<Datum>>,
 }
 
 const PENDING_KEY: &str = "#pending-metrics";
@@ -333,6 +356,7 @@ impl DynamoState {
         DynamoState {
             client,
             table: table.into(),
+            fallback: Mutex::new(Vec::new()),
         }
     }
 
@@ -461,15 +485,41 @@ impl StateStore for DynamoState {
     }
 
     async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
-        let items = self.get_many(&[PENDING_KEY.to_string()]).await?;
-        let Some(json) = items.first().and_then(|i| text_attr(i, "data")) else {
-            return Ok(Vec::new());
+        let held = std::mem::take(
+            &mut *self
+                .fallback
+                .lock()
+                .map_err(|_| SinkError::new("dynamodb", "lock poisoned"))?,
+        );
+        let stored = match self.get_many(&[PENDING_KEY.to_string()]).await {
+            Ok(items) => match items.first().and_then(|i| text_attr(i, "data")) {
+                Some(json) => serde_json::from_str::<Vec<Datum>>(json).map_err(|e| {
+                    SinkError::new("dynamodb", format!("pending metrics unreadable: {e}"))
+                })?,
+                None => Vec::new(),
+            },
+            // The table is unreachable: what memory holds is still worth sending.
+            Err(e) if held.is_empty() => return Err(e),
+            Err(_) => Vec::new(),
         };
-        serde_json::from_str(json)
-            .map_err(|e| SinkError::new("dynamodb", format!("pending metrics unreadable: {e}")))
+        Ok(stored.into_iter().chain(held).collect())
     }
 
     async fn save_pending_metrics(&self, data: &[Datum]) -> Result<(), SinkError> {
+        let result = self.store_pending(data).await;
+        if let Ok(mut held) = self.fallback.lock() {
+            *held = if result.is_err() {
+                data.to_vec()
+            } else {
+                Vec::new()
+            };
+        }
+        result
+    }
+}
+
+impl DynamoState {
+    async fn store_pending(&self, data: &[Datum]) -> Result<(), SinkError> {
         let json =
             serde_json::to_string(data).map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
         self.client

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::alert::{self, AlertKind, MonitorState};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::pipeline::{self, RunSummary, Shard};
 use crate::probe::Status;
 use crate::sinks::{AlertSink, MetricsSink, SecretSource, StateStore};
@@ -63,6 +63,19 @@ impl RunError {
     }
 }
 
+/// Time left in an invocation, from the runtime API's deadline header.
+/// AWS sends the deadline as Unix time in milliseconds; local emulators
+/// (cargo-lambda's `watch`) send a plain duration such as 600000. Anything
+/// before 2001 as a timestamp is taken as a duration.
+pub fn remaining_time(deadline_header_ms: u64, now_unix_ms: u64) -> Duration {
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    if deadline_header_ms < YEAR_2001_MS {
+        Duration::from_millis(deadline_header_ms)
+    } else {
+        Duration::from_millis(deadline_header_ms.saturating_sub(now_unix_ms))
+    }
+}
+
 /// Time kept back from the invocation's deadline for publishing: at least
 /// 2 s, at most 10 s, a fifth of what is left in between.
 pub fn safety_margin(remaining: Duration) -> Duration {
@@ -83,13 +96,25 @@ impl ConfigCache {
                 return Ok(text.clone());
             }
         }
-        let value = secrets.secret(id).await.map_err(|e| e.to_string())?;
+        let value = match secrets.secret(id).await {
+            Ok(v) => v,
+            // Monitoring goes on with the last good config rather than
+            // stopping because Secrets Manager had a bad minute.
+            Err(e) => match guard.as_ref() {
+                Some((text, _, _)) => {
+                    tracing::warn!(error = %e, "config secret unreadable; using the last good copy");
+                    return Ok(text.clone());
+                }
+                None => return Err(e.to_string()),
+            },
+        };
         let text = value.expose_secret().to_string();
-        // The document's own TTL decides how long it is kept.
-        let ttl = Config::parse(&text)
-            .map(|c| c.run.secrets_ttl)
-            .unwrap_or_default();
-        *guard = Some((text.clone(), Instant::now(), ttl));
+        // The document's own TTL decides how long it is kept; a document
+        // that does not parse is not cached, so the next run reads again.
+        match Config::parse(&text) {
+            Ok(c) => *guard = Some((text.clone(), Instant::now(), c.run.secrets_ttl)),
+            Err(_) => *guard = None,
+        }
         Ok(text)
     }
 }
@@ -128,9 +153,15 @@ where
     shard.validate().map_err(RunError::Input)?;
 
     let loaded: Result<Config, String> = match cache.text(secrets, &settings.config_secret).await {
-        Ok(text) => config::load(&text, secrets)
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(text) => match Config::parse(&text) {
+            Ok(mut c) => {
+                // The document decides how long secrets may be reused.
+                secrets.set_ttl(c.run.secrets_ttl);
+                c.resolve_credentials(secrets).await;
+                Ok(c)
+            }
+            Err(e) => Err(e.to_string()),
+        },
         Err(e) => Err(e),
     };
     let config = match loaded {
@@ -177,6 +208,11 @@ where
     }
     for p in &summary.config_problems {
         tracing::warn!(monitor = %p.monitor, error = %p.error, "monitor misconfigured");
+    }
+    for s in &summary.skipped {
+        // Not probed for lack of time: the function's timeout (or the
+        // run's deadline) is too short for the fleet.
+        tracing::warn!(monitor = %s.monitor, reason = %s.reason, "monitor skipped");
     }
     tracing::info!(
         probed = summary.probed,
@@ -234,5 +270,35 @@ async fn probe_health<A: AlertSink, St: StateStore>(
     next.last_result_ms = now;
     if let Err(e) = state.save(&next).await {
         tracing::warn!(error = %e, "could not record the probe's own state");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_as_timestamp_or_duration() {
+        let now = 1_795_000_000_000;
+        assert_eq!(remaining_time(now + 55_000, now), Duration::from_secs(55));
+        assert_eq!(remaining_time(now - 5, now), Duration::ZERO);
+        // cargo lambda watch sends this, whatever the function's timeout.
+        assert_eq!(remaining_time(600_000, now), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn margin_is_a_fifth_within_bounds() {
+        assert_eq!(
+            safety_margin(Duration::from_secs(60)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            safety_margin(Duration::from_secs(20)),
+            Duration::from_secs(4)
+        );
+        assert_eq!(
+            safety_margin(Duration::from_secs(3)),
+            Duration::from_secs(2)
+        );
     }
 }

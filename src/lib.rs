@@ -1,4 +1,14 @@
+//! pop3-probe: a POP3 mail-server monitor.
+//!
+//! Layers, each with one job: [`pop3`] (the protocol), [`net`] (resolve,
+//! connect, TLS), [`probe`] (one monitor in, one result out), [`config`]
+//! (the monitor list), [`run`] (many probes under one deadline), [`alert`]
+//! (the state machine), [`pipeline`] (one scheduled run), [`sinks`] (one
+//! trait per outside system) with adapters in `aws` and [`local`], and
+//! [`lambda`] (the handler). The binaries are thin.
+
 pub mod alert;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod lambda;

@@ -413,6 +413,22 @@ async fn never_sends_a_mailbox_changing_command() {
 }
 
 #[tokio::test]
+async fn tls_settings_do_not_matter_without_tls() {
+    // "bad_name" is no valid TLS name, and the CA text is junk: neither is
+    // used by a plaintext check, so neither may fail it.
+    let s = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
+    let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
+    t.tls_server_name = Some("bad_name".into());
+    t.ca_pem = Some("junk".into());
+    assert_eq!(probe::probe(&t).await.status, Status::Up);
+    t.tls = TlsMode::Implicit;
+    assert_eq!(
+        probe::probe(&t).await.failure,
+        Some(FailureKind::ConfigError)
+    );
+}
+
+#[tokio::test]
 async fn unknown_host_is_a_dns_failure() {
     let mut t = target(110, TlsMode::None, AuthMethod::None);
     t.host = "no-such-host.invalid".into();

@@ -30,12 +30,11 @@ impl From<Failed> for Diagnostic {
 }
 
 async fn handler(event: LambdaEvent<serde_json::Value>, app: &App) -> Result<RunSummary, Failed> {
-    let deadline_ms = event.context.deadline as u128;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms) as u64);
+    let remaining = lambda::remaining_time(event.context.deadline, now_ms);
     lambda::handle(
         event.payload,
         remaining,

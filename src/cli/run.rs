@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use pop3_probe::aws::{AwsSecrets, SnsAlerts};
-use pop3_probe::config::{self, Config};
+use pop3_probe::config::Config;
 use pop3_probe::local::{FileState, MetricsFormat, PrintAlerts, WriterMetrics};
 use pop3_probe::output;
 use pop3_probe::pipeline::{self, RunSummary, Shard};
@@ -111,6 +111,12 @@ impl SecretSource for LazySecrets {
     async fn secret(&self, id: &str) -> Result<SecretString, SinkError> {
         self.get().await.secret(id).await
     }
+
+    fn set_ttl(&self, ttl: Duration) {
+        if let Some(s) = self.inner.get() {
+            s.set_ttl(ttl);
+        }
+    }
 }
 
 enum Alerts {
@@ -139,9 +145,10 @@ async fn read_config(args: &RunArgs, secrets: &LazySecrets) -> anyhow::Result<Co
             .to_string(),
         (None, None) => anyhow::bail!("give --config FILE or --config-secret ID"),
     };
-    config::load(&text, secrets)
-        .await
-        .map_err(anyhow::Error::new)
+    let mut config = Config::parse(&text).map_err(anyhow::Error::new)?;
+    secrets.set_ttl(config.run.secrets_ttl);
+    config.resolve_credentials(secrets).await;
+    Ok(config)
 }
 
 fn table(summary: &RunSummary) -> String {

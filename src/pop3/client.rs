@@ -63,7 +63,21 @@ pub struct WireLine {
 /// A shared, append-only record of the dialogue. Shared so that it survives
 /// a connection dropped mid-command by a timeout.
 #[derive(Debug, Clone, Default)]
-pub struct Transcript(Option<Arc<Mutex<Vec<WireLine>>>>);
+pub struct Transcript(Option<Arc<Recording>>);
+
+#[derive(Default)]
+struct Recording {
+    lines: Mutex<Vec<WireLine>>,
+    /// Texts masked in every line as it is recorded, server lines included:
+    /// a hostile server may echo what it was sent.
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recording")
+    }
+}
 
 impl Transcript {
     /// A transcript that records.
@@ -71,14 +85,31 @@ impl Transcript {
         Transcript(Some(Arc::default()))
     }
 
+    /// A transcript that records and masks these texts (the password and
+    /// its encodings) wherever they appear.
+    pub fn masking(secrets: Vec<String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        // Longest first, so a form that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Transcript(Some(Arc::new(Recording {
+            lines: Mutex::default(),
+            secrets,
+        })))
+    }
+
     /// A transcript that records nothing (the cheap default).
     pub fn off() -> Self {
         Transcript(None)
     }
 
-    fn push(&self, direction: Direction, line: String) {
-        if let Some(lines) = &self.0 {
-            if let Ok(mut lines) = lines.lock() {
+    fn push(&self, direction: Direction, mut line: String) {
+        if let Some(rec) = &self.0 {
+            for secret in &rec.secrets {
+                if line.contains(secret.as_str()) {
+                    line = line.replace(secret.as_str(), "***");
+                }
+            }
+            if let Ok(mut lines) = rec.lines.lock() {
                 lines.push(WireLine { direction, line });
             }
         }
@@ -91,7 +122,7 @@ impl Transcript {
 
     pub fn lines(&self) -> Vec<WireLine> {
         match &self.0 {
-            Some(lines) => lines.lock().map(|l| l.clone()).unwrap_or_default(),
+            Some(rec) => rec.lines.lock().map(|l| l.clone()).unwrap_or_default(),
             None => Vec::new(),
         }
     }
@@ -481,6 +512,27 @@ mod tests {
         assert_eq!(wire, b"USER bob\r\nPASS s3cret\r\nSTAT\r\nQUIT\r\n");
         let shown: Vec<String> = t.lines().into_iter().map(|l| l.line).collect();
         assert!(shown.contains(&"PASS ***".to_string()));
+        assert!(!shown.iter().any(|l| l.contains("s3cret")));
+    }
+
+    /// Found by the session fuzz target: a server that sends the password
+    /// back had it recorded verbatim.
+    #[tokio::test]
+    async fn an_echoed_password_is_masked_in_the_transcript() {
+        let (stream, _server) = script(&[
+            b"+OK hi\r\n",
+            b"+OK\r\n",
+            b"-ERR [AUTH] got PASS s3cret\r\n",
+        ])
+        .await;
+        let t = Transcript::masking(vec!["s3cret".into()]);
+        let client = Client::connect(stream, t.clone()).await.unwrap();
+        assert!(client.login_user("bob", &secret("s3cret")).await.is_err());
+        let shown: Vec<String> = t.lines().into_iter().map(|l| l.line).collect();
+        assert!(
+            shown.contains(&"-ERR [AUTH] got PASS ***".to_string()),
+            "{shown:?}"
+        );
         assert!(!shown.iter().any(|l| l.contains("s3cret")));
     }
 

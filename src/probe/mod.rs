@@ -145,7 +145,12 @@ pub async fn probe(target: &Target) -> ProbeResult {
         deadline: started + target.timeout,
         timings: Vec::new(),
         transcript: if target.transcript {
-            Transcript::recording()
+            let secrets = target
+                .password
+                .as_ref()
+                .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
+                .unwrap_or_default();
+            Transcript::masking(secrets)
         } else {
             Transcript::off()
         },
@@ -208,12 +213,18 @@ impl Run<'_> {
 
     async fn dialogue(&mut self) -> Result<(), Failure> {
         let t = self.target;
-        let tls_client = self.tls_client()?;
-        let server_name = match &t.tls_server_name {
-            Some(n) => net::server_name(n),
-            None => net::server_name(&t.host),
-        }
-        .map_err(|e| Failure::new(FailureKind::ConfigError, Phase::Tls, e))?;
+        // TLS settings are checked only for monitors that use TLS: a host
+        // name that is no valid TLS name is fine for a plaintext check.
+        let tls = if t.tls == TlsMode::None {
+            None
+        } else {
+            let name = match &t.tls_server_name {
+                Some(n) => net::server_name(n),
+                None => net::server_name(&t.host),
+            }
+            .map_err(|e| Failure::new(FailureKind::ConfigError, Phase::Tls, e))?;
+            Some((self.tls_client()?, name))
+        };
 
         let host = t.host.clone();
         let addrs = self
@@ -250,11 +261,11 @@ impl Run<'_> {
             })?;
         self.address = Some(addr.to_string());
 
-        let stream = if t.tls == TlsMode::Implicit {
-            self.handshake(&tls_client, tcp, server_name.clone())
-                .await?
-        } else {
-            Stream::Plain(tcp)
+        let stream = match (&tls, t.tls) {
+            (Some((client, name)), TlsMode::Implicit) => {
+                self.handshake(client, tcp, name.clone()).await?
+            }
+            _ => Stream::Plain(tcp),
         };
 
         let transcript = self.transcript.clone();
@@ -267,19 +278,20 @@ impl Run<'_> {
             .await?;
         self.apop_offered = client.greeting().apop_timestamp.is_some();
 
-        if matches!(t.tls, TlsMode::Starttls | TlsMode::StarttlsIfAvailable) {
+        if let (Some((tls_client, name)), TlsMode::Starttls | TlsMode::StarttlsIfAvailable) =
+            (&tls, t.tls)
+        {
             // STLS straight away, no CAPA first: a -ERR says as much as a
             // missing capability would, a round trip sooner, and a proxy
             // that strips STLS from CAPA gains nothing.
-            client = self
-                .starttls(client, &tls_client, server_name.clone())
-                .await?;
+            client = self.starttls(client, tls_client, name.clone()).await?;
         }
         if t.capabilities && self.capabilities.is_none() {
             self.capa(&mut client).await?;
         }
         if t.auth == AuthMethod::None {
-            return self.quit_unauthenticated(client).await;
+            self.quit(client.quit_nowait()).await;
+            return Ok(());
         }
         let mut session = self.login(client).await?;
 
@@ -292,7 +304,7 @@ impl Run<'_> {
             })
             .await?;
         self.mailbox = Some(stat);
-        self.quit(session).await;
+        self.quit(session.quit_nowait()).await;
         Ok(())
     }
 
@@ -581,14 +593,16 @@ impl Run<'_> {
         Err(failure)
     }
 
-    /// QUIT after a login, without waiting for the answer (it cannot
-    /// change the outcome). A failure to even send it is only a warning: the
-    /// check already proved what it set out to.
-    async fn quit(&mut self, session: Session<Stream>) {
+    /// QUIT, without waiting for the answer (it cannot change the
+    /// outcome). Failing even to send it is only a warning: the check
+    /// already proved what it set out to.
+    async fn quit<F>(&mut self, send_quit: F)
+    where
+        F: Future<Output = Result<(), pop3::Error>>,
+    {
         let r = self
             .phase(Phase::Quit, async {
-                session
-                    .quit_nowait()
+                send_quit
                     .await
                     .map_err(|e| Failure::from_pop3(e, Phase::Quit))
             })
@@ -596,21 +610,6 @@ impl Run<'_> {
         if let Err(f) = r {
             self.warnings.push(format!("QUIT: {}", f.message));
         }
-    }
-
-    async fn quit_unauthenticated(&mut self, client: Client<Stream>) -> Result<(), Failure> {
-        let r = self
-            .phase(Phase::Quit, async {
-                client
-                    .quit_nowait()
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Quit))
-            })
-            .await;
-        if let Err(f) = r {
-            self.warnings.push(format!("QUIT: {}", f.message));
-        }
-        Ok(())
     }
 
     fn finish(self, outcome: Result<(), Failure>, started_at: String) -> ProbeResult {
