@@ -1,0 +1,241 @@
+//! Security review, as tests: a man in the middle that strips STLS, alerts
+//! and results under hostile replies, and certificate checks that cannot be
+//! switched off by accident.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::dovecot::{dovecot, Dovecot};
+use pop3_probe::alert;
+use pop3_probe::config::{AlertSettings, Config};
+use pop3_probe::probe::{self, AuthMethod, FailureKind, Target, TlsMode};
+use secrecy::SecretString;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A proxy in front of Dovecot's STLS listener that removes STLS from CAPA
+/// and answers STLS itself with -ERR, recording every byte the client sent.
+async fn stripping_proxy(upstream: u16) -> (u16, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let server = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                let (cr, mut cw) = client.into_split();
+                let (sr, mut sw) = server.into_split();
+                let mut cr = BufReader::new(cr);
+                let mut sr = BufReader::new(sr);
+                let mut greeting = String::new();
+                sr.read_line(&mut greeting).await.unwrap();
+                cw.write_all(greeting.as_bytes()).await.unwrap();
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    if cr.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    seen.lock().unwrap().extend_from_slice(&line);
+                    let upper = String::from_utf8_lossy(&line).trim().to_ascii_uppercase();
+                    if upper == "STLS" {
+                        cw.write_all(b"-ERR STLS unknown command\r\n")
+                            .await
+                            .unwrap();
+                        continue;
+                    }
+                    sw.write_all(&line).await.unwrap();
+                    // Relay the answer; strip STLS from a CAPA listing.
+                    let mut reply = String::new();
+                    if sr.read_line(&mut reply).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    cw.write_all(reply.as_bytes()).await.unwrap();
+                    if upper == "CAPA" && reply.starts_with("+OK") {
+                        loop {
+                            let mut l = String::new();
+                            sr.read_line(&mut l).await.unwrap();
+                            if l.trim() != "STLS" {
+                                cw.write_all(l.as_bytes()).await.unwrap();
+                            }
+                            if l.trim() == "." {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn target(d: &Dovecot, port: u16, tls: TlsMode, auth: AuthMethod) -> Target {
+    let mut t = Target::new("mitm", "127.0.0.1", port);
+    t.tls = tls;
+    t.auth = auth;
+    t.username = Some(d.get("USER").to_string());
+    t.password = Some(SecretString::from(d.get("PASSWORD").to_string()));
+    t.ca_pem = Some(d.pem("CA_PEM"));
+    t.tls_server_name = Some("localhost".into());
+    t.timeout = Duration::from_secs(5);
+    t
+}
+
+#[tokio::test]
+async fn a_stls_stripping_proxy_never_sees_the_password() {
+    let d = dovecot();
+    let (port, seen) = stripping_proxy(d.port("POP3_PLAIN_STLS_PORT")).await;
+    for auth in [
+        AuthMethod::Auto,
+        AuthMethod::User,
+        AuthMethod::SaslPlain,
+        AuthMethod::Apop,
+    ] {
+        let r = probe::probe(&target(d, port, TlsMode::Starttls, auth)).await;
+        assert_eq!(
+            r.failure,
+            Some(FailureKind::StlsUnavailable),
+            "{auth}: {r:?}"
+        );
+        assert!(r.auth_used.is_none());
+    }
+    // If-available falls back and says so; without permission only APOP
+    // (which never sends the password) may log in.
+    for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
+        let r = probe::probe(&target(d, port, TlsMode::StarttlsIfAvailable, auth)).await;
+        assert!(r.tls_fallback);
+        assert_eq!(r.failure, Some(FailureKind::PlaintextRefused), "{auth}");
+        assert!(r.warnings.iter().any(|w| w.contains("WITHOUT TLS")));
+    }
+    let r = probe::probe(&target(
+        d,
+        port,
+        TlsMode::StarttlsIfAvailable,
+        AuthMethod::Auto,
+    ))
+    .await;
+    assert!(r.tls_fallback);
+    assert_eq!(r.auth_used, Some(AuthMethod::Apop), "{r:?}");
+    assert_eq!(r.failure, None);
+
+    let bytes = seen.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("STLS"), "the proxy saw the probe: {text}");
+    for form in probe::secret_forms(d.get("PASSWORD"), Some(d.get("USER"))) {
+        assert!(!text.contains(&form), "the proxy saw {form}:\n{text}");
+    }
+    assert!(!text.contains("PASS ") && !text.contains("AUTH "), "{text}");
+}
+
+#[tokio::test]
+async fn alerts_never_carry_the_password_whatever_the_server_said() {
+    let d = dovecot();
+    // A real failure with the password in every field a server controls.
+    let mut t = target(d, d.port("POP3S_PORT"), TlsMode::Implicit, AuthMethod::User);
+    t.password = Some(SecretString::from("Wrong-But-Secret-1".to_string()));
+    let r = probe::probe(&t).await;
+    assert_eq!(r.failure, Some(FailureKind::AuthFailed));
+    // Every alert text (subject, SMS, e-mail body) is built from the
+    // result, which never holds the password it was probed with.
+    let settings = AlertSettings {
+        failures_before_alert: 1,
+        certificate_warning_days: 14,
+        renotify: None,
+    };
+    let step = alert::evaluate(None, &r, &settings, 0);
+    assert_eq!(step.alerts.len(), 1);
+    for a in &step.alerts {
+        let all = format!("{}{}{}{:?}", a.subject, a.sms, a.body, a);
+        assert!(!all.contains("Wrong-But-Secret-1"), "{all}");
+    }
+    // ...while the server's own words do reach the alert.
+    assert!(step.alerts[0]
+        .body
+        .contains("-ERR [AUTH] Authentication failed."));
+}
+
+#[test]
+fn certificate_checks_cannot_be_disabled_by_accident() {
+    // Off unless a monitor says exactly `true`.
+    assert!(!Target::new("x", "h", 995).insecure_skip_verify);
+    let parse = |v: &str| {
+        Config::parse(&format!(
+            r#"{{"monitors": [{{"name": "m", "host": "h", "auth": "none", "insecure_skip_verify": {v}}}]}}"#
+        ))
+        .unwrap()
+    };
+    assert!(!parse("false").monitors[0].target.insecure_skip_verify);
+    assert!(parse("true").monitors[0].target.insecure_skip_verify);
+    for sloppy in [r#""true""#, "1", r#""yes""#, "null"] {
+        let c = parse(sloppy);
+        if sloppy == "null" {
+            assert!(!c.monitors[0].target.insecure_skip_verify);
+        } else {
+            assert_eq!(c.monitors.len(), 0, "{sloppy} must be refused");
+            assert!(c.problems[0]
+                .error
+                .to_string()
+                .contains("insecure_skip_verify"));
+        }
+    }
+    // No environment variable turns verification off: the only switch is
+    // the field above (and the CLI flag with "insecure" in its name).
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/net.rs")).unwrap();
+    assert!(
+        !src.contains("env::var"),
+        "net.rs must not read the environment"
+    );
+}
+
+#[tokio::test]
+async fn verification_happens_before_any_pop3_byte() {
+    // A TLS server with an untrusted certificate never receives a command.
+    let d = dovecot();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let got2 = got.clone();
+    let upstream = d.port("POP3S_PORT");
+    tokio::spawn(async move {
+        // A transparent relay to Dovecot's implicit TLS port that records
+        // how many bytes the client sends after the handshake would start.
+        while let Ok((mut c, _)) = listener.accept().await {
+            let got = got2.clone();
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                let (mut cr, mut cw) = c.split();
+                let (mut sr, mut sw) = s.split();
+                let up = async {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = cr.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        got.lock().unwrap().push(n);
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = tokio::io::copy(&mut sr, &mut cw);
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    let mut t = target(d, port, TlsMode::Implicit, AuthMethod::User);
+    t.ca_pem = Some(d.pem("OTHER_CA_PEM"));
+    let r = probe::probe(&t).await;
+    assert_eq!(r.failure, Some(FailureKind::CertificateInvalid));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ClientHello, then the client's Finished (TLS 1.3) and the alert or
+    // close: a few small records, none the size of a login line's record.
+    let writes = got.lock().unwrap().clone();
+    assert!(!writes.is_empty());
+    assert!(writes.len() <= 3, "client wrote {writes:?}");
+    assert!(r.phases.last().map(|p| p.phase) == Some(probe::Phase::Tls));
+}
