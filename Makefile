@@ -6,7 +6,7 @@ DOVECOT_DIR ?= /tmp/pop3-probe-dovecot
 export POP3_PROBE_DOVECOT_DIR := $(DOVECOT_DIR)
 BIN         := target/release/pop3-probe
 
-.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop clean help fuzz fuzz-ci
+.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop clean help fuzz fuzz-ci soak
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make build      release build of the CLI and the Lambda"
 	@echo "make lint       cargo fmt --check and clippy -D warnings"
 	@echo "make fuzz       every fuzz target for 10 minutes (fuzz-ci: 1 minute)"
+	@echo "make soak       the fault soak, 30 cycles (SOAK_CYCLES=N)"
 	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
 
 setup:
@@ -57,6 +58,10 @@ fuzz:
 
 fuzz-ci:
 	bash scripts/fuzz.sh 60
+
+# The fault soak, long (CI runs 2 cycles as part of the test suite).
+soak: dovecot-start
+	SOAK_CYCLES=$${SOAK_CYCLES:-30} $(CARGO) test --release --locked --test soak -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all
