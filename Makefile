@@ -50,7 +50,7 @@ test-rust: dovecot-start
 
 include infra/Makefile.fragment
 
-test: setup lint test-rust test-infra
+test: setup lint test-rust test-infra fuzz-ci
 
 # Long fuzzing (10 minutes a target); CI runs the short version.
 fuzz:
