@@ -52,9 +52,10 @@ include infra/Makefile.fragment
 
 test: setup lint test-rust test-infra fuzz-ci
 
-# Long fuzzing (10 minutes a target); CI runs the short version.
+# Long fuzzing (10 minutes a target by default); CI runs the short version.
+FUZZ_SECONDS ?= 600
 fuzz:
-	bash scripts/fuzz.sh 600
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 fuzz-ci:
 	bash scripts/fuzz.sh 60
