@@ -267,7 +267,7 @@ impl Config {
         };
         if let Some(unknown) = top.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
             return Err(ConfigError::new(
-                unknown.clone(),
+                key_path("", unknown),
                 format!("unknown field, expected one of {}", TOP_LEVEL.join(", ")),
             ));
         }
@@ -296,7 +296,7 @@ impl Config {
             None => {}
             Some(Value::Object(map)) => {
                 for (name, v) in map {
-                    let path = format!("credentials.{name}");
+                    let path = key_path("credentials", &name);
                     let entry =
                         typed::<Credential>(v, &path).and_then(|c| validate_credential(c, &path));
                     credentials.insert(name, entry);
@@ -569,7 +569,7 @@ impl Config {
                         self.problems.push(ConfigProblem {
                             monitor: spec.target.name.clone(),
                             error: ConfigError::new(
-                                format!("credentials.{name}.username"),
+                                format!("{}.username", key_path("credentials", &name)),
                                 "no user name: set username here or in the secret",
                             ),
                         });
@@ -579,11 +579,11 @@ impl Config {
                 }
                 Some(Err(message)) => self.problems.push(ConfigProblem {
                     monitor: spec.target.name.clone(),
-                    error: ConfigError::new(format!("credentials.{name}"), message.clone()),
+                    error: ConfigError::new(key_path("credentials", &name), message.clone()),
                 }),
                 None => self.problems.push(ConfigProblem {
                     monitor: spec.target.name.clone(),
-                    error: ConfigError::new(format!("credentials.{name}"), "unusable"),
+                    error: ConfigError::new(key_path("credentials", &name), "unusable"),
                 }),
             }
         }
@@ -648,6 +648,22 @@ fn parse_account_secret(text: &str) -> Result<(Option<String>, SecretString), St
         )
     })?;
     Ok((a.username, a.password))
+}
+
+/// `parent.key`, or `parent["key"]` when the key is not a plain word (an
+/// empty key, spaces, dots): the path must point at one place, visibly.
+/// Found by the config fuzz target: `{"": true}` gave an empty path.
+fn key_path(parent: &str, key: &str) -> String {
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
+    match (parent.is_empty(), plain) {
+        (true, true) => key.to_string(),
+        (true, false) => format!("config[{key:?}]"),
+        (false, true) => format!("{parent}.{key}"),
+        (false, false) => format!("{parent}[{key:?}]"),
+    }
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -914,6 +930,22 @@ mod tests {
         );
         let e = Config::parse(r#"{"version": 2, "monitors": []}"#).unwrap_err();
         assert_eq!(e.to_string(), "version: unsupported version 2, expected 1");
+    }
+
+    #[test]
+    fn odd_keys_still_get_a_visible_path() {
+        let e = Config::parse(r#"{"": true}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with(r#"config[""]: unknown field"#),
+            "{e}"
+        );
+        let e = Config::parse(r#"{"a b": 1, "monitors": []}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with(r#"config["a b"]: unknown field"#),
+            "{e}"
+        );
+        let c = Config::parse(r#"{"credentials": {"": {"username": "u"}}, "monitors": [{"name": "m", "host": "h", "credentials": ""}]}"#).unwrap();
+        assert_eq!(c.problems[0].error.path, r#"credentials[""]"#);
     }
 
     #[test]
