@@ -17,6 +17,7 @@ help:
 	@echo "make lint       cargo fmt --check and clippy -D warnings"
 	@echo "make fuzz       every fuzz target for 10 minutes (fuzz-ci: 1 minute)"
 	@echo "make soak       the fault soak, 30 cycles (SOAK_CYCLES=N)"
+	@echo "make bench      benchmarks against the tools people use; rewrites BENCHMARKS.md"
 	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
 
 setup:
@@ -49,8 +50,9 @@ test-rust: dovecot-start
 	$(CARGO) test --locked --all-targets
 
 include infra/Makefile.fragment
+include bench/Makefile.fragment
 
-test: setup lint test-rust test-infra fuzz-ci
+test: setup lint test-rust test-infra fuzz-ci bench-ci
 
 # Long fuzzing (10 minutes a target by default); CI runs the short version.
 FUZZ_SECONDS ?= 600

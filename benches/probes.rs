@@ -243,7 +243,14 @@ fn black<T>(t: T) -> T {
 }
 
 fn main() {
-    let a = parse_args();
+    // `cargo test --all-targets` runs this binary with no arguments (and
+    // no `--bench`): do one probe per variant as a smoke test, not a bench.
+    let smoke = std::env::args().len() == 1;
+    let mut a = parse_args();
+    if smoke {
+        a.n = 1;
+        a.warmup = 0;
+    }
     if std::env::args().any(|x| x == "--init") {
         init_profile(&a);
         return;
@@ -296,5 +303,8 @@ fn main() {
             "failures": failures,
         });
         println!("{line}");
+        if smoke {
+            assert!(failures.is_empty(), "{}: {failures:?}", v.name);
+        }
     }
 }

@@ -668,6 +668,7 @@ mod tests {
             version: "TLSv1.3".into(),
             cipher: "x".into(),
             verified: true,
+            resumed: false,
             certificate: Some(CertificateFacts {
                 subject: "CN=mail".into(),
                 issuer: "CN=ca".into(),

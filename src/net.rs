@@ -126,6 +126,10 @@ pub struct TlsFacts {
     pub certificate: Option<CertificateFacts>,
     /// False only when verification was skipped on purpose.
     pub verified: bool,
+    /// The session was resumed (no certificate shown). Never, by design:
+    /// resumption is off; recorded so a test can prove it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
 }
 
 /// Why TLS failed.
@@ -230,12 +234,17 @@ impl TlsClient {
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| CaBundleError(e.to_string()))?;
-        let config = ClientConfig::builder_with_provider(provider.clone())
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| CaBundleError(e.to_string()))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(DeferChainCheck(provider)))
             .with_no_client_auth();
+        // No session resumption: a resumed session shows no certificate,
+        // so a warm process would go on reporting (and trusting) the first
+        // handshake's certificate — a renewed or expired one unnoticed
+        // until the ticket ran out. A monitor must see it every time.
+        config.resumption = rustls::client::Resumption::disabled();
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             verifier,
@@ -321,6 +330,7 @@ impl TlsClient {
                 .to_string(),
             certificate: certs.first().and_then(|c| certificate_facts(c)),
             verified: verify,
+            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         };
         if !verify {
             return Ok((tls, facts));

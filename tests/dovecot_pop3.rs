@@ -323,3 +323,27 @@ async fn repeated_probes_leave_the_mailbox_alone() {
         assert_mailbox(d, &r);
     }
 }
+
+#[tokio::test]
+async fn every_probe_sees_the_certificate_no_session_resumption() {
+    // Several probes in one process: each must do a full handshake and
+    // report the certificate (a resumed session would carry none).
+    let d = dovecot();
+    for _ in 0..3 {
+        let r = probe::probe(&target(
+            d,
+            "POP3S_PORT",
+            TlsMode::Implicit,
+            AuthMethod::None,
+        ))
+        .await;
+        assert_up(&r);
+        let tls = r.tls.as_ref().unwrap();
+        assert!(!tls.resumed, "a TLS session was resumed: {tls:?}");
+        let cert = tls.certificate.as_ref();
+        assert!(
+            cert.is_some_and(|c| c.names.iter().any(|n| n == "localhost")),
+            "{r:?}"
+        );
+    }
+}
