@@ -15,7 +15,6 @@ use std::time::Duration;
 use common::dovecot::dovecot;
 use pop3_probe::config::Config;
 use pop3_probe::probe::{FailureKind, Phase, Status};
-use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -150,26 +149,6 @@ fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-struct NoSecrets;
-impl pop3_probe::sinks::SecretSource for NoSecrets {
-    async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::sinks::SinkError> {
-        Err(pop3_probe::sinks::SinkError::new(
-            "test",
-            format!("no secret {id}"),
-        ))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_over_hostile_servers_stays_inside_its_bounds() {
     let d = dovecot();
@@ -213,7 +192,7 @@ async fn a_run_over_hostile_servers_stays_inside_its_bounds() {
         "credentials": {"probe": {"username": d.get("USER"), "password": d.get("PASSWORD")}},
         "monitors": monitors,
     });
-    let config = pop3_probe::config::load(&doc.to_string(), &NoSecrets)
+    let config = pop3_probe::config::load(&doc.to_string(), &common::NoSecrets)
         .await
         .unwrap();
     assert!(config.problems.is_empty(), "{:?}", config.problems);
@@ -233,7 +212,7 @@ async fn a_run_over_hostile_servers_stays_inside_its_bounds() {
             }
         })
     };
-    let rss_before = rss_kib("VmRSS:");
+    let rss_before = common::status_kib("VmRSS:");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(10);
     let results = pop3_probe::run::run_all(config.monitors.clone(), &config.run, deadline).await;
@@ -292,6 +271,6 @@ async fn a_run_over_hostile_servers_stays_inside_its_bounds() {
     );
     // Memory: no buffer grows with what a server sends (the endless
     // servers pushed far more than this bound).
-    let grown_mib = rss_kib("VmRSS:").saturating_sub(rss_before) / 1024;
+    let grown_mib = common::status_kib("VmRSS:").saturating_sub(rss_before) / 1024;
     assert!(grown_mib < 64, "RSS grew by {grown_mib} MiB over one run");
 }

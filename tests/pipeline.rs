@@ -108,13 +108,6 @@ impl MemAlerts {
     }
 }
 
-struct NoSecrets;
-impl pop3_probe::sinks::SecretSource for NoSecrets {
-    async fn secret(&self, id: &str) -> Result<secrecy::SecretString, SinkError> {
-        Err(SinkError::new("test", format!("no secret {id}")))
-    }
-}
-
 async fn config(monitors: &str, extra_run: &str) -> Config {
     let text = format!(
         r#"{{"run": {{"retries": 0, "deadline_ms": 10000 {extra_run}}},
@@ -125,7 +118,9 @@ async fn config(monitors: &str, extra_run: &str) -> Config {
                           "warning_ms": 2000, "critical_ms": 2500}},
              "monitors": [{monitors}]}}"#
     );
-    let c = pop3_probe::config::load(&text, &NoSecrets).await.unwrap();
+    let c = pop3_probe::config::load(&text, &common::NoSecrets)
+        .await
+        .unwrap();
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     c
 }

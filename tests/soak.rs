@@ -163,16 +163,6 @@ impl Write for LogBuffer {
     }
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 async fn heartbeats(sdk: &SdkConfig, namespace: &str) -> f64 {
     let cw = aws_sdk_cloudwatch::Client::new(sdk);
     let now = std::time::SystemTime::now();
@@ -413,7 +403,7 @@ async fn fault_soak() {
             transitions_checked += want.len();
         }
         if cycle == 0 {
-            rss_after_first_cycle = rss_kib();
+            rss_after_first_cycle = common::status_kib("VmRSS:");
         }
     }
 
@@ -441,12 +431,12 @@ async fn fault_soak() {
         assert!(!text.contains(secret), "a log line holds a password");
     }
     if cycles > 2 {
-        let grown = rss_kib().saturating_sub(rss_after_first_cycle) / 1024;
+        let grown = common::status_kib("VmRSS:").saturating_sub(rss_after_first_cycle) / 1024;
         assert!(grown < 32, "RSS grew by {grown} MiB over {cycles} cycles");
     }
     dovecot.stop();
     println!(
         "soak: {cycles} cycles, {completed_runs} completed runs + {cycles} killed, {faults} faults injected, {transitions_checked} transitions checked (each exactly one alert), rss {} MiB",
-        rss_kib() / 1024
+        common::status_kib("VmRSS:") / 1024
     );
 }

@@ -121,6 +121,9 @@ impl Failure {
 /// The state of one probe as it goes.
 struct Run<'a> {
     target: &'a Target,
+    /// The password and its encodings, masked wherever a server's words
+    /// are kept: computed once, used by the transcript and by `scrub`.
+    secrets: Vec<String>,
     started: Instant,
     deadline: Instant,
     timings: Vec<PhaseTiming>,
@@ -137,6 +140,11 @@ struct Run<'a> {
 
 /// Probe one target.
 pub async fn probe(target: &Target) -> ProbeResult {
+    let secrets = target
+        .password
+        .as_ref()
+        .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
+        .unwrap_or_default();
     let started_at = now_rfc3339();
     let started = Instant::now();
     let mut run = Run {
@@ -145,12 +153,7 @@ pub async fn probe(target: &Target) -> ProbeResult {
         deadline: started + target.timeout,
         timings: Vec::new(),
         transcript: if target.transcript {
-            let secrets = target
-                .password
-                .as_ref()
-                .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
-                .unwrap_or_default();
-            Transcript::masking(secrets)
+            Transcript::masking(secrets.clone())
         } else {
             Transcript::off()
         },
@@ -162,6 +165,8 @@ pub async fn probe(target: &Target) -> ProbeResult {
         capabilities: None,
         mailbox: None,
         warnings: Vec::new(),
+        // Last: the transcript above takes a copy first.
+        secrets,
     };
     let outcome = run.dialogue().await;
     run.finish(outcome, started_at)
@@ -695,7 +700,7 @@ impl Run<'_> {
             attempts: 1,
             transcript: self.transcript.lines(),
         };
-        scrub(&mut result, t);
+        scrub(&mut result, &self.secrets);
         result
     }
 }
@@ -714,16 +719,12 @@ fn round_ms(d: Duration) -> Duration {
 
 /// A hostile or buggy server can echo what it was sent. Remove every form of
 /// the password we might have sent from every text in the result.
-fn scrub(result: &mut ProbeResult, target: &Target) {
-    let Some(password) = target.password.as_ref() else {
-        return;
-    };
-    let forms = secret_forms(password.expose_secret(), target.username.as_deref());
+fn scrub(result: &mut ProbeResult, forms: &[String]) {
     if forms.is_empty() {
         return;
     }
     let clean = |s: &mut String| {
-        for form in &forms {
+        for form in forms {
             if s.contains(form.as_str()) {
                 *s = s.replace(form.as_str(), "***");
             }
@@ -736,9 +737,7 @@ fn scrub(result: &mut ProbeResult, target: &Target) {
     for w in &mut result.warnings {
         clean(w);
     }
-    for l in &mut result.transcript {
-        clean(&mut l.line);
-    }
+    // The transcript was masked as it was recorded (`Transcript::masking`).
     if let Some(caps) = result.capabilities.as_mut() {
         for l in &mut caps.raw {
             clean(l);
