@@ -485,6 +485,7 @@ mod tests {
 
     fn result(status: Status, failure: Option<FailureKind>) -> ProbeResult {
         ProbeResult {
+            kind: crate::probe::Kind::Pop3,
             monitor: "mail-995".into(),
             host: "mail.example.com".into(),
             port: 995,

@@ -47,6 +47,9 @@ pub struct ConfigDocument {
     /// Editors use this to find the schema; ignored by the probe.
     #[serde(rename = "$schema", default)]
     pub schema: Option<String>,
+    /// Free text for people reading the file; ignored by the probe.
+    #[serde(rename = "$comment", default)]
+    pub comment: Option<String>,
     #[serde(default)]
     pub run: RunSettings,
     /// Settings every monitor gets unless it sets its own.
@@ -139,6 +142,9 @@ monitor_settings! {
         pub name: String,
         /// Host name or IP address.
         pub host: String,
+        /// Free text for people reading the file (why this monitor exists,
+        /// what the provider requires); ignored by the probe.
+        pub notes: Option<String>,
     }
 }
 
@@ -226,6 +232,7 @@ pub struct Config {
 const TOP_LEVEL: &[&str] = &[
     "version",
     "$schema",
+    "$comment",
     "run",
     "defaults",
     "credentials",

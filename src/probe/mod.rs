@@ -674,6 +674,7 @@ impl Run<'_> {
             }
         };
         let mut result = ProbeResult {
+            kind: Kind::Pop3,
             monitor: t.name.clone(),
             host: t.host.clone(),
             port: t.port,

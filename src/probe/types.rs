@@ -11,6 +11,46 @@ use serde::{Deserialize, Serialize};
 use crate::net::TlsFacts;
 use crate::pop3::{Capabilities, MaildropStat, WireLine};
 
+/// What a monitor checks. `pop3` is the point of the tool; the others are
+/// the services a POP3 check depends on, watched so that one broken host
+/// gives one alert naming the cause instead of one per service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Greeting, TLS, login and STAT, as a mail client does.
+    #[default]
+    Pop3,
+    /// Banner, EHLO, STARTTLS when asked, certificate, optional AUTH; never
+    /// MAIL, RCPT or DATA.
+    Smtp,
+    /// TCP connect only. Stands in for ping: Lambda cannot send ICMP.
+    Tcp,
+    /// Name resolution only.
+    Dns,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pop3 => "pop3",
+            Kind::Smtp => "smtp",
+            Kind::Tcp => "tcp",
+            Kind::Dns => "dns",
+        }
+    }
+
+    /// Whether `self` is the default, for `skip_serializing_if`.
+    pub fn is_pop3(&self) -> bool {
+        *self == Kind::Pop3
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How TLS is used. The aliases are the names IPHost's monitors use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -59,6 +99,8 @@ pub enum AuthMethod {
     User,
     /// SASL PLAIN with an initial response (RFC 5034): one round trip.
     SaslPlain,
+    /// SASL LOGIN (SMTP only): user name and password in two base64 steps.
+    SaslLogin,
     /// Connectivity only: the greeting (and CAPA with `capabilities`), no login.
     None,
 }
@@ -70,6 +112,7 @@ impl AuthMethod {
             AuthMethod::Apop => "apop",
             AuthMethod::User => "user",
             AuthMethod::SaslPlain => "sasl-plain",
+            AuthMethod::SaslLogin => "sasl-login",
             AuthMethod::None => "none",
         }
     }
@@ -86,6 +129,7 @@ impl fmt::Display for AuthMethod {
 pub struct Target {
     /// The monitor's name (the metric dimension); the CLI uses host:port.
     pub name: String,
+    pub kind: Kind,
     pub host: String,
     pub port: u16,
     pub tls: TlsMode,
@@ -115,12 +159,16 @@ pub struct Target {
     pub capabilities: bool,
     /// Record the masked dialogue in the result.
     pub transcript: bool,
+    /// SMTP: the name sent with EHLO; `None`: an address literal of the
+    /// local address.
+    pub ehlo_name: Option<String>,
 }
 
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Target")
             .field("name", &self.name)
+            .field("kind", &self.kind)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
@@ -141,6 +189,7 @@ impl Target {
     pub fn new(name: impl Into<String>, host: impl Into<String>, port: u16) -> Target {
         Target {
             name: name.into(),
+            kind: Kind::Pop3,
             host: host.into(),
             port,
             tls: TlsMode::Implicit,
@@ -158,6 +207,7 @@ impl Target {
             certificate_warning_days: None,
             capabilities: false,
             transcript: false,
+            ehlo_name: None,
         }
     }
 }
@@ -198,6 +248,8 @@ pub enum Phase {
     Connect,
     Tls,
     Greeting,
+    /// SMTP's EHLO (its capability list).
+    Ehlo,
     Capa,
     Stls,
     Auth,
@@ -206,11 +258,12 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Resolve,
         Phase::Connect,
         Phase::Tls,
         Phase::Greeting,
+        Phase::Ehlo,
         Phase::Capa,
         Phase::Stls,
         Phase::Auth,
@@ -224,6 +277,7 @@ impl Phase {
             Phase::Connect => "connect",
             Phase::Tls => "tls",
             Phase::Greeting => "greeting",
+            Phase::Ehlo => "ehlo",
             Phase::Capa => "capa",
             Phase::Stls => "stls",
             Phase::Auth => "auth",
@@ -381,6 +435,8 @@ pub struct PhaseTiming {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
     pub monitor: String,
+    #[serde(default, skip_serializing_if = "Kind::is_pop3")]
+    pub kind: Kind,
     pub host: String,
     pub port: u16,
     pub tls_mode: TlsMode,
