@@ -37,6 +37,8 @@ resource "aws_lambda_function" "probe" {
       POP3_PROBE_NAMESPACE     = var.metric_namespace
       POP3_PROBE_TOPIC_ARN     = aws_sns_topic.alerts.arn
       POP3_PROBE_STATE_TABLE   = aws_dynamodb_table.state.name
+      # Lets the probe warn when a server's LOGIN-DELAY is longer than this.
+      POP3_PROBE_SCHEDULE_SECONDS = tostring(local.schedule_interval_seconds)
       RUST_LOG                 = var.rust_log
     }
   }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AlertSettings;
+use crate::drift::{self, CapabilitySet};
 use crate::net::rfc3339;
 use crate::probe::{FailureKind, ProbeResult, Status};
 
@@ -39,6 +40,15 @@ pub struct MonitorState {
     pub last_result_ms: i64,
     /// Bumped on every save; stores write only over `version - 1`.
     pub version: u64,
+    /// The dependency whose outage holds this monitor's alerts back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    /// The capabilities the last successful probe saw (drift baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilitySet>,
+    /// The LOGIN-DELAY already warned about, so the warning comes once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_delay_warned: Option<u64>,
 }
 
 impl MonitorState {
@@ -55,6 +65,9 @@ impl MonitorState {
             last_certificate_alert_ms: None,
             last_result_ms: now_ms,
             version: 0,
+            blocked_by: None,
+            capabilities: None,
+            login_delay_warned: None,
         }
     }
 }
@@ -70,6 +83,11 @@ pub enum AlertKind {
     CertificateExpiring,
     /// The probe itself cannot run (config unreadable, say).
     ProbeError,
+    /// The server stopped offering STLS, a SASL mechanism or APOP.
+    CapabilityChanged,
+    /// The server's LOGIN-DELAY is longer than the schedule: logins will
+    /// start failing with [LOGIN-DELAY].
+    LoginDelayConflict,
 }
 
 impl AlertKind {
@@ -81,6 +99,8 @@ impl AlertKind {
             AlertKind::Degraded => "degraded",
             AlertKind::CertificateExpiring => "certificate_expiring",
             AlertKind::ProbeError => "probe_error",
+            AlertKind::CapabilityChanged => "capability_changed",
+            AlertKind::LoginDelayConflict => "login_delay_conflict",
         }
     }
 }
@@ -132,7 +152,13 @@ impl Alert {
             (AlertKind::Recovered, _) => "info",
             (_, Category::Credentials) => "warning",
             (AlertKind::Down | AlertKind::StillDown | AlertKind::ProbeError, _) => "critical",
-            (AlertKind::Degraded | AlertKind::CertificateExpiring, _) => "warning",
+            (
+                AlertKind::Degraded
+                | AlertKind::CertificateExpiring
+                | AlertKind::CapabilityChanged
+                | AlertKind::LoginDelayConflict,
+                _,
+            ) => "warning",
         }
     }
 }
@@ -160,6 +186,16 @@ pub fn evaluate(
     s.last_result_ms = now_ms;
     let mut alerts = Vec::new();
     let needed = settings.failures_before_alert.max(1);
+    if let Some(b) = &result.blocked_by {
+        // The dependency alerts for this monitor. Its own count starts
+        // afresh once the dependency is back, so a monitor that stays down
+        // then alerts on its own after `failures_before_alert` runs.
+        s.blocked_by = Some(b.monitor.clone());
+        s.consecutive_failures = 0;
+        s.consecutive_degraded = 0;
+        return Step { next: s, alerts };
+    }
+    s.blocked_by = None;
     match result.status {
         Status::Down => {
             s.consecutive_failures += 1;
@@ -232,6 +268,50 @@ pub fn evaluate(
             }
         }
     }
+    if let Some(seen) = CapabilitySet::observe(result) {
+        if let Some(before) = &s.capabilities {
+            let drift = drift::compare(before, &seen, result.kind);
+            if !drift.security.is_empty() {
+                let mut a = render(AlertKind::CapabilityChanged, result, &s, settings, now_ms);
+                a.subject = truncate(
+                    &format!(
+                        "[CAPABILITIES] {}: {}",
+                        result.monitor,
+                        drift.security.join("; ")
+                    ),
+                    100,
+                );
+                a.sms = truncate(
+                    &format!(
+                        "CAPABILITIES {}: {}",
+                        result.monitor,
+                        drift.security.join("; ")
+                    ),
+                    140,
+                );
+                let mut body = format!("{}\n\nChanged since the last probe:\n", a.subject);
+                for line in drift.security.iter().chain(&drift.other) {
+                    let _ = writeln!(body, "  - {line}");
+                }
+                let _ = writeln!(body, "\n{}", a.body.split_once("\n\n").map_or("", |x| x.1));
+                a.body = body;
+                alerts.push(a);
+            }
+        }
+        if let (Some(delay), Some(every)) = (seen.login_delay, settings.schedule) {
+            if delay > every.as_secs() && s.login_delay_warned != Some(delay) {
+                s.login_delay_warned = Some(delay);
+                alerts.push(render(
+                    AlertKind::LoginDelayConflict,
+                    result,
+                    &s,
+                    settings,
+                    now_ms,
+                ));
+            }
+        }
+        s.capabilities = Some(seen);
+    }
     Step { next: s, alerts }
 }
 
@@ -291,6 +371,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::PlaintextRefused) => "The probe refused to send the password without TLS: enable TLS on the server or use APOP.",
         Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
+        Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
         None => "",
     }
 }
@@ -349,7 +430,38 @@ fn render(
             format!("[PROBE ERROR] {name}"),
             format!("PROBE ERROR {name}"),
         ),
+        // The caller words the subject from the drift it found.
+        AlertKind::CapabilityChanged => (
+            format!("[CAPABILITIES] {name}: capabilities changed"),
+            format!("CAPABILITIES {name}: changed"),
+        ),
+        AlertKind::LoginDelayConflict => {
+            let delay = r
+                .capabilities
+                .as_ref()
+                .and_then(|c| c.login_delay)
+                .unwrap_or_default();
+            let every = settings.schedule.map(|d| d.as_secs()).unwrap_or_default();
+            (
+                format!("[LOGIN-DELAY] {name}: server asks {delay} s between logins, probed every {every} s"),
+                format!("LOGIN-DELAY {name}: {delay} s > schedule {every} s"),
+            )
+        }
     };
+    // The one alert for a failure that others depend on names them.
+    let (subject, sms) =
+        if r.blocking.is_empty() || !matches!(kind, AlertKind::Down | AlertKind::StillDown) {
+            (subject, sms)
+        } else {
+            let n = r.blocking.len();
+            (
+                format!(
+                    "{subject} (+{n} dependent monitor{})",
+                    if n == 1 { "" } else { "s" }
+                ),
+                format!("{sms} (+{n} dependent)"),
+            )
+        };
     let mut body = String::new();
     let _ = writeln!(body, "{subject}");
     let _ = writeln!(body);
@@ -363,6 +475,13 @@ fn render(
         let _ = writeln!(body, "Cause:     {cause}");
     }
     let _ = writeln!(body, "Details:   {}", r.message);
+    if !r.blocking.is_empty() {
+        let _ = writeln!(
+            body,
+            "Affected:  {} (they depend on {name}; their own alerts are held back)",
+            r.blocking.join(", ")
+        );
+    }
     if !reply.is_empty() {
         let _ = writeln!(body, "Server:    {reply}");
     }
@@ -415,6 +534,8 @@ fn render(
     }
     let hint = match kind {
         AlertKind::CertificateExpiring => "Renew the certificate before it expires.",
+        AlertKind::CapabilityChanged => "Check the server's recent configuration changes (TLS, auth_mechanisms) and whether something between the probe and the server now strips capabilities.",
+        AlertKind::LoginDelayConflict => "Probe this mailbox less often than the server's LOGIN-DELAY (the schedule, or a monitor of its own), or ask for the technical account to be exempt.",
         AlertKind::Degraded => runbook_hint(Some(FailureKind::ResponseTimeCritical)),
         AlertKind::Recovered => "",
         _ => runbook_hint(r.failure),
@@ -480,6 +601,7 @@ mod tests {
             failures_before_alert: n,
             certificate_warning_days: 14,
             renotify: renotify_min.map(|m| Duration::from_secs(m * 60)),
+            schedule: None,
         }
     }
 
@@ -511,6 +633,8 @@ mod tests {
             started_at: "2026-01-01T00:00:00.000Z".into(),
             attempts: 1,
             transcript: vec![],
+            blocked_by: None,
+            blocking: vec![],
         }
     }
 
@@ -722,5 +846,193 @@ mod tests {
         for k in FailureKind::ALL {
             assert!(!runbook_hint(Some(k)).is_empty(), "{k}");
         }
+    }
+
+    fn blocked() -> ProbeResult {
+        let mut r = down(FailureKind::ConnectionRefused);
+        r.failure = Some(FailureKind::BlockedByDependency);
+        r.blocked_by = Some(crate::probe::BlockedBy {
+            monitor: "mail-tcp".into(),
+            failure: Some(FailureKind::ConnectionRefused),
+            message: "cannot connect".into(),
+            own_failure: Some(FailureKind::ConnectionRefused),
+            own_phase: Some(Phase::Connect),
+        });
+        r
+    }
+
+    #[test]
+    fn a_blocked_monitor_never_alerts_and_starts_counting_afresh() {
+        let set = settings(2, Some(1));
+        let mut state = None;
+        for i in 0..5 {
+            let step = evaluate(state.as_ref(), &blocked(), &set, i * MIN);
+            assert!(step.alerts.is_empty(), "run {i}: {:?}", step.alerts);
+            assert_eq!(step.next.status, Status::Up);
+            assert_eq!(step.next.blocked_by.as_deref(), Some("mail-tcp"));
+            state = Some(step.next);
+        }
+        // The dependency is back but this monitor is still down: its own
+        // alert after failures_before_alert runs, not at once.
+        let step = evaluate(
+            state.as_ref(),
+            &down(FailureKind::AuthFailed),
+            &set,
+            6 * MIN,
+        );
+        assert!(step.alerts.is_empty());
+        assert_eq!(step.next.blocked_by, None);
+        let step = evaluate(
+            Some(&step.next),
+            &down(FailureKind::AuthFailed),
+            &set,
+            7 * MIN,
+        );
+        assert_eq!(step.alerts.len(), 1);
+        assert_eq!(step.alerts[0].kind, AlertKind::Down);
+    }
+
+    #[test]
+    fn an_announced_outage_stays_quiet_while_blocked_then_recovers_once() {
+        let set = settings(1, Some(1));
+        let step = evaluate(None, &down(FailureKind::Timeout), &set, 0);
+        assert_eq!(step.alerts.len(), 1);
+        // Blocked: no reminder although renotify is due.
+        let step = evaluate(Some(&step.next), &blocked(), &set, 10 * MIN);
+        assert!(step.alerts.is_empty());
+        assert_eq!(step.next.status, Status::Down);
+        let step = evaluate(Some(&step.next), &up(), &set, 11 * MIN);
+        assert_eq!(step.alerts.len(), 1);
+        assert_eq!(step.alerts[0].kind, AlertKind::Recovered);
+    }
+
+    #[test]
+    fn the_root_alert_names_the_blocked_monitors() {
+        let mut r = down(FailureKind::ConnectionRefused);
+        r.blocking = vec!["mail-pop3".into(), "mail-smtp".into()];
+        let step = evaluate(None, &r, &settings(1, None), 0);
+        let a = &step.alerts[0];
+        assert!(
+            a.subject.ends_with("(+2 dependent monitors)"),
+            "{}",
+            a.subject
+        );
+        assert!(
+            a.body.contains("Affected:  mail-pop3, mail-smtp"),
+            "{}",
+            a.body
+        );
+        assert!(a.sms.len() <= 140);
+    }
+
+    fn with_caps(
+        stls_offered: bool,
+        sasl: &[&str],
+        apop: bool,
+        login_delay: Option<u64>,
+    ) -> ProbeResult {
+        let mut r = up();
+        r.tls_mode = TlsMode::None;
+        r.apop_offered = apop;
+        r.capabilities = Some(crate::pop3::Capabilities {
+            stls: stls_offered,
+            user: true,
+            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            login_delay,
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn losing_stls_alerts_once_and_becomes_the_new_baseline() {
+        let set = settings(2, None);
+        let step = evaluate(None, &with_caps(true, &["PLAIN"], true, None), &set, 0);
+        assert!(step.alerts.is_empty(), "the first sighting is the baseline");
+        let step = evaluate(
+            Some(&step.next),
+            &with_caps(true, &["PLAIN"], true, None),
+            &set,
+            MIN,
+        );
+        assert!(step.alerts.is_empty());
+        let step = evaluate(
+            Some(&step.next),
+            &with_caps(false, &["PLAIN"], true, None),
+            &set,
+            2 * MIN,
+        );
+        assert_eq!(step.alerts.len(), 1);
+        let a = &step.alerts[0];
+        assert_eq!(a.kind, AlertKind::CapabilityChanged);
+        assert_eq!(a.severity(), "warning");
+        assert!(
+            a.subject.contains("STLS is no longer offered"),
+            "{}",
+            a.subject
+        );
+        assert!(
+            a.body.contains("  - STLS is no longer offered"),
+            "{}",
+            a.body
+        );
+        let step = evaluate(
+            Some(&step.next),
+            &with_caps(false, &["PLAIN"], true, None),
+            &set,
+            3 * MIN,
+        );
+        assert!(step.alerts.is_empty(), "once per change");
+        // A failed probe says nothing about capabilities.
+        let failed = down(FailureKind::Timeout);
+        let next = evaluate(Some(&step.next), &failed, &set, 4 * MIN).next;
+        assert_eq!(next.capabilities, step.next.capabilities);
+    }
+
+    #[test]
+    fn additions_are_recorded_without_an_alert() {
+        let set = settings(2, None);
+        let step = evaluate(None, &with_caps(false, &["PLAIN"], false, None), &set, 0);
+        let step = evaluate(
+            Some(&step.next),
+            &with_caps(true, &["PLAIN", "SCRAM-SHA-256"], true, None),
+            &set,
+            MIN,
+        );
+        assert!(step.alerts.is_empty());
+        assert!(step
+            .next
+            .capabilities
+            .unwrap()
+            .sasl
+            .contains("SCRAM-SHA-256"));
+    }
+
+    #[test]
+    fn login_delay_longer_than_the_schedule_warns_once_per_value() {
+        let mut set = settings(2, None);
+        set.schedule = Some(Duration::from_secs(300));
+        let step = evaluate(None, &with_caps(false, &[], false, Some(60)), &set, 0);
+        assert!(step.alerts.is_empty(), "60 s fits a 300 s schedule");
+        let step = evaluate(
+            Some(&step.next),
+            &with_caps(false, &[], false, Some(900)),
+            &set,
+            MIN,
+        );
+        assert_eq!(step.alerts.len(), 1);
+        assert_eq!(step.alerts[0].kind, AlertKind::LoginDelayConflict);
+        assert!(
+            step.alerts[0].subject.contains("900 s"),
+            "{}",
+            step.alerts[0].subject
+        );
+        let step = evaluate(
+            Some(&step.next),
+            &with_caps(false, &[], false, Some(900)),
+            &set,
+            2 * MIN,
+        );
+        assert!(step.alerts.is_empty());
     }
 }

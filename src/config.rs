@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::probe::{AuthMethod, Target, TlsMode};
+use crate::probe::{AuthMethod, Kind, Target, TlsMode};
 use crate::sinks::SecretSource;
 
 /// An error that names where in the document it is.
@@ -67,6 +67,9 @@ pub struct ConfigDocument {
 pub struct RunSettings {
     /// CloudWatch namespace for metrics. Default `Pop3Probe`.
     pub namespace: Option<String>,
+    /// How often the list is run, in seconds (the Lambda's schedule, or
+    /// `run --every`). Used to warn when a server's LOGIN-DELAY is longer.
+    pub schedule_seconds: Option<u64>,
     /// Probes in flight at once. Default 32.
     pub concurrency: Option<usize>,
     /// Extra attempts for a failed probe, if time allows. Default 1.
@@ -124,7 +127,9 @@ macro_rules! monitor_settings {
             pub enabled: Option<bool>,
             /// While down, alert again after this many minutes; 0 = never. Default 0.
             pub renotify_minutes: Option<u64>,
-            /// Ask CAPA on every probe, for reports (one more round trip). Default false.
+            /// Ask CAPA on every probe (one more round trip), to alert when
+            /// the server stops offering STLS, a SASL mechanism or APOP.
+            /// Default true; false saves the round trip and the drift alerts.
             pub capabilities: Option<bool>,
         }
     };
@@ -142,6 +147,19 @@ monitor_settings! {
         pub name: String,
         /// Host name or IP address.
         pub host: String,
+        /// `pop3` (default), `smtp`, `tcp` (connect only: stands in for
+        /// ping, which Lambda cannot send) or `dns` (resolve only).
+        /// `defaults.tls`, `auth`, `port`, `credentials` and `capabilities`
+        /// apply to `pop3` monitors only.
+        pub kind: Option<Kind>,
+        /// Names of monitors this one needs (the host's `tcp` check, its
+        /// `dns` name). While one of them is down, this monitor is reported
+        /// `blocked_by_dependency` and does not alert: the dependency's
+        /// alert names the cause once.
+        pub depends_on: Option<Vec<String>>,
+        /// SMTP: the name sent with EHLO. Default: the probe's address as a
+        /// literal (`[192.0.2.1]`).
+        pub ehlo_name: Option<String>,
         /// Free text for people reading the file (why this monitor exists,
         /// what the provider requires); ignored by the probe.
         pub notes: Option<String>,
@@ -188,12 +206,15 @@ pub struct RunConfig {
     pub retry_delay: Duration,
     pub deadline: Duration,
     pub secrets_ttl: Duration,
+    pub schedule: Option<Duration>,
 }
 
 /// Alerting settings of one monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertSettings {
     pub failures_before_alert: u32,
+    /// How often the monitor is probed, when known (LOGIN-DELAY warning).
+    pub schedule: Option<Duration>,
     pub certificate_warning_days: u32,
     pub renotify: Option<Duration>,
 }
@@ -208,6 +229,11 @@ pub struct MonitorSpec {
     pub credentials: Option<String>,
     /// JSON path of the monitor, for errors found later.
     pub path: String,
+    /// Monitors this one needs (validated: known names, no cycles).
+    pub depends_on: Vec<String>,
+    /// The monitors linked by `depends_on` share a shard: the smallest
+    /// name of the group. Without dependencies, the monitor's own name.
+    pub shard_key: String,
 }
 
 /// A monitor whose settings are unusable; reported, not probed.
@@ -363,7 +389,172 @@ impl Config {
                 }),
             }
         }
+        config.link_dependencies();
         Ok(config)
+    }
+
+    /// Take the schedule from where the run is started (`run --every`, the
+    /// Lambda's schedule) unless the document states one.
+    pub fn assume_schedule(&mut self, every: Duration) {
+        if self.run.schedule.is_some() {
+            return;
+        }
+        self.run.schedule = Some(every);
+        for m in &mut self.monitors {
+            m.alert.schedule = Some(every);
+        }
+    }
+
+    /// Check `depends_on` across the list: every name must be a monitor of
+    /// this document, and no chain may come back to where it started. A
+    /// monitor that fails either becomes a problem; the rest go on. Then
+    /// give each connected group one shard key, so a dependency is always
+    /// probed in the same run as the monitors that need it.
+    fn link_dependencies(&mut self) {
+        let known: HashMap<&str, usize> = self
+            .monitors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.target.name.as_str(), i))
+            .collect();
+        // Names that exist but are not probed (disabled, or with a problem
+        // of their own) are allowed: they just never block anyone.
+        let elsewhere: std::collections::HashSet<&str> = self
+            .disabled
+            .iter()
+            .map(String::as_str)
+            .chain(self.problems.iter().map(|p| p.monitor.as_str()))
+            .collect();
+        let mut bad: BTreeMap<usize, ConfigError> = BTreeMap::new();
+        for (i, m) in self.monitors.iter().enumerate() {
+            for (j, dep) in m.depends_on.iter().enumerate() {
+                if !known.contains_key(dep.as_str()) && !elsewhere.contains(dep.as_str()) {
+                    bad.insert(
+                        i,
+                        ConfigError::new(
+                            format!("{}.depends_on[{j}]", m.path),
+                            format!("no monitor named {dep:?} in this list"),
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+        // Cycles: depth-first search over the probed monitors.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Open,
+            Done,
+        }
+        fn visit(
+            i: usize,
+            monitors: &[MonitorSpec],
+            known: &HashMap<&str, usize>,
+            marks: &mut [Mark],
+            stack: &mut Vec<usize>,
+            cycles: &mut Vec<Vec<usize>>,
+        ) {
+            marks[i] = Mark::Open;
+            stack.push(i);
+            for dep in &monitors[i].depends_on {
+                let Some(&j) = known.get(dep.as_str()) else {
+                    continue;
+                };
+                match marks[j] {
+                    Mark::New => visit(j, monitors, known, marks, stack, cycles),
+                    Mark::Open => {
+                        let from = stack.iter().position(|&k| k == j).unwrap_or(0);
+                        cycles.push(stack[from..].to_vec());
+                    }
+                    Mark::Done => {}
+                }
+            }
+            stack.pop();
+            marks[i] = Mark::Done;
+        }
+        let mut marks = vec![Mark::New; self.monitors.len()];
+        let mut cycles = Vec::new();
+        for i in 0..self.monitors.len() {
+            if marks[i] == Mark::New {
+                visit(
+                    i,
+                    &self.monitors,
+                    &known,
+                    &mut marks,
+                    &mut Vec::new(),
+                    &mut cycles,
+                );
+            }
+        }
+        for cycle in cycles {
+            let mut names: Vec<&str> = cycle
+                .iter()
+                .map(|&k| self.monitors[k].target.name.as_str())
+                .collect();
+            names.push(names[0]);
+            let chain = names.join(" -> ");
+            for &k in &cycle {
+                bad.entry(k).or_insert_with(|| {
+                    ConfigError::new(
+                        format!("{}.depends_on", self.monitors[k].path),
+                        format!("dependency cycle: {chain}"),
+                    )
+                });
+            }
+        }
+        if !bad.is_empty() {
+            let mut kept = Vec::with_capacity(self.monitors.len());
+            for (i, m) in std::mem::take(&mut self.monitors).into_iter().enumerate() {
+                match bad.remove(&i) {
+                    Some(error) => self.problems.push(ConfigProblem {
+                        monitor: m.target.name.clone(),
+                        error,
+                    }),
+                    None => kept.push(m),
+                }
+            }
+            self.monitors = kept;
+        }
+        // Shard keys: union-find over the dependency edges.
+        let index: HashMap<String, usize> = self
+            .monitors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.target.name.clone(), i))
+            .collect();
+        let mut parent: Vec<usize> = (0..self.monitors.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for (i, m) in self.monitors.iter().enumerate() {
+            for dep in &m.depends_on {
+                if let Some(&j) = index.get(dep) {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a] = b;
+                }
+            }
+        }
+        let mut key: HashMap<usize, String> = HashMap::new();
+        for i in 0..self.monitors.len() {
+            let r = root(&mut parent, i);
+            let name = &self.monitors[i].target.name;
+            key.entry(r)
+                .and_modify(|k| {
+                    if name < k {
+                        *k = name.clone();
+                    }
+                })
+                .or_insert_with(|| name.clone());
+        }
+        for i in 0..self.monitors.len() {
+            let r = root(&mut parent, i);
+            self.monitors[i].shard_key = key[&r].clone();
+        }
     }
 
     /// Merge a monitor with the defaults and check it. `Ok(None)`: disabled.
@@ -384,15 +575,99 @@ impl Config {
                 "must be a host name or IP address without spaces",
             ));
         }
-        let tls = m.tls.or(d.tls).unwrap_or(TlsMode::Implicit);
-        let port = m
-            .port
-            .or(d.port)
-            .unwrap_or(if tls == TlsMode::Implicit { 995 } else { 110 });
-        if port == 0 {
+        let kind = m.kind.unwrap_or_default();
+        // The defaults' protocol settings are POP3's; another kind takes
+        // only what the monitor itself says.
+        let pop3 = kind == Kind::Pop3;
+        let inherit = |own: Option<TlsMode>, default: Option<TlsMode>| {
+            if pop3 {
+                own.or(default)
+            } else {
+                own
+            }
+        };
+        if matches!(kind, Kind::Tcp | Kind::Dns) {
+            for (set, field) in [
+                (m.tls.is_some(), "tls"),
+                (m.auth.is_some(), "auth"),
+                (m.credentials.is_some(), "credentials"),
+                (m.ehlo_name.is_some(), "ehlo_name"),
+                (m.capabilities.is_some(), "capabilities"),
+            ] {
+                if set {
+                    return Err(ConfigError::new(
+                        at(field),
+                        format!("does not apply to a {kind} monitor"),
+                    ));
+                }
+            }
+        }
+        if kind == Kind::Dns && m.port.is_some() {
+            return Err(ConfigError::new(
+                at("port"),
+                "does not apply to a dns monitor (it only resolves the name)",
+            ));
+        }
+        if kind != Kind::Smtp && m.ehlo_name.is_some() {
+            return Err(ConfigError::new(
+                at("ehlo_name"),
+                "applies to smtp monitors only",
+            ));
+        }
+        let tls = match kind {
+            Kind::Pop3 => inherit(m.tls, d.tls).unwrap_or(TlsMode::Implicit),
+            Kind::Smtp => m.tls.unwrap_or(TlsMode::StarttlsIfAvailable),
+            Kind::Tcp | Kind::Dns => TlsMode::None,
+        };
+        let port = match kind {
+            Kind::Pop3 => {
+                m.port
+                    .or(d.port)
+                    .unwrap_or(if tls == TlsMode::Implicit { 995 } else { 110 })
+            }
+            Kind::Smtp => m
+                .port
+                .unwrap_or(if tls == TlsMode::Implicit { 465 } else { 25 }),
+            Kind::Tcp => m.port.ok_or_else(|| {
+                ConfigError::new(at("port"), "a tcp monitor needs the port to connect to")
+            })?,
+            Kind::Dns => 0,
+        };
+        if port == 0 && kind != Kind::Dns {
             return Err(ConfigError::new(at("port"), "must be between 1 and 65535"));
         }
-        let auth = m.auth.or(d.auth).unwrap_or(AuthMethod::Auto);
+        let credentials = if pop3 {
+            m.credentials.clone().or(d.credentials.clone())
+        } else {
+            m.credentials.clone()
+        };
+        let auth = match kind {
+            Kind::Pop3 => m.auth.or(d.auth).unwrap_or(AuthMethod::Auto),
+            // SMTP AUTH is optional: only with a technical account.
+            Kind::Smtp => m.auth.unwrap_or(if credentials.is_some() {
+                AuthMethod::Auto
+            } else {
+                AuthMethod::None
+            }),
+            Kind::Tcp | Kind::Dns => AuthMethod::None,
+        };
+        match (kind, auth) {
+            (Kind::Pop3, AuthMethod::SaslLogin) => {
+                return Err(ConfigError::new(
+                    at("auth"),
+                    "sasl-login is for smtp monitors; POP3 uses auto, apop, user or sasl-plain",
+                ))
+            }
+            (Kind::Smtp, AuthMethod::Apop | AuthMethod::User) => {
+                return Err(ConfigError::new(
+                    at("auth"),
+                    format!(
+                        "{auth} is a POP3 login; smtp uses auto, sasl-plain, sasl-login or none"
+                    ),
+                ))
+            }
+            _ => {}
+        }
         let timeout = m.timeout_ms.or(d.timeout_ms).unwrap_or(10_000);
         let warning = m.warning_ms.or(d.warning_ms).unwrap_or(2_000);
         let critical = m.critical_ms.or(d.critical_ms).unwrap_or(8_000);
@@ -438,7 +713,6 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        let credentials = m.credentials.clone().or(d.credentials.clone());
         if auth != AuthMethod::None {
             let Some(name) = &credentials else {
                 return Err(ConfigError::new(
@@ -493,7 +767,18 @@ impl Config {
             crate::net::server_name(name)
                 .map_err(|e| ConfigError::new(at("tls_server_name"), e))?;
         }
+        let depends_on = m.depends_on.clone().unwrap_or_default();
+        for (j, dep) in depends_on.iter().enumerate() {
+            if dep == &m.name {
+                return Err(ConfigError::new(
+                    format!("{}[{j}]", at("depends_on")),
+                    "a monitor cannot depend on itself",
+                ));
+            }
+        }
         let mut target = Target::new(m.name.clone(), m.host.clone(), port);
+        target.kind = kind;
+        target.ehlo_name = m.ehlo_name.clone();
         target.tls = tls;
         target.auth = auth;
         target.timeout = Duration::from_millis(timeout);
@@ -520,11 +805,17 @@ impl Config {
         // Expiry is the alert machine's business (once a day), not a
         // reason to call every run degraded.
         target.certificate_warning_days = None;
-        target.capabilities = m.capabilities.or(d.capabilities).unwrap_or(false);
+        target.capabilities = match kind {
+            Kind::Pop3 => m.capabilities.or(d.capabilities).unwrap_or(true),
+            // EHLO is the greeting's second half: always asked.
+            Kind::Smtp => true,
+            Kind::Tcp | Kind::Dns => false,
+        };
         Ok(Some(MonitorSpec {
             target,
             alert: AlertSettings {
                 failures_before_alert,
+                schedule: self.run.schedule,
                 certificate_warning_days,
                 renotify: m
                     .renotify_minutes
@@ -539,6 +830,8 @@ impl Config {
                 credentials
             },
             path: path.to_string(),
+            shard_key: m.name.clone(),
+            depends_on,
         }))
     }
 
@@ -726,6 +1019,15 @@ fn run_config(r: &RunSettings) -> Result<RunConfig, ConfigError> {
         retry_delay: Duration::from_millis(r.retry_delay_ms.unwrap_or(1_000)),
         deadline: Duration::from_millis(deadline),
         secrets_ttl: Duration::from_secs(r.secrets_ttl_seconds.unwrap_or(300)),
+        schedule: match r.schedule_seconds {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    "run.schedule_seconds",
+                    "must be more than 0",
+                ))
+            }
+            s => s.map(Duration::from_secs),
+        },
     })
 }
 
@@ -1097,5 +1399,143 @@ mod tests {
         for key in TOP_LEVEL {
             assert!(props.iter().any(|p| p == key), "schema lacks {key}");
         }
+    }
+
+    #[test]
+    fn kinds_have_their_own_defaults() {
+        let c = Config::parse(&doc(
+            r#"{"name": "p", "host": "h"},
+               {"name": "s", "host": "h", "kind": "smtp"},
+               {"name": "s465", "host": "h", "kind": "smtp", "tls": "implicit", "credentials": "acct"},
+               {"name": "t", "host": "h", "kind": "tcp", "port": 22},
+               {"name": "d", "host": "h", "kind": "dns"}"#,
+        ))
+        .unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let get = |n: &str| c.monitors.iter().find(|m| m.target.name == n).unwrap();
+        let p = get("p");
+        assert_eq!(
+            (p.target.kind, p.target.port, p.target.tls),
+            (Kind::Pop3, 995, TlsMode::Implicit)
+        );
+        assert!(p.target.capabilities, "drift needs CAPA by default");
+        let s = get("s");
+        assert_eq!(
+            (s.target.port, s.target.tls, s.target.auth),
+            (25, TlsMode::StarttlsIfAvailable, AuthMethod::None)
+        );
+        assert_eq!(s.credentials, None, "defaults.credentials is POP3's");
+        let s465 = get("s465");
+        assert_eq!(
+            (s465.target.port, s465.target.auth),
+            (465, AuthMethod::Auto)
+        );
+        assert_eq!(s465.credentials.as_deref(), Some("acct"));
+        let t = get("t");
+        assert_eq!(
+            (t.target.kind, t.target.port, t.target.tls, t.target.auth),
+            (Kind::Tcp, 22, TlsMode::None, AuthMethod::None)
+        );
+        assert_eq!(get("d").target.kind, Kind::Dns);
+    }
+
+    #[test]
+    fn settings_that_do_not_fit_the_kind_are_named() {
+        let errs = problems(&doc(r#"{"name": "a", "host": "h", "kind": "tcp"},
+               {"name": "b", "host": "h", "kind": "tcp", "port": 1, "tls": "implicit"},
+               {"name": "c", "host": "h", "kind": "dns", "port": 53},
+               {"name": "d", "host": "h", "kind": "smtp", "auth": "apop"},
+               {"name": "e", "host": "h", "auth": "sasl-login"},
+               {"name": "f", "host": "h", "ehlo_name": "x"},
+               {"name": "g", "host": "h", "kind": "ping"}"#));
+        assert_eq!(errs.len(), 7, "{errs:?}");
+        assert!(
+            errs[0].starts_with("monitors[0].port: a tcp monitor needs the port"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].starts_with("monitors[1].tls: does not apply to a tcp monitor"),
+            "{}",
+            errs[1]
+        );
+        assert!(
+            errs[2].starts_with("monitors[2].port: does not apply to a dns monitor"),
+            "{}",
+            errs[2]
+        );
+        assert!(
+            errs[3].starts_with("monitors[3].auth: apop is a POP3 login"),
+            "{}",
+            errs[3]
+        );
+        assert!(
+            errs[4].starts_with("monitors[4].auth: sasl-login is for smtp"),
+            "{}",
+            errs[4]
+        );
+        assert!(
+            errs[5].starts_with("monitors[5].ehlo_name: applies to smtp"),
+            "{}",
+            errs[5]
+        );
+        assert!(errs[6].starts_with("monitors[6].kind"), "{}", errs[6]);
+    }
+
+    #[test]
+    fn dependencies_must_exist_and_not_loop() {
+        let c = Config::parse(&doc(
+            r#"{"name": "host", "host": "h", "kind": "tcp", "port": 995},
+               {"name": "pop", "host": "h", "depends_on": ["host"]},
+               {"name": "typo", "host": "h", "depends_on": ["hots"]},
+               {"name": "self", "host": "h", "depends_on": ["self"]},
+               {"name": "x", "host": "h", "depends_on": ["y"]},
+               {"name": "y", "host": "h", "depends_on": ["x"]},
+               {"name": "off", "host": "h", "enabled": false},
+               {"name": "needs-off", "host": "h", "depends_on": ["off"]}"#,
+        ))
+        .unwrap();
+        let errs: Vec<String> = c.problems.iter().map(|p| p.error.to_string()).collect();
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs.contains(
+                &"monitors[2].depends_on[0]: no monitor named \"hots\" in this list".to_string()
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.contains(
+                &"monitors[3].depends_on[0]: a monitor cannot depend on itself".to_string()
+            ),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("monitors[4].depends_on: dependency cycle: x -> y -> x")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("monitors[5].depends_on: dependency cycle:")),
+            "{errs:?}"
+        );
+        let names: Vec<&str> = c.monitors.iter().map(|m| m.target.name.as_str()).collect();
+        assert_eq!(names, ["host", "pop", "needs-off"]);
+        // A group shares one shard key: its smallest name.
+        assert_eq!(c.monitors[0].shard_key, "host");
+        assert_eq!(c.monitors[1].shard_key, "host");
+        assert_eq!(c.monitors[2].shard_key, "needs-off");
+    }
+
+    #[test]
+    fn the_schedule_comes_from_the_document_or_the_runner() {
+        let mut c = Config::parse(&doc(r#"{"name": "p", "host": "h"}"#)).unwrap();
+        assert_eq!(c.monitors[0].alert.schedule, None);
+        c.assume_schedule(Duration::from_secs(60));
+        assert_eq!(c.monitors[0].alert.schedule, Some(Duration::from_secs(60)));
+        let text = r#"{"run": {"schedule_seconds": 300}, "monitors": [{"name": "p", "host": "h", "auth": "none"}]}"#;
+        let mut c = Config::parse(text).unwrap();
+        c.assume_schedule(Duration::from_secs(60));
+        assert_eq!(c.monitors[0].alert.schedule, Some(Duration::from_secs(300)));
     }
 }

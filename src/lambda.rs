@@ -20,6 +20,8 @@ pub struct Settings {
     pub namespace: Option<String>,
     pub topic_arn: String,
     pub state_table: String,
+    /// The schedule's interval, for the LOGIN-DELAY warning.
+    pub schedule: Option<Duration>,
 }
 
 impl Settings {
@@ -31,6 +33,17 @@ impl Settings {
             namespace: get("POP3_PROBE_NAMESPACE"),
             topic_arn: need("POP3_PROBE_TOPIC_ARN")?,
             state_table: need("POP3_PROBE_STATE_TABLE")?,
+            schedule: match get("POP3_PROBE_SCHEDULE_SECONDS") {
+                None => None,
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Some(Duration::from_secs(n)),
+                    _ => {
+                        return Err(format!(
+                            "environment variable POP3_PROBE_SCHEDULE_SECONDS must be a positive number of seconds, not {v:?}"
+                        ))
+                    }
+                },
+            },
         })
     }
 }
@@ -157,6 +170,9 @@ where
             Ok(mut c) => {
                 // The document decides how long secrets may be reused.
                 secrets.set_ttl(c.run.secrets_ttl);
+                if let Some(every) = settings.schedule {
+                    c.assume_schedule(every);
+                }
                 c.resolve_credentials(secrets).await;
                 Ok(c)
             }

@@ -211,17 +211,25 @@ where
     let started = Instant::now();
     let started_ms = now_ms();
     let in_shard = |name: &str| run::shard_of(name, shard.shards) == shard.shard;
+    // Shard by dependency group: a dependency is probed in the same run as
+    // the monitors that need it.
     let monitors: Vec<_> = config
         .monitors
         .iter()
-        .filter(|m| in_shard(&m.target.name))
+        .filter(|m| in_shard(&m.shard_key))
         .cloned()
+        .collect();
+    let depends_on: HashMap<String, Vec<String>> = monitors
+        .iter()
+        .filter(|m| !m.depends_on.is_empty())
+        .map(|m| (m.target.name.clone(), m.depends_on.clone()))
         .collect();
     let settings: HashMap<String, _> = monitors
         .iter()
         .map(|m| (m.target.name.clone(), m.alert.clone()))
         .collect();
-    let probed = run::run_all(monitors, &config.run, deadline).await;
+    let mut probed = run::run_all(monitors, &config.run, deadline).await;
+    run::apply_dependencies(&mut probed.results, &depends_on);
 
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
     let mut summary = RunSummary {

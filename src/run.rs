@@ -3,7 +3,7 @@
 //! would fail with [IN-USE]), a retry for a failed probe when time allows,
 //! and stable sharding across schedules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::config::{MonitorSpec, RunConfig};
-use crate::probe::{self, AuthMethod, FailureKind, ProbeResult, Status};
+use crate::probe::{self, AuthMethod, BlockedBy, FailureKind, ProbeResult, Status};
 
 /// FNV-1a, 64 bit: stable across builds and platforms (unlike std's
 /// hasher), so a monitor stays in its shard from one release to the next.
@@ -138,7 +138,7 @@ async fn probe_with_retries(
     }
     let mut target = m.target.clone();
     target.timeout = target.timeout.min(left);
-    let mut result = probe::probe(&target).await;
+    let mut result = probe::check(&target).await;
     let mut attempts = 1;
     while result.status == Status::Down && retryable(result.failure) && attempts <= cfg.retries {
         // Only retry when the whole attempt fits before the deadline.
@@ -160,11 +160,88 @@ async fn probe_with_retries(
                 .unwrap_or_default()
         );
         attempts += 1;
-        result = probe::probe(&m.target).await;
+        result = probe::check(&m.target).await;
         result.warnings.insert(0, first);
     }
     result.attempts = attempts;
     Ok(result)
+}
+
+/// Mark each down result whose failure a down dependency explains as
+/// `blocked_by_dependency`, naming the root: the down dependency furthest up
+/// the chain. The root's result lists whom it blocks, so its one alert can
+/// say so. A dependency that was not probed this run (skipped, disabled)
+/// blocks no one: without its result nothing is known.
+pub fn apply_dependencies(results: &mut [ProbeResult], depends_on: &HashMap<String, Vec<String>>) {
+    let index: HashMap<String, usize> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.monitor.clone(), i))
+        .collect();
+    let down = |i: usize| results[i].status == Status::Down;
+    // The root of each down monitor: itself, or its first down
+    // dependency's root. Config validation ruled out cycles; the depth
+    // bound guards against a list that was not validated.
+    fn root_of(
+        i: usize,
+        results: &[ProbeResult],
+        index: &HashMap<String, usize>,
+        depends_on: &HashMap<String, Vec<String>>,
+        memo: &mut HashMap<usize, usize>,
+        depth: usize,
+    ) -> usize {
+        if let Some(&r) = memo.get(&i) {
+            return r;
+        }
+        let mut root = i;
+        if depth < 64 {
+            let deps = depends_on.get(&results[i].monitor);
+            for dep in deps.into_iter().flatten() {
+                if let Some(&j) = index.get(dep) {
+                    if results[j].status == Status::Down {
+                        root = root_of(j, results, index, depends_on, memo, depth + 1);
+                        break;
+                    }
+                }
+            }
+        }
+        memo.insert(i, root);
+        root
+    }
+    let mut memo = HashMap::new();
+    let mut blocked: Vec<(usize, usize)> = Vec::new();
+    for i in 0..results.len() {
+        if down(i) {
+            let root = root_of(i, results, &index, depends_on, &mut memo, 0);
+            if root != i {
+                blocked.push((i, root));
+            }
+        }
+    }
+    for (i, root) in blocked {
+        let (failure, message, root_name) = {
+            let r = &results[root];
+            (r.failure, r.message.clone(), r.monitor.clone())
+        };
+        results[root].blocking.push(results[i].monitor.clone());
+        let r = &mut results[i];
+        r.blocked_by = Some(BlockedBy {
+            monitor: root_name.clone(),
+            failure,
+            message: message.clone(),
+            own_failure: r.failure,
+            own_phase: r.failed_phase,
+        });
+        r.message = format!(
+            "blocked by dependency {root_name} ({}): {message}; own check: {}",
+            failure.map(|f| f.as_str()).unwrap_or("down"),
+            r.message
+        );
+        r.failure = Some(FailureKind::BlockedByDependency);
+    }
+    for r in results.iter_mut() {
+        r.blocking.sort();
+    }
 }
 
 #[cfg(test)]
@@ -195,5 +272,85 @@ mod tests {
         assert!(counts.iter().all(|&c| c > 125), "{counts:?}");
         assert_eq!(shard_of("x", 1), 0);
         assert_eq!(shard_of("x", 0), 0);
+    }
+
+    fn result(name: &str, status: Status, failure: Option<FailureKind>) -> ProbeResult {
+        ProbeResult {
+            status,
+            failure,
+            message: format!("{name} said so"),
+            ..serde_json::from_value(serde_json::json!({
+                "monitor": name, "host": "h", "port": 1, "tls_mode": "none",
+                "auth_method": "none", "status": "up", "message": "",
+                "response_time_ms": 1.0, "warning_ms": 1, "critical_ms": 2,
+                "phases": [], "started_at": "2026-01-01T00:00:00Z"
+            }))
+            .unwrap()
+        }
+    }
+
+    #[test]
+    fn the_root_of_a_chain_blocks_everything_below_it() {
+        let deps: HashMap<String, Vec<String>> = [
+            ("tcp", vec!["dns"]),
+            ("pop3", vec!["tcp"]),
+            ("smtp", vec!["tcp"]),
+            ("other", vec!["tcp"]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+        .collect();
+        let refused = Some(FailureKind::ConnectionRefused);
+        let mut results = vec![
+            result("dns", Status::Up, None),
+            result("tcp", Status::Down, refused),
+            result("pop3", Status::Down, refused),
+            result("smtp", Status::Down, Some(FailureKind::Timeout)),
+            result("other", Status::Up, None),
+        ];
+        apply_dependencies(&mut results, &deps);
+        assert_eq!(results[1].failure, refused, "the root keeps its own cause");
+        assert_eq!(results[1].blocking, ["pop3", "smtp"]);
+        for r in &results[2..4] {
+            assert_eq!(r.failure, Some(FailureKind::BlockedByDependency));
+            let b = r.blocked_by.as_ref().unwrap();
+            assert_eq!((b.monitor.as_str(), b.failure), ("tcp", refused));
+            assert!(
+                r.message
+                    .starts_with("blocked by dependency tcp (connection_refused)"),
+                "{}",
+                r.message
+            );
+        }
+        assert_eq!(
+            results[3].blocked_by.as_ref().unwrap().own_failure,
+            Some(FailureKind::Timeout)
+        );
+        assert_eq!(results[4].blocked_by, None, "up stays up");
+
+        // DNS down: the root is the dns monitor, two levels up.
+        let mut results = vec![
+            result("dns", Status::Down, Some(FailureKind::DnsFailure)),
+            result("tcp", Status::Down, Some(FailureKind::DnsFailure)),
+            result("pop3", Status::Down, Some(FailureKind::DnsFailure)),
+        ];
+        apply_dependencies(&mut results, &deps);
+        assert_eq!(results[0].blocking, ["pop3", "tcp"]);
+        assert_eq!(results[2].blocked_by.as_ref().unwrap().monitor, "dns");
+        assert_eq!(
+            results[2].blocked_by.as_ref().unwrap().failure,
+            Some(FailureKind::DnsFailure)
+        );
+    }
+
+    #[test]
+    fn a_dependency_without_a_result_blocks_no_one() {
+        let deps: HashMap<String, Vec<String>> =
+            [("pop3".to_string(), vec!["skipped".to_string()])]
+                .into_iter()
+                .collect();
+        let mut results = vec![result("pop3", Status::Down, Some(FailureKind::Timeout))];
+        apply_dependencies(&mut results, &deps);
+        assert_eq!(results[0].failure, Some(FailureKind::Timeout));
     }
 }

@@ -78,6 +78,7 @@ impl Stack {
             namespace: Some(self.namespace.clone()),
             topic_arn: self.topic.clone(),
             state_table: self.table.clone(),
+            schedule: None,
         }
     }
     async fn notifications(&self) -> Vec<Notification> {
@@ -1039,6 +1040,7 @@ async fn aws_unreachable_the_run_still_probes_and_reports() {
         namespace: None,
         topic_arn: "arn:aws:sns:us-east-1:123456789012:x".into(),
         state_table: "nowhere".into(),
+        schedule: None,
     };
     let started = Instant::now();
     let err = lambda::handle(

@@ -160,6 +160,8 @@ async fn lock_watching_server() -> (u16, Arc<Mutex<HashMap<String, (usize, usize
                         }
                         user = Some(u.to_string());
                         b"+OK\r\n"
+                    } else if cmd == "CAPA" {
+                        b"+OK\r\nUSER\r\n.\r\n"
                     } else if cmd == "STAT" {
                         // Hold the "maildrop lock" long enough to overlap.
                         tokio::time::sleep(Duration::from_millis(150)).await;

@@ -146,6 +146,7 @@ async fn alerts_never_carry_the_password_whatever_the_server_said() {
         failures_before_alert: 1,
         certificate_warning_days: 14,
         renotify: None,
+        schedule: None,
     };
     let step = alert::evaluate(None, &r, &settings, 0);
     assert_eq!(step.alerts.len(), 1);

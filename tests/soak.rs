@@ -236,6 +236,7 @@ async fn fault_soak() {
         namespace: Some(namespace.clone()),
         topic_arn: topic.clone(),
         state_table: table.clone(),
+        schedule: None,
     };
     let cache = ConfigCache::default();
     let secrets = AwsSecrets::new(

@@ -129,6 +129,8 @@ struct Run<'a> {
     timings: Vec<PhaseTiming>,
     transcript: Transcript,
     address: Option<String>,
+    /// Every address the name resolved to.
+    addresses: Vec<String>,
     tls: Option<TlsFacts>,
     tls_fallback: bool,
     apop_offered: bool,
@@ -138,7 +140,35 @@ struct Run<'a> {
     warnings: Vec<String>,
 }
 
-/// Probe one target.
+/// Check one target of any kind.
+pub async fn check(target: &Target) -> ProbeResult {
+    match target.kind {
+        Kind::Pop3 => probe(target).await,
+        // Replaced by the SMTP engine when it lands.
+        Kind::Smtp => {
+            let mut run = Run::new(target, Instant::now(), Vec::new());
+            let f = Failure::new(
+                FailureKind::ConfigError,
+                Phase::Resolve,
+                "smtp is not built yet",
+            );
+            run.timings.clear();
+            run.finish(Err(f), now_rfc3339())
+        }
+        Kind::Tcp | Kind::Dns => probe_basic(target).await,
+    }
+}
+
+/// A `tcp` (resolve, connect) or `dns` (resolve) check.
+async fn probe_basic(target: &Target) -> ProbeResult {
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    let mut run = Run::new(target, started, Vec::new());
+    let outcome = run.reach().await.map(drop);
+    run.finish(outcome, started_at)
+}
+
+/// Probe one POP3 target.
 pub async fn probe(target: &Target) -> ProbeResult {
     let secrets = target
         .password
@@ -147,27 +177,7 @@ pub async fn probe(target: &Target) -> ProbeResult {
         .unwrap_or_default();
     let started_at = now_rfc3339();
     let started = Instant::now();
-    let mut run = Run {
-        target,
-        started,
-        deadline: started + target.timeout,
-        timings: Vec::new(),
-        transcript: if target.transcript {
-            Transcript::masking(secrets.clone())
-        } else {
-            Transcript::off()
-        },
-        address: None,
-        tls: None,
-        tls_fallback: false,
-        apop_offered: false,
-        auth_used: None,
-        capabilities: None,
-        mailbox: None,
-        warnings: Vec::new(),
-        // Last: the transcript above takes a copy first.
-        secrets,
-    };
+    let mut run = Run::new(target, started, secrets);
     let outcome = run.dialogue().await;
     run.finish(outcome, started_at)
 }
@@ -181,7 +191,74 @@ fn now_rfc3339() -> String {
     format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(target: &'a Target, started: Instant, secrets: Vec<String>) -> Run<'a> {
+        Run {
+            target,
+            started,
+            deadline: started + target.timeout,
+            timings: Vec::new(),
+            transcript: if target.transcript {
+                Transcript::masking(secrets.clone())
+            } else {
+                Transcript::off()
+            },
+            address: None,
+            addresses: Vec::new(),
+            tls: None,
+            tls_fallback: false,
+            apop_offered: false,
+            auth_used: None,
+            capabilities: None,
+            mailbox: None,
+            warnings: Vec::new(),
+            secrets,
+        }
+    }
+
+    /// Resolve, and connect unless this is a `dns` check.
+    async fn reach(&mut self) -> Result<Option<tokio::net::TcpStream>, Failure> {
+        let t = self.target;
+        let host = t.host.clone();
+        let addrs = self
+            .phase(Phase::Resolve, async {
+                net::resolve(&host, t.port).await.map_err(|e| {
+                    Failure::new(
+                        FailureKind::DnsFailure,
+                        Phase::Resolve,
+                        format!("cannot resolve {host}: {e}"),
+                    )
+                })
+            })
+            .await?;
+        self.addresses = addrs.iter().map(|a| a.ip().to_string()).collect();
+        if t.kind == Kind::Dns {
+            return Ok(None);
+        }
+        let budget = self.remaining();
+        let (tcp, addr) = self
+            .phase(Phase::Connect, async {
+                net::connect_any(&addrs, budget).await.map_err(|e| {
+                    let kind = match e.failure {
+                        ConnectFailure::Refused => FailureKind::ConnectionRefused,
+                        ConnectFailure::Timeout => FailureKind::Timeout,
+                        ConnectFailure::Other => FailureKind::ConnectionFailed,
+                    };
+                    Failure::new(
+                        kind,
+                        Phase::Connect,
+                        format!("cannot connect: {}", e.detail),
+                    )
+                })
+            })
+            .await
+            .inspect_err(|_| {
+                self.address = addrs.last().map(|a| a.to_string());
+            })?;
+        self.address = Some(addr.to_string());
+        Ok(Some(tcp))
+    }
+
     /// Run `fut` as `phase`: time it, bound it by the phase limit and what
     /// is left of the deadline, and classify a timeout.
     async fn phase<T, F>(&mut self, phase: Phase, fut: F) -> Result<T, Failure>
@@ -231,40 +308,13 @@ impl Run<'_> {
             Some((self.tls_client()?, name))
         };
 
-        let host = t.host.clone();
-        let addrs = self
-            .phase(Phase::Resolve, async {
-                net::resolve(&host, t.port).await.map_err(|e| {
-                    Failure::new(
-                        FailureKind::DnsFailure,
-                        Phase::Resolve,
-                        format!("cannot resolve {host}: {e}"),
-                    )
-                })
-            })
-            .await?;
-
-        let budget = self.remaining();
-        let (tcp, addr) = self
-            .phase(Phase::Connect, async {
-                net::connect_any(&addrs, budget).await.map_err(|e| {
-                    let kind = match e.failure {
-                        ConnectFailure::Refused => FailureKind::ConnectionRefused,
-                        ConnectFailure::Timeout => FailureKind::Timeout,
-                        ConnectFailure::Other => FailureKind::ConnectionFailed,
-                    };
-                    Failure::new(
-                        kind,
-                        Phase::Connect,
-                        format!("cannot connect: {}", e.detail),
-                    )
-                })
-            })
-            .await
-            .inspect_err(|_| {
-                self.address = addrs.last().map(|a| a.to_string());
-            })?;
-        self.address = Some(addr.to_string());
+        let Some(tcp) = self.reach().await? else {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Connect,
+                "a POP3 check must connect",
+            ));
+        };
 
         let stream = match (&tls, t.tls) {
             (Some((client, name)), TlsMode::Implicit) => {
@@ -632,6 +682,13 @@ impl Run<'_> {
             ),
             Ok(()) => {
                 let what = match (&self.mailbox, self.auth_used) {
+                    _ if t.kind == Kind::Dns => {
+                        format!("{} resolves to {}", t.host, self.addresses.join(", "))
+                    }
+                    _ if t.kind == Kind::Tcp => format!(
+                        "connected to {}",
+                        self.address.as_deref().unwrap_or(t.host.as_str())
+                    ),
                     (Some(m), Some(method)) => format!(
                         "logged in with {method}; {} messages, {} octets",
                         m.messages, m.octets
@@ -674,7 +731,7 @@ impl Run<'_> {
             }
         };
         let mut result = ProbeResult {
-            kind: Kind::Pop3,
+            kind: t.kind,
             monitor: t.name.clone(),
             host: t.host.clone(),
             port: t.port,
@@ -700,6 +757,8 @@ impl Run<'_> {
             started_at,
             attempts: 1,
             transcript: self.transcript.lines(),
+            blocked_by: None,
+            blocking: Vec::new(),
         };
         scrub(&mut result, &self.secrets);
         result

@@ -345,6 +345,9 @@ pub enum FailureKind {
     ResponseTimeCritical,
     /// The monitor's own settings are unusable (bad CA bundle, no password).
     ConfigError,
+    /// A monitor this one depends on is down: its alert names the cause,
+    /// this one's is held back.
+    BlockedByDependency,
 }
 
 impl FailureKind {
@@ -375,11 +378,12 @@ impl FailureKind {
             FailureKind::PlaintextRefused => "plaintext_refused",
             FailureKind::ResponseTimeCritical => "response_time_critical",
             FailureKind::ConfigError => "config_error",
+            FailureKind::BlockedByDependency => "blocked_by_dependency",
         }
     }
 
     /// Every kind, for docs and exhaustive tests.
-    pub const ALL: [FailureKind; 25] = [
+    pub const ALL: [FailureKind; 26] = [
         FailureKind::DnsFailure,
         FailureKind::ConnectionRefused,
         FailureKind::ConnectionFailed,
@@ -405,6 +409,7 @@ impl FailureKind {
         FailureKind::PlaintextRefused,
         FailureKind::ResponseTimeCritical,
         FailureKind::ConfigError,
+        FailureKind::BlockedByDependency,
     ];
 
     /// Failures that are about the technical account rather than the mail
@@ -429,6 +434,23 @@ pub struct PhaseTiming {
     pub phase: Phase,
     /// Milliseconds, measured at microsecond resolution.
     pub ms: f64,
+}
+
+/// Why a monitor is `blocked_by_dependency`: the dependency at the root of
+/// the failure, and what the monitor's own probe saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedBy {
+    /// The down dependency furthest up the chain: the one that alerts.
+    pub monitor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// Its message.
+    pub message: String,
+    /// This monitor's own failure, kept for the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_failure: Option<FailureKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_phase: Option<Phase>,
 }
 
 /// Everything one probe found out. Never contains a secret.
@@ -485,6 +507,12 @@ pub struct ProbeResult {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transcript: Vec<WireLine>,
+    /// Set when a dependency's failure explains this one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<BlockedBy>,
+    /// The monitors this one's failure blocks (it alerts for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocking: Vec<String>,
 }
 
 fn one() -> u32 {

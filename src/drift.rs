@@ -1,0 +1,199 @@
+//! Capability drift: what a server offered last time against what it offers
+//! now. A server that quietly stops offering STLS leaves `starttls-if-available`
+//! clients sending passwords in the clear, and one that drops a SASL
+//! mechanism or APOP breaks the clients that used it — none of which fails
+//! a probe that still gets in. So the last set seen is kept with the alert
+//! state and compared on every successful probe.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::{Kind, ProbeResult, Status, TlsMode};
+
+/// The capabilities worth remembering. `None` means "not observable with
+/// this monitor's settings", which is never a change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapabilitySet {
+    /// STLS (POP3) or STARTTLS (SMTP) offered. Unknown under implicit TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stls: Option<bool>,
+    /// SASL (POP3 CAPA) or AUTH (SMTP EHLO) mechanisms, upper-case, sorted.
+    #[serde(default)]
+    pub sasl: BTreeSet<String>,
+    /// USER/PASS offered (POP3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<bool>,
+    /// The greeting carried an APOP timestamp (POP3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apop: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
+    /// LOGIN-DELAY seconds (POP3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_delay: Option<u64>,
+}
+
+impl CapabilitySet {
+    /// What a probe saw, if it saw capabilities at all. Failed probes say
+    /// nothing: their failure alerts on its own, and a half-finished
+    /// dialogue would look like lost capabilities.
+    pub fn observe(r: &ProbeResult) -> Option<CapabilitySet> {
+        if r.status == Status::Down {
+            return None;
+        }
+        let caps = r.capabilities.as_ref()?;
+        // STLS disappears from CAPA once TLS is up (RFC 2595), so under a
+        // STARTTLS mode whether it was offered is what happened: TLS came
+        // up, or the probe fell back to plaintext.
+        let stls = match r.tls_mode {
+            TlsMode::Implicit => None,
+            TlsMode::Starttls | TlsMode::StarttlsIfAvailable => {
+                Some(r.tls.is_some() && !r.tls_fallback)
+            }
+            TlsMode::None => Some(caps.stls),
+        };
+        let pop3 = r.kind == Kind::Pop3;
+        Some(CapabilitySet {
+            stls,
+            sasl: caps.sasl.iter().map(|m| m.to_ascii_uppercase()).collect(),
+            user: pop3.then_some(caps.user),
+            apop: pop3.then_some(r.apop_offered),
+            implementation: caps.implementation.clone(),
+            login_delay: caps.login_delay,
+        })
+    }
+}
+
+/// How two sets differ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drift {
+    /// Losses that weaken security or break clients: alert.
+    pub security: Vec<String>,
+    /// Everything else (additions, a new implementation string): recorded.
+    pub other: Vec<String>,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.security.is_empty() && self.other.is_empty()
+    }
+}
+
+/// Compare what was seen before with what is seen now.
+pub fn compare(before: &CapabilitySet, now: &CapabilitySet, kind: Kind) -> Drift {
+    let mut d = Drift::default();
+    let stls = if kind == Kind::Smtp {
+        "STARTTLS"
+    } else {
+        "STLS"
+    };
+    match (before.stls, now.stls) {
+        (Some(true), Some(false)) => d.security.push(format!("{stls} is no longer offered")),
+        (Some(false), Some(true)) => d.other.push(format!("{stls} is now offered")),
+        _ => {}
+    }
+    for gone in before.sasl.difference(&now.sasl) {
+        d.security
+            .push(format!("SASL mechanism {gone} is no longer offered"));
+    }
+    for new in now.sasl.difference(&before.sasl) {
+        d.other.push(format!("SASL mechanism {new} is now offered"));
+    }
+    match (before.apop, now.apop) {
+        (Some(true), Some(false)) => d
+            .security
+            .push("APOP is no longer offered (no timestamp in the greeting)".into()),
+        (Some(false), Some(true)) => d.other.push("APOP is now offered".into()),
+        _ => {}
+    }
+    match (before.user, now.user) {
+        (Some(true), Some(false)) => d.other.push("USER/PASS is no longer offered".into()),
+        (Some(false), Some(true)) => d.other.push("USER/PASS is now offered".into()),
+        _ => {}
+    }
+    if before.implementation != now.implementation
+        && (before.implementation.is_some() || now.implementation.is_some())
+    {
+        d.other.push(format!(
+            "IMPLEMENTATION changed from {} to {}",
+            before.implementation.as_deref().unwrap_or("(none)"),
+            now.implementation.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if before.login_delay != now.login_delay {
+        let show = |v: Option<u64>| v.map_or("none".to_string(), |s| format!("{s} s"));
+        d.other.push(format!(
+            "LOGIN-DELAY changed from {} to {}",
+            show(before.login_delay),
+            show(now.login_delay)
+        ));
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(stls: bool, sasl: &[&str], apop: bool) -> CapabilitySet {
+        CapabilitySet {
+            stls: Some(stls),
+            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            user: Some(true),
+            apop: Some(apop),
+            implementation: None,
+            login_delay: None,
+        }
+    }
+
+    #[test]
+    fn losing_stls_a_mechanism_or_apop_is_a_security_change() {
+        let before = set(true, &["PLAIN", "CRAM-MD5"], true);
+        let now = set(false, &["PLAIN"], false);
+        let d = compare(&before, &now, Kind::Pop3);
+        assert_eq!(
+            d.security,
+            vec![
+                "STLS is no longer offered".to_string(),
+                "SASL mechanism CRAM-MD5 is no longer offered".to_string(),
+                "APOP is no longer offered (no timestamp in the greeting)".to_string(),
+            ]
+        );
+        assert!(d.other.is_empty());
+    }
+
+    #[test]
+    fn additions_and_identity_changes_are_recorded_not_alerted() {
+        let before = set(false, &["PLAIN"], false);
+        let mut now = set(true, &["PLAIN", "SCRAM-SHA-256"], true);
+        now.implementation = Some("Dovecot 2.4".into());
+        now.login_delay = Some(900);
+        let d = compare(&before, &now, Kind::Pop3);
+        assert!(d.security.is_empty(), "{d:?}");
+        assert_eq!(d.other.len(), 5, "{d:?}");
+        assert!(d
+            .other
+            .iter()
+            .any(|l| l.contains("LOGIN-DELAY changed from none to 900 s")));
+    }
+
+    #[test]
+    fn unknown_is_never_a_change() {
+        let mut before = set(true, &["PLAIN"], true);
+        before.stls = None;
+        let now = set(false, &["PLAIN"], true);
+        assert!(compare(&before, &now, Kind::Pop3).is_empty());
+        assert!(compare(&now, &now, Kind::Pop3).is_empty());
+    }
+
+    #[test]
+    fn smtp_says_starttls() {
+        let before = set(true, &["PLAIN", "LOGIN"], false);
+        let now = set(false, &["PLAIN", "LOGIN"], false);
+        assert_eq!(
+            compare(&before, &now, Kind::Smtp).security,
+            vec!["STARTTLS is no longer offered".to_string()]
+        );
+    }
+}
