@@ -4,109 +4,18 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fake::{self, line, Reply};
-use pop3_probe::alert::{Alert, AlertKind, MonitorState};
+use common::mem::{MemAlerts, MemMetrics, MemState};
+use pop3_probe::alert::AlertKind;
 use pop3_probe::config::Config;
 use pop3_probe::pipeline::{self, Shard};
 use pop3_probe::probe::{FailureKind, Phase, Status};
-use pop3_probe::sinks::{AlertSink, Datum, MetricsSink, PublishReport, SinkError, StateStore};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
-
-#[derive(Default)]
-struct MemState {
-    rows: Mutex<HashMap<String, MonitorState>>,
-    pending: Mutex<Vec<Datum>>,
-    saves: AtomicUsize,
-}
-
-impl StateStore for MemState {
-    async fn load(&self, monitors: &[String]) -> Result<HashMap<String, MonitorState>, SinkError> {
-        let rows = self.rows.lock().unwrap();
-        Ok(monitors
-            .iter()
-            .filter_map(|m| rows.get(m).map(|s| (m.clone(), s.clone())))
-            .collect())
-    }
-    async fn save(&self, state: &MonitorState) -> Result<(), SinkError> {
-        let mut rows = self.rows.lock().unwrap();
-        let current = rows.get(&state.monitor).map(|s| s.version).unwrap_or(0);
-        assert_eq!(
-            current + 1,
-            state.version,
-            "state saved over a newer version"
-        );
-        rows.insert(state.monitor.clone(), state.clone());
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
-        Ok(self.pending.lock().unwrap().clone())
-    }
-    async fn save_pending_metrics(&self, data: &[Datum]) -> Result<(), SinkError> {
-        *self.pending.lock().unwrap() = data.to_vec();
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct MemMetrics {
-    got: Mutex<Vec<Datum>>,
-    fail_next: AtomicUsize,
-}
-
-impl MetricsSink for MemMetrics {
-    async fn publish(&self, _namespace: &str, data: Vec<Datum>) -> PublishReport {
-        if self.fail_next.load(Ordering::SeqCst) > 0 {
-            self.fail_next.fetch_sub(1, Ordering::SeqCst);
-            return PublishReport {
-                failed: data,
-                requests: 1,
-                errors: vec!["throttled".into()],
-                ..Default::default()
-            };
-        }
-        let n = data.len();
-        self.got.lock().unwrap().extend(data);
-        PublishReport {
-            published: n,
-            requests: 1,
-            ..Default::default()
-        }
-    }
-}
-
-#[derive(Default)]
-struct MemAlerts {
-    got: Mutex<Vec<Alert>>,
-    fail_next: AtomicUsize,
-}
-
-impl AlertSink for MemAlerts {
-    async fn send(&self, alert: &Alert) -> Result<(), SinkError> {
-        if self.fail_next.load(Ordering::SeqCst) > 0 {
-            self.fail_next.fetch_sub(1, Ordering::SeqCst);
-            return Err(SinkError::transient("sns", "throttled"));
-        }
-        self.got.lock().unwrap().push(alert.clone());
-        Ok(())
-    }
-}
-
-impl MemAlerts {
-    fn kinds(&self) -> Vec<(String, AlertKind)> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|a| (a.monitor.clone(), a.kind))
-            .collect()
-    }
-}
 
 async fn config(monitors: &str, extra_run: &str) -> Config {
     let text = format!(

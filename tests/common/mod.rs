@@ -1,7 +1,9 @@
 #![allow(dead_code)]
 pub mod dovecot;
 pub mod fake;
+pub mod mem;
 pub mod moto;
+pub mod relay;
 
 /// A secret source with no secrets: for configs whose credentials are
 /// inline or in the environment.

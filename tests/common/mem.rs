@@ -1,0 +1,100 @@
+//! In-memory sinks: what a run sends to metrics, alerts and state, kept
+//! for assertions, with switches to make the next deliveries fail.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use pop3_probe::alert::{Alert, AlertKind, MonitorState};
+use pop3_probe::sinks::{AlertSink, Datum, MetricsSink, PublishReport, SinkError, StateStore};
+
+#[derive(Default)]
+pub struct MemState {
+    pub rows: Mutex<HashMap<String, MonitorState>>,
+    pub pending: Mutex<Vec<Datum>>,
+    pub saves: AtomicUsize,
+}
+
+impl StateStore for MemState {
+    async fn load(&self, monitors: &[String]) -> Result<HashMap<String, MonitorState>, SinkError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(monitors
+            .iter()
+            .filter_map(|m| rows.get(m).map(|s| (m.clone(), s.clone())))
+            .collect())
+    }
+    async fn save(&self, state: &MonitorState) -> Result<(), SinkError> {
+        let mut rows = self.rows.lock().unwrap();
+        let current = rows.get(&state.monitor).map(|s| s.version).unwrap_or(0);
+        assert_eq!(
+            current + 1,
+            state.version,
+            "state saved over a newer version"
+        );
+        rows.insert(state.monitor.clone(), state.clone());
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
+        Ok(self.pending.lock().unwrap().clone())
+    }
+    async fn save_pending_metrics(&self, data: &[Datum]) -> Result<(), SinkError> {
+        *self.pending.lock().unwrap() = data.to_vec();
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct MemMetrics {
+    pub got: Mutex<Vec<Datum>>,
+    pub fail_next: AtomicUsize,
+}
+
+impl MetricsSink for MemMetrics {
+    async fn publish(&self, _namespace: &str, data: Vec<Datum>) -> PublishReport {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return PublishReport {
+                failed: data,
+                requests: 1,
+                errors: vec!["throttled".into()],
+                ..Default::default()
+            };
+        }
+        let n = data.len();
+        self.got.lock().unwrap().extend(data);
+        PublishReport {
+            published: n,
+            requests: 1,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct MemAlerts {
+    pub got: Mutex<Vec<Alert>>,
+    pub fail_next: AtomicUsize,
+}
+
+impl AlertSink for MemAlerts {
+    async fn send(&self, alert: &Alert) -> Result<(), SinkError> {
+        if self.fail_next.load(Ordering::SeqCst) > 0 {
+            self.fail_next.fetch_sub(1, Ordering::SeqCst);
+            return Err(SinkError::transient("sns", "throttled"));
+        }
+        self.got.lock().unwrap().push(alert.clone());
+        Ok(())
+    }
+}
+
+impl MemAlerts {
+    pub fn kinds(&self) -> Vec<(String, AlertKind)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| (a.monitor.clone(), a.kind))
+            .collect()
+    }
+}
