@@ -560,6 +560,79 @@ fn namespace_comes_from_the_config() {
     assert!(e.contains("other namespaces there: Mail/Prod"), "{e}");
 }
 
+/// The whole path: `pop3-probe run` probes the real Dovecot and appends to
+/// its metrics file, run after run; `report` reads what it wrote.
+#[test]
+fn report_reads_what_run_appends() {
+    let d = common::dovecot::dovecot();
+    let dir = tmp();
+    let config = dir.path().join("monitors.json");
+    let monitors = serde_json::json!({
+        "version": 1,
+        "run": { "namespace": "Pop3Probe/E2E", "retries": 0 },
+        "defaults": { "ca_file": d.get("CA_PEM"), "tls_server_name": "localhost", "tls": "implicit",
+                      "credentials": "probe", "failures_before_alert": 1 },
+        "credentials": { "probe": { "username": d.get("USER"), "password_env": "TEST_POP3_PASSWORD" } },
+        "monitors": [
+            { "name": "good", "host": "127.0.0.1", "port": d.port("POP3S_PORT") },
+            { "name": "expired", "host": "127.0.0.1", "port": d.port("POP3S_EXPIRED_PORT") }
+        ]
+    });
+    std::fs::write(&config, monitors.to_string()).unwrap();
+    let history = dir.path().join("metrics.log");
+    let started = pop3_probe::pipeline::now_ms();
+    for _ in 0..3 {
+        let out = Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(dir.path().join("state.json"))
+            .args(["--metrics", "emf", "--metrics-file"])
+            .arg(&history)
+            .env("TEST_POP3_PASSWORD", d.get("PASSWORD"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    }
+    let from = rfc3339(started - 2000);
+    let out = report(&[
+        "--history",
+        history.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        &from,
+        "--format",
+        "csv",
+    ]);
+    let rows = csv_rows(&ok(&out));
+    let good = &rows["good"];
+    assert_eq!(
+        (
+            good["probes"].as_str(),
+            good["availability_percent"].as_str(),
+            good["outages"].as_str()
+        ),
+        ("3", "100.0000", "0")
+    );
+    assert_eq!(good["response_samples"], "3");
+    assert!(good["p50_ms"].parse::<f64>().unwrap() > 0.0, "{good:?}");
+    let expired = &rows["expired"];
+    assert_eq!(
+        (
+            expired["probes"].as_str(),
+            expired["availability_percent"].as_str(),
+            expired["outages"].as_str()
+        ),
+        ("3", "0.0000", "1")
+    );
+    assert_eq!(expired["ongoing_outage"], "true");
+    assert_eq!(expired["response_samples"], "0");
+    assert_eq!(expired["p50_ms"], "");
+}
+
 // ------------------------------------------------------------- CloudWatch
 
 mod cloudwatch {
