@@ -826,8 +826,10 @@ mod cloudwatch {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Run headless Chromium, killed after 60 s; its stdout.
+/// Run headless Chromium, killed after 60 s (with its renderer and GPU
+/// processes: it runs in a process group of its own); its stdout.
 fn chromium(args: &[&str], profile: &Path) -> String {
+    use std::os::unix::process::CommandExt as _;
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run installs it); this test never skips"
@@ -851,6 +853,7 @@ fn chromium(args: &[&str], profile: &Path) -> String {
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_file).unwrap())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("start chromium");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -860,7 +863,9 @@ fn chromium(args: &[&str], profile: &Path) -> String {
             return std::fs::read_to_string(&out_file).unwrap();
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.wait();
             panic!("chromium {args:?} did not finish within 60 s");
         }
