@@ -20,7 +20,7 @@ use crate::sinks::{
 };
 
 /// An SDK error as one readable line (code and message, no request body).
-fn describe<E: std::error::Error>(e: &E) -> String {
+pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
     DisplayErrorContext(e).to_string()
 }
 

@@ -19,5 +19,6 @@ pub mod output;
 pub mod pipeline;
 pub mod pop3;
 pub mod probe;
+pub mod report;
 pub mod run;
 pub mod sinks;

@@ -39,6 +39,14 @@ METHOD_ACTIONS when the code starts using another operation.
 If src/ contains none of the methods at all, the check fails: a policy check
 with no code to compare against proves nothing.
 
+Code that only the command-line tool runs is left out: `src/report/` (the
+`pop3-probe report` command reads CloudWatch with the operator's own
+credentials, never with the function's role). Its calls are listed but do
+not count. That is only sound while the Lambda cannot reach that code, so the
+check also fails when a file other than the CLI's own (`src/report/`,
+`src/cli/`, `src/bin/pop3-probe.rs`) names the `report::` module: the
+function would then make calls this check does not see.
+
     policy_vs_code.py --src src --policy lambda-policy.json
 """
 
@@ -65,6 +73,15 @@ METHOD_ACTIONS = {
 
 RUNTIME_ACTIONS = ["logs:CreateLogStream", "logs:PutLogEvents"]
 
+# Folders of src/ whose code runs only in the command-line tool, with the
+# operator's credentials (`pop3-probe report` reads CloudWatch): their SDK
+# calls are not the function's and must not widen its policy.
+CLI_ONLY_DIRS = ("report",)
+# The files that may use that code: itself and the command-line tool. Any
+# other file (the Lambda's) that names `report::` fails the check.
+CLI_FILES = tuple(d + "/" for d in CLI_ONLY_DIRS) + ("cli/", "bin/pop3-probe.rs")
+CLI_ONLY_USE_RE = re.compile(r"\b(" + "|".join(CLI_ONLY_DIRS) + r")::")
+
 # `.name()` with nothing between the parentheses, whitespace (a chain broken
 # over lines) allowed around the dot.
 CALL_RE = re.compile(r"\.\s*(" + "|".join(sorted(METHOD_ACTIONS)) + r")\s*\(\s*\)")
@@ -79,13 +96,26 @@ def strip_comments(text):
 
 
 def calls_in(src):
-    found = {}
-    for path in sorted(pathlib.Path(src).rglob("*.rs")):
+    """SDK calls by method: (the function's, the CLI-only code's), and the
+    places outside the CLI that use the CLI-only code."""
+    found, cli_only, leaks = {}, {}, []
+    root = pathlib.Path(src)
+    for path in sorted(root.rglob("*.rs")):
+        rel = path.relative_to(root).as_posix()
         text = strip_comments(path.read_text(encoding="utf-8", errors="replace"))
+        into = cli_only if rel.split("/")[0] in CLI_ONLY_DIRS else found
         for m in CALL_RE.finditer(text):
             line = text.count("\n", 0, m.start()) + 1
-            found.setdefault(m.group(1), []).append(f"{path}:{line}")
-    return found
+            into.setdefault(m.group(1), []).append(f"{path}:{line}")
+        if not rel.startswith(CLI_FILES):
+            for m in CLI_ONLY_USE_RE.finditer(text):
+                line = text.count("\n", 0, m.start()) + 1
+                leaks.append(f"{path}:{line} ({m.group(0)})")
+    return found, cli_only, leaks
+
+
+def places(p):
+    return f"{p[0]}" + (f" and {len(p) - 1} more" if len(p) > 1 else "")
 
 
 def policy_actions(path):
@@ -132,7 +162,17 @@ def main():
         print(f"FAIL policy-vs-code: {args.src} is not a directory; nothing to compare the policy with")
         return 1
 
-    calls = calls_in(args.src)
+    calls, cli_only, leaks = calls_in(args.src)
+    for method, where in sorted(cli_only.items()):
+        print(f"  not the function's: .{method}() in CLI-only code ({places(where)})")
+    if leaks:
+        print(
+            "FAIL policy-vs-code: code outside the command-line tool uses CLI-only code "
+            f"({', '.join('src/' + d + '/' for d in CLI_ONLY_DIRS)}, whose AWS calls this check leaves out): "
+            + ", ".join(leaks)
+        )
+        print("     the Lambda must not make those calls; move what it needs out of the CLI-only folder")
+        return 1
     if not calls:
         print(
             f"FAIL policy-vs-code: found no AWS SDK calls ({', '.join('.' + m + '()' for m in sorted(METHOD_ACTIONS))}) "
@@ -146,9 +186,8 @@ def main():
         expected.update(METHOD_ACTIONS[method])
     allowed = policy_actions(args.policy)
 
-    for method, places in sorted(calls.items()):
-        print(f"  code calls .{method}() -> {', '.join(METHOD_ACTIONS[method])}   ({places[0]}" +
-              (f" and {len(places) - 1} more)" if len(places) > 1 else ")"))
+    for method, where in sorted(calls.items()):
+        print(f"  code calls .{method}() -> {', '.join(METHOD_ACTIONS[method])}   ({places(where)})")
 
     missing = sorted(expected - allowed)
     extra = sorted(allowed - expected)

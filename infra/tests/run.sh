@@ -213,8 +213,10 @@ else
   # The check itself must pass on the right code and fail on the wrong code.
   selftest() {
     local fx="$TESTS_DIR/fixtures"
-    python3 "$TESTS_DIR/policy_vs_code.py" --src "$fx/src-exact" --policy "$POLICY" || return 1
-    for bad in src-extra src-fewer src-none; do
+    for good in src-exact src-report-cli; do
+      python3 "$TESTS_DIR/policy_vs_code.py" --src "$fx/$good" --policy "$POLICY" || return 1
+    done
+    for bad in src-extra src-fewer src-none src-lambda-metrics src-lambda-uses-report; do
       if python3 "$TESTS_DIR/policy_vs_code.py" --src "$fx/$bad" --policy "$POLICY"; then
         echo "policy_vs_code.py passed on fixtures/$bad; it must fail there"
         return 1

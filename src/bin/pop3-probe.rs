@@ -21,6 +21,8 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Probe every monitor of a config, publish metrics, alert on transitions.
     Run(cli::run::RunArgs),
+    /// Availability, outages and response-time percentiles over a period, from CloudWatch or a local history.
+    Report(cli::report::ReportArgs),
     /// Print the JSON Schema of the monitor list (for editor completion).
     Schema,
 }
@@ -50,6 +52,7 @@ fn main() {
         match cli.command {
             Command::Check(args) => cli::check::run(args).await,
             Command::Run(args) => cli::run::run(args).await,
+            Command::Report(args) => cli::report::run(args).await,
             Command::Schema => {
                 print!("{}", pop3_probe::config::json_schema());
                 0
