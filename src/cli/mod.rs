@@ -1,2 +1,4 @@
 pub mod check;
+pub mod discover;
+pub mod init;
 pub mod run;
