@@ -1051,7 +1051,36 @@ pub struct ProposedConfig {
 /// The monitor for one endpoint, or why there is none. One monitor per
 /// working connection type: an endpoint is one host, one port, one type.
 pub fn propose(ep: &Endpoint, s: &ProposalSettings) -> Result<ProposedMonitor, String> {
+    draft(ep, s).map(Draft::finish)
+}
+
+/// A proposed monitor whose notes are still apart, so that the config as a
+/// whole can change its login (see [`proposed_config`]).
+struct Draft {
+    monitor: ProposedMonitor,
+    /// How `auth auto` will log in; dropped when the login is.
+    auth_note: Option<String>,
+    notes: Vec<String>,
+    login_delay: Option<u64>,
+}
+
+impl Draft {
+    fn finish(self) -> ProposedMonitor {
+        let notes: Vec<String> = self.notes.into_iter().chain(self.auth_note).collect();
+        ProposedMonitor {
+            notes: if notes.is_empty() {
+                None
+            } else {
+                Some(notes.join(" "))
+            },
+            ..self.monitor
+        }
+    }
+}
+
+fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
     let mut notes: Vec<String> = Vec::new();
+    let mut auth_note = None;
     let (name, tls, auth) = match ep.found {
         Found::Pop3s => (
             format!("{}-pop3s-{}", ep.host, ep.port),
@@ -1152,7 +1181,7 @@ pub fn propose(ep: &Endpoint, s: &ProposalSettings) -> Result<ProposedMonitor, S
             } else {
                 "USER/PASS (over TLS)".to_string()
             };
-            notes.push(format!("auth auto will log in with {how}."));
+            auth_note = Some(format!("auth auto will log in with {how}."));
         }
     }
     if let Some(delay) = ep.login_delay() {
@@ -1163,19 +1192,20 @@ pub fn propose(ep: &Endpoint, s: &ProposalSettings) -> Result<ProposedMonitor, S
              between."
         ));
     }
-    Ok(ProposedMonitor {
-        name,
-        host: ep.host.clone(),
-        port: ep.port,
-        tls,
-        auth,
-        tls_server_name,
-        ca_file,
-        notes: if notes.is_empty() {
-            None
-        } else {
-            Some(notes.join(" "))
+    Ok(Draft {
+        monitor: ProposedMonitor {
+            name,
+            host: ep.host.clone(),
+            port: ep.port,
+            tls,
+            auth,
+            tls_server_name,
+            ca_file,
+            notes: None,
         },
+        auth_note,
+        notes,
+        login_delay: ep.login_delay(),
     })
 }
 
@@ -1228,11 +1258,50 @@ fn certificate_note(report: &TlsReport, kind: &str, ca_file: bool) -> String {
 }
 
 /// The config for every endpoint that has a working connection type.
+///
+/// When a host announces LOGIN-DELAY, only one of its monitors logs in
+/// (implicit TLS if there is one): a second login to the same mailbox
+/// within the delay would be refused on every run. The others check
+/// connectivity, TLS and the greeting, and say why in their notes.
 pub fn proposed_config(endpoints: &[Endpoint], s: &ProposalSettings) -> ProposedConfig {
-    let monitors: Vec<ProposedMonitor> = endpoints
+    let mut drafts: Vec<Draft> = endpoints
         .iter()
-        .filter_map(|ep| propose(ep, s).ok())
+        .filter_map(|ep| draft(ep, s).ok())
         .collect();
+    let delayed: Vec<String> = drafts
+        .iter()
+        .filter(|d| d.login_delay.is_some())
+        .map(|d| d.monitor.host.clone())
+        .collect();
+    for host in &delayed {
+        let logins: Vec<usize> = (0..drafts.len())
+            .filter(|&i| {
+                &drafts[i].monitor.host == host && drafts[i].monitor.auth != AuthMethod::None
+            })
+            .collect();
+        let Some(&keep) = logins
+            .iter()
+            .find(|&&i| drafts[i].monitor.tls == TlsMode::Implicit)
+            .or(logins.first())
+        else {
+            continue;
+        };
+        let kept = drafts[keep].monitor.name.clone();
+        for &i in logins.iter().filter(|&&i| i != keep) {
+            let d = &mut drafts[i];
+            d.monitor.auth = AuthMethod::None;
+            d.auth_note = None;
+            d.notes.insert(
+                0,
+                format!(
+                    "Only {kept} logs in: this server announces LOGIN-DELAY, and a second login \
+                     to the same mailbox within the delay would be refused on every run. This \
+                     monitor checks connectivity, TLS and the greeting (auth none)."
+                ),
+            );
+        }
+    }
+    let monitors: Vec<ProposedMonitor> = drafts.into_iter().map(Draft::finish).collect();
     let logs_in = monitors.iter().any(|m| m.auth != AuthMethod::None);
     let mut credentials = BTreeMap::new();
     if logs_in {
@@ -1413,6 +1482,47 @@ mod tests {
         }
         let c = proposed_config(&[endpoint(Found::Closed)], &settings());
         assert!(c.monitors.is_empty() && c.credentials.is_empty() && c.defaults.is_none());
+    }
+
+    #[test]
+    fn with_login_delay_only_one_monitor_per_host_logs_in() {
+        let caps = Capabilities::from_lines(vec![&b"STLS"[..], b"LOGIN-DELAY 300"]);
+        let mut plain = endpoint(Found::Pop3);
+        plain.capabilities_after_stls = Some(caps.clone());
+        plain.stls = Some(Stls {
+            advertised: true,
+            result: StlsResult::Ok,
+            detail: None,
+        });
+        let mut implicit = endpoint(Found::Pop3s);
+        implicit.port = 995;
+        implicit.capabilities = Some(caps);
+        let c = proposed_config(&[plain, implicit], &settings());
+        let got: Vec<(&str, AuthMethod)> = c
+            .monitors
+            .iter()
+            .map(|m| (m.name.as_str(), m.auth))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("192.0.2.1-pop3-110-starttls", AuthMethod::None),
+                ("192.0.2.1-pop3s-995", AuthMethod::Auto),
+            ]
+        );
+        let notes = c.monitors[0].notes.as_deref().unwrap();
+        assert!(
+            notes.starts_with("Only 192.0.2.1-pop3s-995 logs in"),
+            "{notes}"
+        );
+        assert!(!notes.contains("auth auto"), "{notes}");
+        // Without LOGIN-DELAY both log in.
+        let mut a = endpoint(Found::Pop3s);
+        a.port = 995;
+        let mut b = endpoint(Found::Pop3s);
+        b.port = 1995;
+        let c = proposed_config(&[a, b], &settings());
+        assert!(c.monitors.iter().all(|m| m.auth == AuthMethod::Auto));
     }
 
     #[test]

@@ -9,10 +9,11 @@ use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 
 use pop3_probe::discover::{
-    self, Endpoint, Found, Options, ProposalSettings, StlsResult, TargetError,
+    self, Endpoint, Found, Options, ProposalSettings, ProposedConfig, StlsResult, TargetError,
 };
 use pop3_probe::net::{self, TlsClient};
 use pop3_probe::output;
+use pop3_probe::probe::{AuthMethod, TlsMode};
 
 use super::init::write_output;
 
@@ -241,7 +242,12 @@ pub async fn run(args: DiscoverArgs) -> i32 {
     }
     let endpoints = discover::discover(&prepared.hosts, &prepared.opts).await;
     let config = discover::proposed_config(&endpoints, &prepared.settings);
-    let table = table(&endpoints, &prepared.settings, prepared.hosts.len());
+    let table = table(
+        &endpoints,
+        &config,
+        &prepared.settings,
+        prepared.hosts.len(),
+    );
     if args.verbose {
         eprint!("{}", transcripts(&endpoints));
     }
@@ -316,7 +322,12 @@ fn certificate_label(ep: &Endpoint) -> String {
 }
 
 /// One row per endpoint, then what needs a person's attention.
-fn table(endpoints: &[Endpoint], settings: &ProposalSettings, hosts: usize) -> String {
+fn table(
+    endpoints: &[Endpoint],
+    config: &ProposedConfig,
+    settings: &ProposalSettings,
+    hosts: usize,
+) -> String {
     let header = [
         "HOST",
         "PORT",
@@ -333,7 +344,13 @@ fn table(endpoints: &[Endpoint], settings: &ProposalSettings, hosts: usize) -> S
     let mut proposed = 0;
     for ep in endpoints {
         let pop3 = ep.found.is_pop3();
-        let proposal = discover::propose(ep, settings);
+        // The config's monitor, not `propose`'s: the config may have
+        // changed its login (LOGIN-DELAY).
+        let proposal = config
+            .monitors
+            .iter()
+            .find(|m| m.host == ep.host && m.port == ep.port)
+            .ok_or_else(|| discover::propose(ep, settings).err().unwrap_or_default());
         let where_ = format!("{}:{}", ep.host, ep.port);
         let monitor = match &proposal {
             Ok(m) => {
@@ -378,14 +395,18 @@ fn table(endpoints: &[Endpoint], settings: &ProposalSettings, hosts: usize) -> S
             ));
         }
         match &proposal {
-            Ok(m) if m.tls == pop3_probe::probe::TlsMode::None => attention.push(format!(
+            Ok(m) if m.tls == TlsMode::None => attention.push(format!(
                 "{where_}: no TLS: proposed with auth {} ({})",
                 m.auth,
-                if m.auth == pop3_probe::probe::AuthMethod::Apop {
+                if m.auth == AuthMethod::Apop {
                     "the password stays off the wire, the session is not encrypted"
                 } else {
                     "a connectivity check: a login would send the password in cleartext"
                 }
+            )),
+            Ok(m) if m.auth == AuthMethod::None => attention.push(format!(
+                "{where_}: {} does not log in (auth none): another monitor of this mailbox does, within LOGIN-DELAY",
+                m.name
             )),
             Ok(_) => {}
             Err(why) if pop3 => attention.push(format!("{where_}: not proposed: {why}")),
