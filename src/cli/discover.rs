@@ -117,7 +117,8 @@ pub struct DiscoverArgs {
     pub user: Option<String>,
 
     /// The environment variable the proposed credentials read the password
-    /// from when the config runs. Discovery reads no password.
+    /// from when the config runs; discovery itself reads no password.
+    /// Example: --password-env MONITOR_PASSWORD
     #[arg(long, value_name = "VAR", default_value = discover::DEFAULT_PASSWORD_ENV)]
     pub password_env: String,
 
