@@ -11,6 +11,7 @@ pub mod alert;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod discover;
 pub mod drift;
 pub mod lambda;
 pub mod local;

@@ -335,27 +335,41 @@ impl TlsClient {
         if !verify {
             return Ok((tls, facts));
         }
+        match self.verify(&tls, &name) {
+            Ok(()) => Ok((tls, facts)),
+            Err(e) => Err(TlsError {
+                facts: Some(facts),
+                ..e
+            }),
+        }
+    }
+
+    /// Verify the chain an established session showed, for `name`. Apart
+    /// from [`TlsClient::handshake`] so that a caller can keep a connection
+    /// whose certificate fails (discovery still reads the greeting behind
+    /// it) and check one certificate against more than one name. The error
+    /// carries no facts: the caller has them from the handshake.
+    // The same error as `handshake` (callers handle one type); it is built
+    // once per TLS session at most, so its size costs nothing that matters.
+    #[allow(clippy::result_large_err)]
+    pub fn verify<S>(&self, tls: &TlsStream<S>, name: &ServerName<'_>) -> Result<(), TlsError> {
+        let (_, conn) = tls.get_ref();
+        let certs = conn.peer_certificates().unwrap_or_default();
         let Some((end_entity, intermediates)) = certs.split_first() else {
             return Err(TlsError {
                 failure: TlsFailure::Invalid,
                 detail: "the server sent no certificate".into(),
-                facts: Some(facts),
+                facts: None,
             });
         };
-        match self.verifier.verify_server_cert(
-            end_entity,
-            intermediates,
-            &name,
-            &[],
-            UnixTime::now(),
-        ) {
-            Ok(_) => Ok((tls, facts)),
-            Err(e) => Err(TlsError {
+        self.verifier
+            .verify_server_cert(end_entity, intermediates, name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| TlsError {
                 failure: classify(&e),
                 detail: e.to_string(),
-                facts: Some(facts),
-            }),
-        }
+                facts: None,
+            })
     }
 }
 

@@ -25,6 +25,10 @@ enum Command {
     Report(cli::report::ReportArgs),
     /// Print the JSON Schema of the monitor list (for editor completion).
     Schema,
+    /// Find the POP3 endpoints of hosts or networks and propose a monitor list (never logs in).
+    Discover(cli::discover::DiscoverArgs),
+    /// Write a starter monitor list for a common setup (Dovecot, Exchange, Gmail, an ISP).
+    Init(cli::init::InitArgs),
 }
 
 fn main() {
@@ -57,6 +61,8 @@ fn main() {
                 print!("{}", pop3_probe::config::json_schema());
                 0
             }
+            Command::Discover(args) => cli::discover::run(args).await,
+            Command::Init(args) => cli::init::run(args),
         }
     });
     std::process::exit(code);

@@ -1,3 +1,5 @@
 pub mod check;
+pub mod discover;
+pub mod init;
 pub mod report;
 pub mod run;
