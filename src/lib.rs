@@ -20,3 +20,4 @@ pub mod pop3;
 pub mod probe;
 pub mod run;
 pub mod sinks;
+pub mod smtp;

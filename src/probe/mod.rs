@@ -5,6 +5,7 @@
 //! deadline for the whole probe; a failure is recorded as data (kind, phase,
 //! the server's words) and the probe stops there.
 
+pub mod smtp;
 mod stream;
 mod types;
 
@@ -118,6 +119,9 @@ impl Failure {
     }
 }
 
+/// The TLS client and the name to verify, when the monitor uses TLS.
+type TlsSetup = (Arc<TlsClient>, rustls_pki_types::ServerName<'static>);
+
 /// The state of one probe as it goes.
 struct Run<'a> {
     target: &'a Target,
@@ -136,18 +140,27 @@ struct Run<'a> {
     capabilities: Option<Capabilities>,
     mailbox: Option<pop3::MaildropStat>,
     warnings: Vec<String>,
+    /// What a successful dialogue other than POP3's did, for the message.
+    summary: Option<String>,
 }
 
 /// Probe one target.
 pub async fn probe(target: &Target) -> ProbeResult {
+    let started_at = now_rfc3339();
+    let mut run = start(target);
+    let outcome = run.dialogue().await;
+    run.finish(outcome, started_at)
+}
+
+/// A run of `target` with its clock started; every engine begins here.
+fn start(target: &Target) -> Run<'_> {
     let secrets = target
         .password
         .as_ref()
         .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
         .unwrap_or_default();
-    let started_at = now_rfc3339();
     let started = Instant::now();
-    let mut run = Run {
+    Run {
         target,
         started,
         deadline: started + target.timeout,
@@ -165,11 +178,10 @@ pub async fn probe(target: &Target) -> ProbeResult {
         capabilities: None,
         mailbox: None,
         warnings: Vec::new(),
+        summary: None,
         // Last: the transcript above takes a copy first.
         secrets,
-    };
-    let outcome = run.dialogue().await;
-    run.finish(outcome, started_at)
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -216,7 +228,9 @@ impl Run<'_> {
         }
     }
 
-    async fn dialogue(&mut self) -> Result<(), Failure> {
+    /// Resolve, connect and, for implicit TLS, handshake. Also hands back
+    /// the TLS client and name for a later STARTTLS.
+    async fn open(&mut self) -> Result<(Stream, Option<TlsSetup>), Failure> {
         let t = self.target;
         // TLS settings are checked only for monitors that use TLS: a host
         // name that is no valid TLS name is fine for a plaintext check.
@@ -272,6 +286,12 @@ impl Run<'_> {
             }
             _ => Stream::Plain(tcp),
         };
+        Ok((stream, tls))
+    }
+
+    async fn dialogue(&mut self) -> Result<(), Failure> {
+        let t = self.target;
+        let (stream, tls) = self.open().await?;
 
         let transcript = self.transcript.clone();
         let mut client = self
@@ -632,6 +652,7 @@ impl Run<'_> {
             ),
             Ok(()) => {
                 let what = match (&self.mailbox, self.auth_used) {
+                    _ if self.summary.is_some() => self.summary.clone().unwrap_or_default(),
                     (Some(m), Some(method)) => format!(
                         "logged in with {method}; {} messages, {} octets",
                         m.messages, m.octets
