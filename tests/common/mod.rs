@@ -2,6 +2,7 @@
 pub mod dovecot;
 pub mod fake;
 pub mod moto;
+pub mod smtp;
 
 /// A secret source with no secrets: for configs whose credentials are
 /// inline or in the environment.
