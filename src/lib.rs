@@ -23,3 +23,4 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod sinks;
+pub mod smtp;

@@ -129,14 +129,15 @@ impl Transcript {
 }
 
 /// The buffered stream plus the transcript; reads are capped per line.
-struct Conn<S> {
-    io: BufReader<S>,
-    transcript: Transcript,
+/// Shared with the SMTP client, whose lines are read the same way.
+pub(crate) struct Conn<S> {
+    pub(crate) io: BufReader<S>,
+    pub(crate) transcript: Transcript,
     line: Vec<u8>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(stream: S, transcript: Transcript) -> Self {
+    pub(crate) fn new(stream: S, transcript: Transcript) -> Self {
         Conn {
             io: BufReader::with_capacity(MAX_LINE, stream),
             transcript,
@@ -144,7 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    async fn send<C: Command>(&mut self, cmd: &C) -> Result<(), Error> {
+    pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<(), Error> {
         self.transcript.push(Direction::Client, cmd.masked());
         self.io
             .get_mut()
@@ -157,7 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Read one line without its CR LF into `self.line`. Fails with
     /// `TooLarge` as soon as the line passes `MAX_LINE`, without reading the
     /// rest of it.
-    async fn read_line(&mut self) -> Result<&[u8], Error> {
+    pub(crate) async fn read_line(&mut self) -> Result<&[u8], Error> {
         self.line.clear();
         loop {
             let available = self.io.fill_buf().await?;

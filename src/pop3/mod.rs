@@ -7,6 +7,7 @@ pub mod command;
 pub mod response;
 
 pub use capa::Capabilities;
+pub(crate) use client::Conn;
 pub use client::{
     Client, Direction, Error, LoginFailure, Session, StlsOutcome, Transcript, WireLine, MAX_LINE,
     MAX_LINES,

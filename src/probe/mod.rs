@@ -5,6 +5,7 @@
 //! deadline for the whole probe; a failure is recorded as data (kind, phase,
 //! the server's words) and the probe stops there.
 
+pub mod smtp;
 mod stream;
 mod types;
 
@@ -118,6 +119,9 @@ impl Failure {
     }
 }
 
+/// The TLS client and the name to verify, when the monitor uses TLS.
+type TlsSetup = (Arc<TlsClient>, rustls_pki_types::ServerName<'static>);
+
 /// The state of one probe as it goes.
 struct Run<'a> {
     target: &'a Target,
@@ -138,23 +142,15 @@ struct Run<'a> {
     capabilities: Option<Capabilities>,
     mailbox: Option<pop3::MaildropStat>,
     warnings: Vec<String>,
+    /// What a successful dialogue other than POP3's did, for the message.
+    summary: Option<String>,
 }
 
 /// Check one target of any kind.
 pub async fn check(target: &Target) -> ProbeResult {
     match target.kind {
         Kind::Pop3 => probe(target).await,
-        // Replaced by the SMTP engine when it lands.
-        Kind::Smtp => {
-            let mut run = Run::new(target, Instant::now(), Vec::new());
-            let f = Failure::new(
-                FailureKind::ConfigError,
-                Phase::Resolve,
-                "smtp is not built yet",
-            );
-            run.timings.clear();
-            run.finish(Err(f), now_rfc3339())
-        }
+        Kind::Smtp => smtp::probe(target).await,
         Kind::Tcp | Kind::Dns => probe_basic(target).await,
     }
 }
@@ -170,16 +166,21 @@ async fn probe_basic(target: &Target) -> ProbeResult {
 
 /// Probe one POP3 target.
 pub async fn probe(target: &Target) -> ProbeResult {
+    let started_at = now_rfc3339();
+    let mut run = start(target);
+    let outcome = run.dialogue().await;
+    run.finish(outcome, started_at)
+}
+
+/// A run of `target` with its clock started; every engine begins here.
+fn start(target: &Target) -> Run<'_> {
     let secrets = target
         .password
         .as_ref()
         .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
         .unwrap_or_default();
-    let started_at = now_rfc3339();
     let started = Instant::now();
-    let mut run = Run::new(target, started, secrets);
-    let outcome = run.dialogue().await;
-    run.finish(outcome, started_at)
+    Run::new(target, started, secrets)
 }
 
 fn now_rfc3339() -> String {
@@ -212,6 +213,7 @@ impl<'a> Run<'a> {
             capabilities: None,
             mailbox: None,
             warnings: Vec::new(),
+            summary: None,
             secrets,
         }
     }
@@ -293,7 +295,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    async fn dialogue(&mut self) -> Result<(), Failure> {
+    /// Resolve, connect and, for implicit TLS, handshake. Also hands back
+    /// the TLS client and name for a later STARTTLS.
+    async fn open(&mut self) -> Result<(Stream, Option<TlsSetup>), Failure> {
         let t = self.target;
         // TLS settings are checked only for monitors that use TLS: a host
         // name that is no valid TLS name is fine for a plaintext check.
@@ -312,7 +316,7 @@ impl<'a> Run<'a> {
             return Err(Failure::new(
                 FailureKind::ConfigError,
                 Phase::Connect,
-                "a POP3 check must connect",
+                "this check must connect",
             ));
         };
 
@@ -322,6 +326,12 @@ impl<'a> Run<'a> {
             }
             _ => Stream::Plain(tcp),
         };
+        Ok((stream, tls))
+    }
+
+    async fn dialogue(&mut self) -> Result<(), Failure> {
+        let t = self.target;
+        let (stream, tls) = self.open().await?;
 
         let transcript = self.transcript.clone();
         let mut client = self
@@ -682,6 +692,7 @@ impl<'a> Run<'a> {
             ),
             Ok(()) => {
                 let what = match (&self.mailbox, self.auth_used) {
+                    _ if self.summary.is_some() => self.summary.clone().unwrap_or_default(),
                     _ if t.kind == Kind::Dns => {
                         format!("{} resolves to {}", t.host, self.addresses.join(", "))
                     }

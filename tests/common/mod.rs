@@ -4,6 +4,7 @@ pub mod fake;
 pub mod mem;
 pub mod moto;
 pub mod relay;
+pub mod smtp;
 
 /// A secret source with no secrets: for configs whose credentials are
 /// inline or in the environment.
