@@ -4,9 +4,11 @@ SHELL       := /bin/bash
 CARGO       ?= cargo
 DOVECOT_DIR ?= /tmp/pop3-probe-dovecot
 export POP3_PROBE_DOVECOT_DIR := $(DOVECOT_DIR)
+SMTP_DIR ?= /tmp/pop3-probe-smtp
+export POP3_PROBE_SMTP_DIR := $(SMTP_DIR)
 BIN         := target/release/pop3-probe
 
-.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop clean help fuzz fuzz-ci soak
+.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop clean help fuzz fuzz-ci soak
 
 all: build
 
@@ -19,6 +21,7 @@ help:
 	@echo "make soak       the fault soak, 30 cycles (SOAK_CYCLES=N)"
 	@echo "make bench      benchmarks against the tools people use; rewrites BENCHMARKS.md"
 	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
+	@echo "make smtp-start / smtp-stop         the test Exim (SMTP) on loopback"
 
 setup:
 	bash scripts/setup.sh
@@ -32,13 +35,19 @@ dovecot-start:
 dovecot-stop:
 	bash tests/dovecot/stop.sh $(DOVECOT_DIR)
 
+smtp-start:
+	bash tests/smtp/ensure.sh $(SMTP_DIR)
+
+smtp-stop:
+	bash tests/smtp/stop.sh $(SMTP_DIR)
+
 # The main job on a fresh machine: no AWS account needed. The example
 # config watches the local Dovecot; one monitor (an expired certificate) is
 # down on purpose, so exit code 2 is expected here.
-run: setup build dovecot-start
+run: setup build dovecot-start smtp-start
 	@mkdir -p target
-	@. scripts/example-env.sh $(DOVECOT_DIR) && \
-	  scripts/local-example.sh $(DOVECOT_DIR) > target/local-monitors.json && \
+	@. scripts/example-env.sh $(DOVECOT_DIR) $(SMTP_DIR) && \
+	  scripts/local-example.sh $(DOVECOT_DIR) $(SMTP_DIR) > target/local-monitors.json && \
 	  $(BIN) run --config target/local-monitors.json --state target/local-state.json; \
 	  rc=$$?; test $$rc -le 2
 
@@ -46,7 +55,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test-rust: dovecot-start
+test-rust: dovecot-start smtp-start
 	$(CARGO) test --locked --all-targets
 
 include infra/Makefile.fragment
@@ -69,5 +78,5 @@ soak: dovecot-start
 fmt:
 	$(CARGO) fmt --all
 
-clean: dovecot-stop
+clean: dovecot-stop smtp-stop
 	$(CARGO) clean

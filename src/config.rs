@@ -1377,8 +1377,25 @@ mod tests {
         let text = std::fs::read_to_string(format!("{root}/examples/monitors.json")).unwrap();
         let c = Config::parse(&text).unwrap();
         assert!(c.problems.is_empty(), "{:?}", c.problems);
-        assert_eq!(c.monitors.len(), 4);
+        assert_eq!(c.monitors.len(), 8);
         assert_eq!(c.disabled, ["old-pop-server"]);
+        // The mail host's checks are one dependency group: one shard.
+        let group: Vec<&str> = c
+            .monitors
+            .iter()
+            .filter(|m| m.shard_key == "mail-110-starttls")
+            .map(|m| m.target.name.as_str())
+            .collect();
+        assert_eq!(
+            group,
+            [
+                "mail-dns",
+                "mail-host",
+                "mail-995",
+                "mail-110-starttls",
+                "mail-smtp-587"
+            ]
+        );
     }
 
     #[test]

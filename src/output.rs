@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::pop3::Direction;
-use crate::probe::{FailureKind, Phase, ProbeResult, Status, Target};
+use crate::probe::{FailureKind, Kind, Phase, ProbeResult, Status, Target};
 
 /// Exit codes shared by every output mode, as the Nagios plugin API has them.
 pub const EXIT_OK: i32 = 0;
@@ -29,14 +29,28 @@ pub fn json(r: &ProbeResult) -> String {
 }
 
 fn mode_label(r: &ProbeResult) -> String {
-    format!("tls {}, auth {}", r.tls_mode, r.auth_method)
+    match r.kind {
+        Kind::Pop3 => format!("tls {}, auth {}", r.tls_mode, r.auth_method),
+        Kind::Smtp => format!("smtp, tls {}, auth {}", r.tls_mode, r.auth_method),
+        Kind::Tcp => "tcp connect".to_string(),
+        Kind::Dns => "dns".to_string(),
+    }
+}
+
+/// `host:port`, or the bare name for a DNS check (which has no port).
+fn endpoint(r: &ProbeResult) -> String {
+    if r.kind == Kind::Dns {
+        r.host.clone()
+    } else {
+        format!("{}:{}", r.host, r.port)
+    }
 }
 
 /// A summary with a phase table.
 pub fn human(r: &ProbeResult) -> String {
     let mut out = String::new();
     let status = r.status.as_str().to_uppercase();
-    let _ = writeln!(out, "{} {}:{} ({})", status, r.host, r.port, mode_label(r));
+    let _ = writeln!(out, "{status} {} ({})", endpoint(r), mode_label(r));
     if let Some(kind) = r.failure {
         match r.failed_phase {
             Some(phase) => {
@@ -147,7 +161,8 @@ pub fn nagios(r: &ProbeResult, target: &Target) -> String {
         EXIT_CRITICAL => "CRITICAL",
         _ => "UNKNOWN",
     };
-    let mut text = format!("POP3 {state} - {}:{} ", r.host, r.port);
+    let service = r.kind.as_str().to_ascii_uppercase();
+    let mut text = format!("{service} {state} - {} ", endpoint(r));
     match (r.failure, r.failed_phase) {
         (Some(kind), Some(phase)) => {
             let _ = write!(text, "{kind} in {phase}: {}", r.message);

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
 use pop3_probe::output;
-use pop3_probe::probe::{self, AuthMethod, Target, TlsMode};
+use pop3_probe::probe::{self, AuthMethod, Kind, Target, TlsMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -56,6 +56,8 @@ pub enum AuthArg {
     User,
     /// SASL PLAIN with initial response (RFC 5034).
     SaslPlain,
+    /// SASL LOGIN (smtp only).
+    SaslLogin,
     /// No login: connectivity, greeting and CAPA only.
     None,
 }
@@ -67,6 +69,7 @@ impl From<AuthArg> for AuthMethod {
             AuthArg::Apop => AuthMethod::Apop,
             AuthArg::User => AuthMethod::User,
             AuthArg::SaslPlain => AuthMethod::SaslPlain,
+            AuthArg::SaslLogin => AuthMethod::SaslLogin,
             AuthArg::None => AuthMethod::None,
         }
     }
@@ -89,13 +92,23 @@ Examples:
   # Connectivity only, by IP, checking the certificate for the real name:
   pop3-probe check pop3s://[2001:db8::25]:995 --auth none --tls-server-name mail.example.com
 
+  # The services POP3 depends on: SMTP submission with STARTTLS and AUTH,
+  # an MX's banner and certificate, a TCP port (for ping), a DNS name:
+  SMTP_PASSWORD=... pop3-probe check submission://monitor@mail.example.com --password-env SMTP_PASSWORD
+  pop3-probe check smtp://mx.example.com --tls starttls
+  pop3-probe check tcp://mail.example.com:995
+  pop3-probe check dns://mail.example.com
+
 Exit codes: 0 up, 1 degraded (slow, or certificate expiring), 2 down, 3 unknown
 (bad arguments or an unusable monitor setting), as Nagios plugins use them.")]
 pub struct CheckArgs {
     /// The server as a URL: pop3://[user@]host[:port] (default port 110,
     /// default --tls starttls-if-available) or pop3s://[user@]host[:port]
     /// (default port 995, --tls implicit). IPv6: pop3s://user@[::1]:995.
-    /// A bare host[:port] is taken as pop3s.
+    /// A bare host[:port] is taken as pop3s. Other checks: smtp:// (port
+    /// 25, STARTTLS if offered), submission:// (587, STARTTLS required),
+    /// smtps:// (465, implicit TLS); with a user name SMTP logs in (AUTH).
+    /// tcp://host:port connects only; dns://host resolves only.
     pub target: String,
 
     /// TLS mode; overrides what the URL scheme implies. Example: --tls starttls
@@ -181,19 +194,37 @@ pub struct CheckArgs {
     pub verbose: bool,
 }
 
-/// Parse the target URL into (host, port, user, tls mode implied by scheme).
-pub fn parse_target(raw: &str) -> anyhow::Result<(String, u16, Option<String>, TlsMode)> {
+/// What a target URL says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedTarget {
+    pub kind: Kind,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    /// The TLS mode the scheme implies.
+    pub tls: TlsMode,
+}
+
+const SCHEMES: &str = "pop3://, pop3s://, smtp://, submission://, smtps://, tcp:// or dns://";
+
+/// Parse the target URL.
+pub fn parse_target(raw: &str) -> anyhow::Result<ParsedTarget> {
     let with_scheme = if raw.contains("://") {
         raw.to_string()
     } else {
         format!("pop3s://{raw}")
     };
     let url = url::Url::parse(&with_scheme)
-        .with_context(|| format!("target {raw:?} is not a pop3:// or pop3s:// URL"))?;
-    let (default_port, tls) = match url.scheme() {
-        "pop3" => (110, TlsMode::StarttlsIfAvailable),
-        "pop3s" => (995, TlsMode::Implicit),
-        other => bail!("target scheme {other:?} is not supported: use pop3:// or pop3s://"),
+        .with_context(|| format!("target {raw:?} is not a URL ({SCHEMES})"))?;
+    let (kind, default_port, tls) = match url.scheme() {
+        "pop3" => (Kind::Pop3, Some(110), TlsMode::StarttlsIfAvailable),
+        "pop3s" => (Kind::Pop3, Some(995), TlsMode::Implicit),
+        "smtp" => (Kind::Smtp, Some(25), TlsMode::StarttlsIfAvailable),
+        "submission" => (Kind::Smtp, Some(587), TlsMode::Starttls),
+        "smtps" => (Kind::Smtp, Some(465), TlsMode::Implicit),
+        "tcp" => (Kind::Tcp, None, TlsMode::None),
+        "dns" => (Kind::Dns, Some(0), TlsMode::None),
+        other => bail!("target scheme {other:?} is not supported: use {SCHEMES}"),
     };
     if url.password().is_some() {
         bail!("target: do not put the password in the URL (it is visible in the process list); use --password-env or --password-file");
@@ -205,7 +236,18 @@ pub fn parse_target(raw: &str) -> anyhow::Result<(String, u16, Option<String>, T
         None => bail!("target {raw:?} has no host"),
     };
     if url.path() != "" && url.path() != "/" {
-        bail!("target {raw:?}: a POP3 URL has no path");
+        bail!("target {raw:?}: a {kind} URL has no path");
+    }
+    let port = match (url.port(), default_port) {
+        (Some(_), Some(0)) => {
+            bail!("target {raw:?}: a dns check only resolves the name; it has no port")
+        }
+        (Some(p), _) => p,
+        (None, Some(p)) => p,
+        (None, None) => bail!("target {raw:?}: a tcp check needs the port (tcp://host:port)"),
+    };
+    if matches!(kind, Kind::Tcp | Kind::Dns) && !url.username().is_empty() {
+        bail!("target {raw:?}: a {kind} check does not log in; drop the user name");
     }
     let user = match url.username() {
         "" => None,
@@ -216,7 +258,13 @@ pub fn parse_target(raw: &str) -> anyhow::Result<(String, u16, Option<String>, T
                 .into_owned(),
         ),
     };
-    Ok((host, url.port().unwrap_or(default_port), user, tls))
+    Ok(ParsedTarget {
+        kind,
+        host,
+        port,
+        user,
+        tls,
+    })
 }
 
 fn read_password(args: &CheckArgs) -> anyhow::Result<Option<SecretString>> {
@@ -239,7 +287,13 @@ fn read_password(args: &CheckArgs) -> anyhow::Result<Option<SecretString>> {
 
 /// Build the probe target from the arguments.
 pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
-    let (host, port, url_user, scheme_tls) = parse_target(&args.target)?;
+    let ParsedTarget {
+        kind,
+        host,
+        port,
+        user: url_user,
+        tls: scheme_tls,
+    } = parse_target(&args.target)?;
     if args.warn >= args.crit {
         bail!(
             "--warn ({}) must be less than --crit ({})",
@@ -254,9 +308,25 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
             humantime::format_duration(args.timeout)
         );
     }
-    let auth: AuthMethod = args.auth.into();
     let username = args.user.clone().or(url_user);
     let password = read_password(args)?;
+    let auth: AuthMethod = match (kind, args.auth) {
+        (Kind::Pop3, AuthArg::SaslLogin) => {
+            bail!("--auth sasl-login is for smtp targets; POP3 uses auto, apop, user or sasl-plain")
+        }
+        (Kind::Smtp, AuthArg::Apop | AuthArg::User) => bail!(
+            "--auth {} is a POP3 login; smtp uses auto, sasl-plain, sasl-login or none",
+            AuthMethod::from(args.auth)
+        ),
+        // SMTP AUTH is optional: only when a user is given.
+        (Kind::Smtp, AuthArg::Auto) if username.is_none() => AuthMethod::None,
+        (Kind::Tcp | Kind::Dns, AuthArg::Auto | AuthArg::None) => AuthMethod::None,
+        (Kind::Tcp | Kind::Dns, _) => bail!("--auth: a {kind} check does not log in"),
+        (_, a) => a.into(),
+    };
+    if matches!(kind, Kind::Tcp | Kind::Dns) && args.tls.is_some() {
+        bail!("--tls: a {kind} check does not use TLS");
+    }
     if auth != AuthMethod::None {
         if username.is_none() {
             bail!("--auth {auth} needs a user name: put it in the URL (pop3s://user@host) or pass --user (or use --auth none for a connectivity check)");
@@ -272,7 +342,13 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
         ),
         None => None,
     };
-    let mut t = Target::new(format!("{host}:{port}"), host, port);
+    let name = if kind == Kind::Dns {
+        host.clone()
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut t = Target::new(name, host, port);
+    t.kind = kind;
     t.tls = args.tls.map(Into::into).unwrap_or(scheme_tls);
     t.auth = auth;
     t.username = username;
@@ -305,7 +381,7 @@ pub async fn run(args: CheckArgs) -> i32 {
             return output::EXIT_UNKNOWN;
         }
     };
-    let result = probe::probe(&target).await;
+    let result = probe::check(&target).await;
     if args.verbose {
         eprint!("{}", output::transcript(&result));
     }
@@ -322,27 +398,77 @@ pub async fn run(args: CheckArgs) -> i32 {
 mod tests {
     use super::*;
 
+    fn parts(raw: &str) -> (Kind, String, u16, Option<String>, TlsMode) {
+        let t = parse_target(raw).unwrap();
+        (t.kind, t.host, t.port, t.user, t.tls)
+    }
+
     #[test]
     fn urls() {
-        let (h, p, u, t) = parse_target("pop3s://mon@mail.example.com").unwrap();
+        let some = |s: &str| Some(s.to_string());
+        let host = |s: &str| s.to_string();
         assert_eq!(
-            (h.as_str(), p, u.as_deref(), t),
-            ("mail.example.com", 995, Some("mon"), TlsMode::Implicit)
-        );
-        let (h, p, u, t) = parse_target("pop3://a%40b.c@127.0.0.1:1110").unwrap();
-        assert_eq!(
-            (h.as_str(), p, u.as_deref(), t),
+            parts("pop3s://mon@mail.example.com"),
             (
-                "127.0.0.1",
+                Kind::Pop3,
+                host("mail.example.com"),
+                995,
+                some("mon"),
+                TlsMode::Implicit
+            )
+        );
+        assert_eq!(
+            parts("pop3://a%40b.c@127.0.0.1:1110"),
+            (
+                Kind::Pop3,
+                host("127.0.0.1"),
                 1110,
-                Some("a@b.c"),
+                some("a@b.c"),
                 TlsMode::StarttlsIfAvailable
             )
         );
-        let (h, p, _, _) = parse_target("pop3s://user@[::1]:995").unwrap();
-        assert_eq!((h.as_str(), p), ("::1", 995));
-        let (h, p, u, _) = parse_target("mail.example.com:9995").unwrap();
-        assert_eq!((h.as_str(), p, u), ("mail.example.com", 9995, None));
+        assert_eq!(parts("pop3s://user@[::1]:995").1, "::1");
+        assert_eq!(
+            parts("mail.example.com:9995"),
+            (
+                Kind::Pop3,
+                host("mail.example.com"),
+                9995,
+                None,
+                TlsMode::Implicit
+            )
+        );
+        assert_eq!(
+            parts("submission://mon@mail.example.com"),
+            (
+                Kind::Smtp,
+                host("mail.example.com"),
+                587,
+                some("mon"),
+                TlsMode::Starttls
+            )
+        );
+        assert_eq!(parts("smtp://mx.example.com").2, 25);
+        assert_eq!(parts("smtps://mx.example.com").4, TlsMode::Implicit);
+        assert_eq!(
+            parts("tcp://mail.example.com:995"),
+            (
+                Kind::Tcp,
+                host("mail.example.com"),
+                995,
+                None,
+                TlsMode::None
+            )
+        );
+        assert_eq!(parts("dns://mail.example.com").0, Kind::Dns);
+    }
+
+    #[test]
+    fn kind_specific_mistakes_are_named() {
+        let err = |raw: &str| parse_target(raw).unwrap_err().to_string();
+        assert!(err("tcp://h").contains("needs the port"));
+        assert!(err("dns://h:53").contains("has no port"));
+        assert!(err("tcp://u@h:22").contains("does not log in"));
     }
 
     #[test]
