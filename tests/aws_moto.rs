@@ -1202,3 +1202,107 @@ async fn a_hanging_server_does_not_hold_up_the_run() {
     // The probe waited for a greeting that never came: it sent nothing.
     assert_eq!(hung.commands(), Vec::<String>::new());
 }
+
+// ---------------------------------------------------------------- dependencies, SMTP, drift
+
+/// The Lambda's handler with the real adapters, for what issue 7 added: a
+/// host outage through a relay in front of Dovecot and Exim is one SNS
+/// message naming the cause (not one per service) and one recovery; then
+/// the address starts answering from a server without STLS and APOP, which
+/// is one capability_changed message. The state rows keep the baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_smtp_and_drift_through_the_handler() {
+    let s = stack("deps").await;
+    let d = dovecot();
+    let e = common::smtp::exim();
+    let (stls, notls) = (d.port("POP3_PLAIN_STLS_PORT"), d.port("POP3_NOTLS_PORT"));
+    let host = common::relay::Host::new(&[d.port("POP3S_PORT"), e.port("SMTP_PORT"), stls]).await;
+    let config = json!({
+        "run": {"retries": 0, "deadline_ms": 30000},
+        "credentials": {
+            "pop": {"username": d.get("EMPTY_USER"), "password": d.get("PASSWORD")},
+            "smtp": {"username": e.get("SMTP_USER"), "password": e.get("SMTP_PASSWORD")}
+        },
+        "defaults": {"ca_pem": d.pem("CA_PEM"), "tls_server_name": d.get("SERVER_NAME"),
+                     "credentials": "pop", "failures_before_alert": 2, "timeout_ms": 10000,
+                     "warning_ms": 5000, "critical_ms": 8000},
+        "monitors": [
+            {"name": "deps-host", "kind": "tcp", "host": "127.0.0.1",
+             "port": host.port(d.port("POP3S_PORT"))},
+            {"name": "deps-pop3s", "host": "127.0.0.1", "port": host.port(d.port("POP3S_PORT")),
+             "depends_on": ["deps-host"]},
+            {"name": "deps-smtp", "kind": "smtp", "host": "127.0.0.1",
+             "port": host.port(e.port("SMTP_PORT")), "tls": "starttls",
+             "ca_pem": e.pem("CA_PEM"), "credentials": "smtp", "depends_on": ["deps-host"]},
+            {"name": "deps-110", "host": "127.0.0.1", "port": host.port(stls),
+             "tls": "starttls-if-available", "allow_plaintext_password": true,
+             "depends_on": ["deps-host"]}
+        ]
+    });
+    moto::create_secret(&s.sdk, &s.config_secret, &config.to_string()).await;
+    let cache = ConfigCache::default();
+    let run = || s.invoke(&cache, Duration::from_secs(60));
+
+    let first = run().await.expect("first run");
+    assert_eq!(first.up, 4, "{:?}", first.failures);
+    assert!(s.notifications().await.is_empty());
+
+    host.down();
+    let quiet = run().await.expect("host down, first failure");
+    assert_eq!(quiet.down, 4, "{:?}", quiet.failures);
+    assert!(
+        s.notifications().await.is_empty(),
+        "failures_before_alert is 2"
+    );
+    run().await.expect("host down, second failure");
+    let n = s.notifications().await;
+    assert_eq!(n.len(), 1, "one alert, not four: {n:?}");
+    assert_eq!(n[0].attr("monitor"), "deps-host");
+    assert_eq!(n[0].attr("status"), "down");
+    assert_eq!(n[0].attr("cause"), "connection_refused");
+    assert!(
+        n[0].message
+            .contains("Affected:  deps-110, deps-pop3s, deps-smtp"),
+        "{}",
+        n[0].message
+    );
+    let rows = moto::scan_table(&s.sdk, &s.table).await;
+    assert_eq!(attr(&rows["deps-smtp"], "status"), "up", "never announced");
+
+    host.up().await;
+    let back = run().await.expect("host back");
+    assert_eq!(back.up, 4, "{:?}", back.failures);
+    let n = s.notifications().await;
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(
+        (n[0].attr("monitor"), n[0].attr("status")),
+        ("deps-host", "recovered")
+    );
+
+    // Same address, a server without TLS and without APOP behind it.
+    host.reroute(stls, notls).await;
+    let drifted = run().await.expect("after the change");
+    assert_eq!(drifted.up, 4, "still logs in: {:?}", drifted.failures);
+    let n = s.notifications().await;
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].attr("monitor"), "deps-110");
+    assert_eq!(n[0].attr("status"), "capability_changed");
+    assert_eq!(n[0].attr("severity"), "warning");
+    assert!(
+        n[0].message.contains("  - STLS is no longer offered")
+            && n[0].message.contains("  - APOP is no longer offered"),
+        "{}",
+        n[0].message
+    );
+    run().await.expect("steady again");
+    assert!(s.notifications().await.is_empty(), "once per change");
+    let rows = moto::scan_table(&s.sdk, &s.table).await;
+    let state: MonitorState = serde_json::from_str(&attr(&rows["deps-110"], "state")).unwrap();
+    let caps = state.capabilities.expect("the baseline is stored");
+    assert_eq!((caps.stls, caps.apop), (Some(false), Some(false)));
+    let smtp: MonitorState = serde_json::from_str(&attr(&rows["deps-smtp"], "state")).unwrap();
+    assert!(
+        smtp.capabilities.is_some_and(|c| c.sasl.contains("PLAIN")),
+        "SMTP's AUTH mechanisms are tracked too"
+    );
+}

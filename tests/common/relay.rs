@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 pub struct Host {
     /// (our port, the real server's port)
-    routes: Vec<(u16, u16)>,
+    routes: Mutex<Vec<(u16, u16)>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -25,14 +25,27 @@ impl Host {
             tasks.push(serve(listener, up));
         }
         Host {
-            routes,
+            routes: Mutex::new(routes),
             tasks: Mutex::new(tasks),
         }
     }
 
     /// The port on this host that reaches `upstream`.
     pub fn port(&self, upstream: u16) -> u16 {
-        self.routes.iter().find(|r| r.1 == upstream).unwrap().0
+        let routes = self.routes.lock().unwrap();
+        routes.iter().find(|r| r.1 == upstream).unwrap().0
+    }
+
+    /// The port that reached `from` now reaches `to`: the service behind
+    /// the same address was replaced (reconfigured, moved).
+    pub async fn reroute(&self, from: u16, to: u16) {
+        self.down();
+        for r in self.routes.lock().unwrap().iter_mut() {
+            if r.1 == from {
+                r.1 = to;
+            }
+        }
+        self.up().await;
     }
 
     /// Every listener closed: connections are refused.
@@ -47,7 +60,8 @@ impl Host {
     /// The same ports listen again.
     pub async fn up(&self) {
         let mut tasks = Vec::new();
-        for &(port, up) in &self.routes {
+        let routes = self.routes.lock().unwrap().clone();
+        for (port, up) in routes {
             // The port was ours a moment ago; retry briefly in case the
             // aborted listener is still being dropped.
             let mut tries = 0;
