@@ -53,7 +53,7 @@ Availability = probes up or degraded / all probes. An outage runs from the
 first probe down to the next probe up; one still open at the end is ongoing,
 counted up to --to. Percentiles are nearest-rank over the probes' response
 times (from CloudWatch: over per-period averages, exact with at most one
-probe per period). See docs/README-report.md.
+probe per period). See docs/report.md.
 
 Exit codes: 0 report written, 3 bad arguments, unreadable input, no data,
 or a CloudWatch error.")]

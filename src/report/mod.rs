@@ -7,7 +7,7 @@
 //! [`build`] computes a [`Report`], which [`render`] prints as a table or
 //! CSV and [`html`] as one self-contained page with SVG charts.
 //!
-//! Definitions (also in docs/README-report.md):
+//! Definitions (also in docs/report.md):
 //! - availability % = probes up or degraded / all probes, over the period;
 //! - a sample counts as down when most of its probes were down (with one
 //!   probe per sample, as the local history and CloudWatch at one probe per
