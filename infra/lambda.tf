@@ -39,7 +39,7 @@ resource "aws_lambda_function" "probe" {
       POP3_PROBE_STATE_TABLE   = aws_dynamodb_table.state.name
       # Lets the probe warn when a server's LOGIN-DELAY is longer than this.
       POP3_PROBE_SCHEDULE_SECONDS = tostring(local.schedule_interval_seconds)
-      RUST_LOG                 = var.rust_log
+      RUST_LOG                    = var.rust_log
     }
   }
 

@@ -259,7 +259,7 @@ variable "alert_sms_numbers" {
 }
 
 variable "sms_filter_statuses" {
-  description = "Alert `status` message-attribute values delivered by SMS. Empty list: SMS receives everything, including CloudWatch alarm notifications (which carry no `status` attribute and are otherwise filtered out)."
+  description = "Alert `status` message-attribute values delivered by SMS. Statuses: down, still_down, recovered, degraded, certificate_expiring, capability_changed, login_delay_conflict, probe_error (e-mail receives all). Empty list: SMS receives everything, including CloudWatch alarm notifications (which carry no `status` attribute and are otherwise filtered out)."
   type        = list(string)
   default     = ["down", "recovered"]
 

@@ -298,7 +298,9 @@ pub fn evaluate(
                 alerts.push(a);
             }
         }
-        if let (Some(delay), Some(every)) = (seen.login_delay, settings.schedule) {
+        // Only a monitor that logs in is refused by LOGIN-DELAY.
+        let logs_in = result.auth_used.is_some();
+        if let (Some(delay), Some(every), true) = (seen.login_delay, settings.schedule, logs_in) {
             if delay > every.as_secs() && s.login_delay_warned != Some(delay) {
                 s.login_delay_warned = Some(delay);
                 alerts.push(render(
@@ -934,6 +936,7 @@ mod tests {
         let mut r = up();
         r.tls_mode = TlsMode::None;
         r.apop_offered = apop;
+        r.auth_used = Some(AuthMethod::Apop);
         r.capabilities = Some(crate::pop3::Capabilities {
             stls: stls_offered,
             user: true,
@@ -1034,5 +1037,9 @@ mod tests {
             2 * MIN,
         );
         assert!(step.alerts.is_empty());
+        // A connectivity-only monitor is never refused by LOGIN-DELAY.
+        let mut no_login = with_caps(false, &[], false, Some(900));
+        no_login.auth_used = None;
+        assert!(evaluate(None, &no_login, &set, 0).alerts.is_empty());
     }
 }

@@ -149,8 +149,9 @@ monitor_settings! {
         pub host: String,
         /// `pop3` (default), `smtp`, `tcp` (connect only: stands in for
         /// ping, which Lambda cannot send) or `dns` (resolve only).
-        /// `defaults.tls`, `auth`, `port`, `credentials` and `capabilities`
-        /// apply to `pop3` monitors only.
+        /// `defaults.tls`, `auth`, `port`, `credentials`, `capabilities`,
+        /// `tls_server_name`, `allow_plaintext_password` and
+        /// `insecure_skip_verify` apply to `pop3` monitors only.
         pub kind: Option<Kind>,
         /// Names of monitors this one needs (the host's `tcp` check, its
         /// `dns` name). While one of them is down, this monitor is reported
@@ -440,65 +441,83 @@ impl Config {
                 }
             }
         }
-        // Cycles: depth-first search over the probed monitors.
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Open,
-            Done,
+        // Cycles: every strongly connected component of more than one
+        // monitor (Tarjan). A plain depth-first search misses monitors that
+        // join a cycle through a node it already finished.
+        struct Tarjan<'a> {
+            monitors: &'a [MonitorSpec],
+            known: &'a HashMap<&'a str, usize>,
+            index: Vec<Option<usize>>,
+            low: Vec<usize>,
+            on_stack: Vec<bool>,
+            stack: Vec<usize>,
+            next: usize,
+            components: Vec<Vec<usize>>,
         }
-        fn visit(
-            i: usize,
-            monitors: &[MonitorSpec],
-            known: &HashMap<&str, usize>,
-            marks: &mut [Mark],
-            stack: &mut Vec<usize>,
-            cycles: &mut Vec<Vec<usize>>,
-        ) {
-            marks[i] = Mark::Open;
-            stack.push(i);
-            for dep in &monitors[i].depends_on {
-                let Some(&j) = known.get(dep.as_str()) else {
-                    continue;
-                };
-                match marks[j] {
-                    Mark::New => visit(j, monitors, known, marks, stack, cycles),
-                    Mark::Open => {
-                        let from = stack.iter().position(|&k| k == j).unwrap_or(0);
-                        cycles.push(stack[from..].to_vec());
+        impl Tarjan<'_> {
+            fn visit(&mut self, v: usize) {
+                self.index[v] = Some(self.next);
+                self.low[v] = self.next;
+                self.next += 1;
+                self.stack.push(v);
+                self.on_stack[v] = true;
+                for dep in &self.monitors[v].depends_on {
+                    let Some(&w) = self.known.get(dep.as_str()) else {
+                        continue;
+                    };
+                    match self.index[w] {
+                        None => {
+                            self.visit(w);
+                            self.low[v] = self.low[v].min(self.low[w]);
+                        }
+                        Some(iw) if self.on_stack[w] => self.low[v] = self.low[v].min(iw),
+                        Some(_) => {}
                     }
-                    Mark::Done => {}
+                }
+                if Some(self.low[v]) == self.index[v] {
+                    let mut component = Vec::new();
+                    while let Some(w) = self.stack.pop() {
+                        self.on_stack[w] = false;
+                        component.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    if component.len() > 1 {
+                        component.reverse();
+                        self.components.push(component);
+                    }
                 }
             }
-            stack.pop();
-            marks[i] = Mark::Done;
         }
-        let mut marks = vec![Mark::New; self.monitors.len()];
-        let mut cycles = Vec::new();
-        for i in 0..self.monitors.len() {
-            if marks[i] == Mark::New {
-                visit(
-                    i,
-                    &self.monitors,
-                    &known,
-                    &mut marks,
-                    &mut Vec::new(),
-                    &mut cycles,
-                );
+        let n = self.monitors.len();
+        let mut t = Tarjan {
+            monitors: &self.monitors,
+            known: &known,
+            index: vec![None; n],
+            low: vec![0; n],
+            on_stack: vec![false; n],
+            stack: Vec::new(),
+            next: 0,
+            components: Vec::new(),
+        };
+        for v in 0..n {
+            if t.index[v].is_none() {
+                t.visit(v);
             }
         }
-        for cycle in cycles {
-            let mut names: Vec<&str> = cycle
+        for mut cycle in t.components {
+            cycle.sort_unstable();
+            let names: Vec<&str> = cycle
                 .iter()
                 .map(|&k| self.monitors[k].target.name.as_str())
                 .collect();
-            names.push(names[0]);
-            let chain = names.join(" -> ");
+            let members = names.join(", ");
             for &k in &cycle {
                 bad.entry(k).or_insert_with(|| {
                     ConfigError::new(
                         format!("{}.depends_on", self.monitors[k].path),
-                        format!("dependency cycle: {chain}"),
+                        format!("dependency cycle among {members}"),
                     )
                 });
             }
@@ -762,7 +781,13 @@ impl Config {
             crate::net::TlsClient::from_pem(pem)
                 .map_err(|e| ConfigError::new(at("ca_pem"), e.to_string()))?;
         }
-        let tls_server_name = m.tls_server_name.or(d.tls_server_name.clone());
+        // The name a POP3 server's certificate carries, and the exceptions
+        // a POP3 setup needed, say nothing about the SMTP server.
+        let tls_server_name = if pop3 {
+            m.tls_server_name.or(d.tls_server_name.clone())
+        } else {
+            m.tls_server_name
+        };
         if let Some(name) = &tls_server_name {
             crate::net::server_name(name)
                 .map_err(|e| ConfigError::new(at("tls_server_name"), e))?;
@@ -790,14 +815,12 @@ impl Config {
         target.critical = Duration::from_millis(critical);
         target.ca_pem = ca_pem;
         target.tls_server_name = tls_server_name;
-        target.insecure_skip_verify = m
-            .insecure_skip_verify
-            .or(d.insecure_skip_verify)
-            .unwrap_or(false);
-        target.allow_plaintext_password = m
-            .allow_plaintext_password
-            .or(d.allow_plaintext_password)
-            .unwrap_or(false);
+        let pop3_default = |own: Option<bool>, default: Option<bool>| {
+            if pop3 { own.or(default) } else { own }.unwrap_or(false)
+        };
+        target.insecure_skip_verify = pop3_default(m.insecure_skip_verify, d.insecure_skip_verify);
+        target.allow_plaintext_password =
+            pop3_default(m.allow_plaintext_password, d.allow_plaintext_password);
         let certificate_warning_days = m
             .certificate_warning_days
             .or(d.certificate_warning_days)
@@ -1528,12 +1551,12 @@ mod tests {
         );
         assert!(
             errs.iter()
-                .any(|e| e.starts_with("monitors[4].depends_on: dependency cycle: x -> y -> x")),
+                .any(|e| e.starts_with("monitors[4].depends_on: dependency cycle among x, y")),
             "{errs:?}"
         );
         assert!(
             errs.iter()
-                .any(|e| e.starts_with("monitors[5].depends_on: dependency cycle:")),
+                .any(|e| e.starts_with("monitors[5].depends_on: dependency cycle among x, y")),
             "{errs:?}"
         );
         let names: Vec<&str> = c.monitors.iter().map(|m| m.target.name.as_str()).collect();
@@ -1542,6 +1565,45 @@ mod tests {
         assert_eq!(c.monitors[0].shard_key, "host");
         assert_eq!(c.monitors[1].shard_key, "host");
         assert_eq!(c.monitors[2].shard_key, "needs-off");
+    }
+
+    #[test]
+    fn every_monitor_on_a_cycle_is_named() {
+        // d joins the cycle a -> d -> b -> c -> a through b, which a plain
+        // depth-first search has already finished when it reaches d.
+        let c = Config::parse(&doc(
+            r#"{"name": "a", "host": "h", "depends_on": ["b", "d"]},
+               {"name": "b", "host": "h", "depends_on": ["c"]},
+               {"name": "c", "host": "h", "depends_on": ["a"]},
+               {"name": "d", "host": "h", "depends_on": ["b"]},
+               {"name": "e", "host": "h", "depends_on": ["a"]}"#,
+        ))
+        .unwrap();
+        let mut bad: Vec<&str> = c.problems.iter().map(|p| p.monitor.as_str()).collect();
+        bad.sort_unstable();
+        assert_eq!(bad, ["a", "b", "c", "d"], "{:?}", c.problems);
+        assert!(c.problems[0]
+            .error
+            .to_string()
+            .ends_with("dependency cycle among a, b, c, d"));
+        // e only hangs off the cycle: kept, its dependency just blocks no one.
+        assert_eq!(c.monitors.len(), 1);
+        assert_eq!(c.monitors[0].target.name, "e");
+    }
+
+    #[test]
+    fn pop3_tls_exceptions_do_not_reach_other_kinds() {
+        let text = r#"{"credentials": {"acct": {"username": "u", "password": "p"}},
+            "defaults": {"tls_server_name": "pop.example.com", "allow_plaintext_password": true,
+                         "insecure_skip_verify": true, "credentials": "acct"},
+            "monitors": [{"name": "p", "host": "192.0.2.1"},
+                         {"name": "s", "kind": "smtp", "host": "192.0.2.1", "credentials": "acct"}]}"#;
+        let c = Config::parse(text).unwrap();
+        let (p, s) = (&c.monitors[0].target, &c.monitors[1].target);
+        assert_eq!(p.tls_server_name.as_deref(), Some("pop.example.com"));
+        assert!(p.allow_plaintext_password && p.insecure_skip_verify);
+        assert_eq!(s.tls_server_name, None);
+        assert!(!s.allow_plaintext_password && !s.insecure_skip_verify);
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct CapabilitySet {
     /// LOGIN-DELAY seconds (POP3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_delay: Option<u64>,
+    /// Read over TLS. Servers offer fewer login methods in plaintext
+    /// (Dovecot without plaintext auth, Exim's AUTH after STARTTLS), so
+    /// mechanisms are compared only between sets read the same way.
+    #[serde(default)]
+    pub over_tls: bool,
 }
 
 impl CapabilitySet {
@@ -43,15 +48,15 @@ impl CapabilitySet {
             return None;
         }
         let caps = r.capabilities.as_ref()?;
-        // STLS disappears from CAPA once TLS is up (RFC 2595), so under a
-        // STARTTLS mode whether it was offered is what happened: TLS came
-        // up, or the probe fell back to plaintext.
+        let over_tls = r.tls.is_some() && !r.tls_fallback;
+        // STLS disappears from CAPA once TLS is up (RFC 2595): after a
+        // STARTTLS that worked, it was offered. After a fallback the
+        // plaintext capabilities say whether it is advertised; a refusal of
+        // an advertised STLS is the fallback's warning, not lost STLS.
         let stls = match r.tls_mode {
             TlsMode::Implicit => None,
-            TlsMode::Starttls | TlsMode::StarttlsIfAvailable => {
-                Some(r.tls.is_some() && !r.tls_fallback)
-            }
-            TlsMode::None => Some(caps.stls),
+            TlsMode::Starttls | TlsMode::StarttlsIfAvailable if over_tls => Some(true),
+            TlsMode::Starttls | TlsMode::StarttlsIfAvailable | TlsMode::None => Some(caps.stls),
         };
         let pop3 = r.kind == Kind::Pop3;
         Some(CapabilitySet {
@@ -59,8 +64,15 @@ impl CapabilitySet {
             sasl: caps.sasl.iter().map(|m| m.to_ascii_uppercase()).collect(),
             user: pop3.then_some(caps.user),
             apop: pop3.then_some(r.apop_offered),
-            implementation: caps.implementation.clone(),
+            // SMTP banners carry per-connection tokens (Gmail's does), so
+            // only POP3's IMPLEMENTATION is stable enough to compare.
+            implementation: if pop3 {
+                caps.implementation.clone()
+            } else {
+                None
+            },
             login_delay: caps.login_delay,
+            over_tls,
         })
     }
 }
@@ -93,12 +105,14 @@ pub fn compare(before: &CapabilitySet, now: &CapabilitySet, kind: Kind) -> Drift
         (Some(false), Some(true)) => d.other.push(format!("{stls} is now offered")),
         _ => {}
     }
-    for gone in before.sasl.difference(&now.sasl) {
-        d.security
-            .push(format!("SASL mechanism {gone} is no longer offered"));
-    }
-    for new in now.sasl.difference(&before.sasl) {
-        d.other.push(format!("SASL mechanism {new} is now offered"));
+    if before.over_tls == now.over_tls {
+        for gone in before.sasl.difference(&now.sasl) {
+            d.security
+                .push(format!("SASL mechanism {gone} is no longer offered"));
+        }
+        for new in now.sasl.difference(&before.sasl) {
+            d.other.push(format!("SASL mechanism {new} is now offered"));
+        }
     }
     match (before.apop, now.apop) {
         (Some(true), Some(false)) => d
@@ -108,6 +122,7 @@ pub fn compare(before: &CapabilitySet, now: &CapabilitySet, kind: Kind) -> Drift
         _ => {}
     }
     match (before.user, now.user) {
+        _ if before.over_tls != now.over_tls => {}
         (Some(true), Some(false)) => d.other.push("USER/PASS is no longer offered".into()),
         (Some(false), Some(true)) => d.other.push("USER/PASS is now offered".into()),
         _ => {}
@@ -144,6 +159,7 @@ mod tests {
             apop: Some(apop),
             implementation: None,
             login_delay: None,
+            over_tls: false,
         }
     }
 
@@ -195,5 +211,16 @@ mod tests {
             compare(&before, &now, Kind::Smtp).security,
             vec!["STARTTLS is no longer offered".to_string()]
         );
+    }
+
+    #[test]
+    fn mechanisms_are_compared_only_between_sets_read_the_same_way() {
+        let mut over_tls = set(true, &["PLAIN", "LOGIN"], false);
+        over_tls.over_tls = true;
+        let plaintext = set(true, &[], false);
+        assert!(compare(&over_tls, &plaintext, Kind::Smtp).is_empty());
+        let mut fewer = over_tls.clone();
+        fewer.sasl.remove("LOGIN");
+        assert_eq!(compare(&over_tls, &fewer, Kind::Smtp).security.len(), 1);
     }
 }

@@ -264,6 +264,7 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
     moto::create_table(&sdk, &table).await;
     moto::create_secret(&sdk, &account, &account_json(&right)).await;
     let monitors = ["e2e-pop3s", "e2e-stls"];
+    let e = common::smtp::exim();
     let config = json!({
         "version": 1,
         "run": {"retries": 0, "deadline_ms": 20000, "secrets_ttl_seconds": 0},
@@ -278,9 +279,15 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
             "critical_ms": 8000
         },
         "monitors": [
-            {"name": monitors[0], "host": "127.0.0.1", "port": d.port("POP3S_PORT"), "tls": "implicit"},
+            {"name": monitors[0], "host": "127.0.0.1", "port": d.port("POP3S_PORT"), "tls": "implicit",
+             "depends_on": ["e2e-host"]},
             {"name": monitors[1], "host": "127.0.0.1", "port": d.port("POP3_PLAIN_STLS_PORT"),
-             "tls": "starttls"}
+             "tls": "starttls", "depends_on": ["e2e-host"]},
+            // The other kinds run in the Lambda too. The host is up, so the
+            // POP3 monitors' own failures below are theirs to report.
+            {"name": "e2e-host", "kind": "tcp", "host": "127.0.0.1", "port": d.port("POP3S_PORT")},
+            {"name": "e2e-smtp", "kind": "smtp", "host": "127.0.0.1", "port": e.port("SMTP_PORT"),
+             "tls": "starttls", "ca_pem": e.pem("CA_PEM"), "depends_on": ["e2e-host"]}
         ]
     });
     moto::create_secret(&sdk, &config_secret, &config.to_string()).await;
@@ -292,6 +299,7 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
         format!(
             "POP3_PROBE_CONFIG_SECRET={config_secret}\nPOP3_PROBE_TOPIC_ARN={topic}\n\
              POP3_PROBE_STATE_TABLE={table}\nPOP3_PROBE_NAMESPACE={namespace}\n\
+             POP3_PROBE_SCHEDULE_SECONDS=60\n\
              AWS_ENDPOINT_URL={}\nAWS_ACCESS_KEY_ID=testing\nAWS_SECRET_ACCESS_KEY=testing\n\
              AWS_REGION={}\nRUST_LOG=info\n",
             m.endpoint,
@@ -344,7 +352,7 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
         .invoke(&payload, Duration::from_secs(120))
         .unwrap_or_else(|e| panic!("first invocation: {e}\n{}", watch.tail()));
     eprintln!("first invocation took {:?}", started.elapsed());
-    assert_eq!(counts(&first), (2, 2, 0), "{first}");
+    assert_eq!(counts(&first), (4, 4, 0), "{first}");
     assert_eq!(first["shard"], json!({"shard": 0, "shards": 1}));
     assert!(alerts_sent(&first).is_empty(), "{first}");
     assert_eq!(first["metrics_unpublished"], 0, "{first}");
@@ -354,6 +362,15 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
     for mon in monitors {
         assert_eq!(attr(&rows[mon], "status"), "up", "{mon}");
     }
+    let smtp = first["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["monitor"] == "e2e-smtp")
+        .expect("the smtp result");
+    assert_eq!(smtp["kind"], "smtp", "{smtp}");
+    assert_eq!(smtp["status"], "up", "{smtp}");
+    assert!(smtp["tls"]["version"].is_string(), "STARTTLS: {smtp}");
 
     let mut invoke = |label: &str| {
         let t = Instant::now();
@@ -382,7 +399,7 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
     assert!(moto::drain(&sdk, &queue).await.is_empty());
 
     let third = invoke("third invocation (wrong password, 2nd failure)");
-    assert_eq!(counts(&third), (2, 0, 2), "{third}");
+    assert_eq!(counts(&third), (4, 2, 2), "{third}");
     assert_eq!(
         alerts_sent(&third),
         monitors.map(|m| format!("{m}: down")),
@@ -409,14 +426,14 @@ async fn the_lambda_alerts_once_per_transition_and_never_leaks_the_password() {
     }
 
     let fourth = invoke("fourth invocation (still failing)");
-    assert_eq!(counts(&fourth), (2, 0, 2), "{fourth}");
+    assert_eq!(counts(&fourth), (4, 2, 2), "{fourth}");
     assert!(alerts_sent(&fourth).is_empty(), "alerted twice: {fourth}");
     assert!(moto::drain(&sdk, &queue).await.is_empty());
 
     // The password is put right.
     moto::put_secret(&sdk, &account, &account_json(&right)).await;
     let fifth = invoke("fifth invocation (password restored)");
-    assert_eq!(counts(&fifth), (2, 2, 0), "{fifth}");
+    assert_eq!(counts(&fifth), (4, 4, 0), "{fifth}");
     assert_eq!(
         alerts_sent(&fifth),
         monitors.map(|m| format!("{m}: recovered")),

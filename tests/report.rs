@@ -693,10 +693,12 @@ mod cloudwatch {
         report_with_env(args, &env)
     }
 
-    /// Three hours ago, on a minute: recent enough for one-minute periods.
+    /// Three hours ago, on a ten-minute boundary: recent enough for
+    /// one-minute periods, and whole periods of 2 or 5 minutes fit the
+    /// range exactly (the report counts only periods inside the range).
     fn recent_t0() -> i64 {
         let now = pop3_probe::pipeline::now_ms();
-        now - now.rem_euclid(MINUTE) - 180 * MINUTE
+        now - now.rem_euclid(10 * MINUTE) - 180 * MINUTE
     }
 
     #[tokio::test]

@@ -133,6 +133,8 @@ def applied(args):
                 "POP3_PROBE_TOPIC_ARN": topic,
                 "POP3_PROBE_STATE_TABLE": table,
                 "RUST_LOG": "info",
+                # The example's schedule: rate(5 minutes).
+                "POP3_PROBE_SCHEDULE_SECONDS": "300",
             },
             "environment",
         )

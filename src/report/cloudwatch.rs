@@ -112,11 +112,20 @@ impl CloudWatchHistory {
         } else {
             query.monitors.clone()
         };
-        // Whole periods: CloudWatch aligns them anyway, and moto starts
-        // them at StartTime.
+        // Whole periods inside the range: CloudWatch aligns periods anyway
+        // (moto starts them at StartTime), and a period that only overlaps
+        // the range would count probes from outside it.
         let p = i64::from(period) * 1000;
-        let start = query.from_ms.div_euclid(p) * p;
-        let end = (query.to_ms + p - 1).div_euclid(p) * p;
+        let start = (query.from_ms + p - 1).div_euclid(p) * p;
+        let end = query.to_ms.div_euclid(p) * p;
+        if end <= start {
+            return Err(ReportError::new(
+                "--from",
+                format!(
+                    "the range holds no whole {period} s period: widen --from/--to or use a shorter --period"
+                ),
+            ));
+        }
         let mut averaged = 0usize;
         for chunk in monitors.chunks(MONITORS_PER_REQUEST) {
             let points = self
