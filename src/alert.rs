@@ -350,7 +350,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
     use FailureKind as F;
     match kind {
         Some(F::DnsFailure) => "Check the DNS records of the host and the resolver the probe uses.",
-        Some(F::ConnectionRefused) => "Nothing listens on the port: is the POP3 service (dovecot, …) running, and is the port right?",
+        Some(F::ConnectionRefused) => "Nothing listens on the port: is the mail service (dovecot, exim, postfix, …) running, and is the port right?",
         Some(F::ConnectionFailed) => "The host is unreachable: check routing, security groups and firewalls between the probe and the server.",
         Some(F::ConnectionClosed) => "The server dropped the connection: look at its logs (process limits, crashes, tarpitting).",
         Some(F::Timeout) => "The server did not answer in time in the failed phase: check load, storage latency and the network path.",
@@ -362,7 +362,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::StlsUnavailable) => "STLS is required but not offered: check the server's TLS setup, or something between that strips STLS.",
         Some(F::StlsRefused) => "The server advertises STLS but refuses it: check its certificate and TLS configuration.",
         Some(F::GreetingRejected) => "The server refuses connections: check its connection limits and logs.",
-        Some(F::ProtocolError) | Some(F::ResponseTooLarge) => "Something that is not a healthy POP3 server answered: check what listens on that port (proxy, wrong service).",
+        Some(F::ProtocolError) | Some(F::ResponseTooLarge) => "Something that is not a healthy POP3 or SMTP server answered: check what listens on that port (proxy, wrong service).",
         Some(F::AuthFailed) => "The technical account's login is rejected: check its password and whether it is locked or expired. The mail service itself may be fine.",
         Some(F::AuthTemporaryFailure) => "The server's authentication backend has a temporary problem (LDAP, SQL, …): check it.",
         Some(F::AuthPermanentFailure) => "The account is refused permanently (disabled?): check the technical account.",

@@ -178,11 +178,15 @@ fn table(summary: &RunSummary) -> String {
         } else {
             String::new()
         };
+        // Down all the same, but not this monitor's alert to raise.
+        let status = if r.blocked_by.is_some() {
+            "blocked"
+        } else {
+            r.status.as_str()
+        };
         out.push_str(&format!(
             "{:<width$}  {:<8}  {:>6.0} ms  {details}{retried}\n",
-            r.monitor,
-            r.status.as_str(),
-            r.response_time_ms
+            r.monitor, status, r.response_time_ms
         ));
     }
     for p in &summary.config_problems {
@@ -197,8 +201,18 @@ fn table(summary: &RunSummary) -> String {
             s.monitor, "skipped", "-", s.reason
         ));
     }
+    let blocked = summary
+        .results
+        .iter()
+        .filter(|r| r.blocked_by.is_some())
+        .count();
+    let blocked = if blocked > 0 {
+        format!(" ({blocked} of them blocked by a dependency)")
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "\n{} probed: {} up, {} degraded, {} down; {} misconfigured; {} skipped; {} ms\n",
+        "\n{} probed: {} up, {} degraded, {} down{blocked}; {} misconfigured; {} skipped; {} ms\n",
         summary.probed,
         summary.up,
         summary.degraded,
