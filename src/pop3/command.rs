@@ -199,16 +199,30 @@ pub fn plain_credentials(user: &str, secret: &SecretString) -> Result<SecretStri
 pub const MAX_AUTH_LINE: usize = 255;
 
 /// `AUTH PLAIN <initial-response>` (RFC 5034 section 4), one round trip.
-pub struct AuthPlain<'a>(&'a SecretString);
+/// SMTP's (RFC 4954) is the same line under another length limit, so the
+/// SMTP client uses this type too, through [`AuthPlain::with_limit`].
+pub struct AuthPlain<'a> {
+    credentials: &'a SecretString,
+    max_line: usize,
+}
 
 impl<'a> AuthPlain<'a> {
+    /// Under POP3's limit, [`MAX_AUTH_LINE`].
     pub fn new(credentials: &'a SecretString) -> Self {
-        AuthPlain(credentials)
+        Self::with_limit(credentials, MAX_AUTH_LINE)
+    }
+
+    /// Under another protocol's line limit (CRLF included).
+    pub fn with_limit(credentials: &'a SecretString, max_line: usize) -> Self {
+        AuthPlain {
+            credentials,
+            max_line,
+        }
     }
 
     /// Whether the initial response fits on the command line.
     pub fn fits_initial_response(&self) -> bool {
-        "AUTH PLAIN ".len() + self.0.expose_secret().len() + 2 <= MAX_AUTH_LINE
+        "AUTH PLAIN ".len() + self.credentials.expose_secret().len() + 2 <= self.max_line
     }
 }
 
@@ -220,7 +234,7 @@ impl fmt::Debug for AuthPlain<'_> {
 
 impl fmt::Display for AuthPlain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AUTH PLAIN {}\r\n", self.0.expose_secret())
+        write!(f, "AUTH PLAIN {}\r\n", self.credentials.expose_secret())
     }
 }
 

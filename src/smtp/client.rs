@@ -274,7 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn plain(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
         let creds = plain_credentials(user, password)?;
-        let auth = AuthPlain::new(&creds);
+        let auth = AuthPlain::with_limit(&creds, command::MAX_COMMAND_LINE);
         if auth.fits_initial_response() {
             send(&mut self.conn, &auth).await?;
         } else {

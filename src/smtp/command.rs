@@ -13,7 +13,7 @@ use std::fmt;
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use crate::pop3::command::{plain_credentials, BadArgument, Command};
+pub use crate::pop3::command::{plain_credentials, AuthPlain, BadArgument, Command};
 
 /// RFC 5321 section 4.5.3.1.4: a command line is at most 512 octets with
 /// its CRLF. RFC 4954 says an initial response that would not fit goes on
@@ -129,39 +129,6 @@ impl fmt::Display for Quit {
 }
 
 impl Command for Quit {}
-
-/// `AUTH PLAIN <initial-response>` (RFC 4954, RFC 4616): one round trip.
-pub struct AuthPlain<'a>(&'a SecretString);
-
-impl<'a> AuthPlain<'a> {
-    /// `credentials` as made by [`plain_credentials`].
-    pub fn new(credentials: &'a SecretString) -> Self {
-        AuthPlain(credentials)
-    }
-
-    /// Whether the initial response fits on the command line.
-    pub fn fits_initial_response(&self) -> bool {
-        "AUTH PLAIN ".len() + self.0.expose_secret().len() + 2 <= MAX_COMMAND_LINE
-    }
-}
-
-impl fmt::Debug for AuthPlain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthPlain(***)")
-    }
-}
-
-impl fmt::Display for AuthPlain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AUTH PLAIN {}\r\n", self.0.expose_secret())
-    }
-}
-
-impl Command for AuthPlain<'_> {
-    fn masked(&self) -> String {
-        "AUTH PLAIN ***".to_string()
-    }
-}
 
 /// `AUTH <mechanism>` with no initial response: PLAIN when the credentials
 /// are too long for one line, LOGIN always.
@@ -289,7 +256,7 @@ mod tests {
     #[test]
     fn auth_plain_rfc4616_example() {
         let creds = plain_credentials("tim", &secret("tanstaaftanstaaf")).unwrap();
-        let cmd = AuthPlain::new(&creds);
+        let cmd = AuthPlain::with_limit(&creds, MAX_COMMAND_LINE);
         assert_eq!(
             cmd.to_string(),
             "AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n"
@@ -303,9 +270,9 @@ mod tests {
     fn initial_response_limit_is_smtps_512() {
         // 300 characters would not fit POP3's 255 but fits SMTP's 512.
         let creds = plain_credentials("u", &secret(&"x".repeat(300))).unwrap();
-        assert!(AuthPlain::new(&creds).fits_initial_response());
+        assert!(AuthPlain::with_limit(&creds, MAX_COMMAND_LINE).fits_initial_response());
         let creds = plain_credentials("u", &secret(&"x".repeat(400))).unwrap();
-        assert!(!AuthPlain::new(&creds).fits_initial_response());
+        assert!(!AuthPlain::with_limit(&creds, MAX_COMMAND_LINE).fits_initial_response());
     }
 
     #[test]
