@@ -156,32 +156,30 @@ subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid,issuer
 EOF
 
-ossl() { openssl "$@" >>"$PKI/openssl.log" 2>&1 || { tail -n 30 "$PKI/openssl.log" >&2; p3p_die "openssl $1 failed"; }; }
-newkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; chmod 600 "$1"; }
 utc() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
 
 # Test CA (backdated so it covers the expired cert's validity window too).
-newkey "$PKI/ca.key"
-ossl req -new -config "$PKI/ca.cnf" -key "$PKI/ca.key" -subj "/O=pop3-probe tests/CN=pop3-probe Test CA" -out "$PKI/ca.csr"
-ossl ca -batch -notext -config "$PKI/ca.cnf" -selfsign -keyfile "$PKI/ca.key" -in "$PKI/ca.csr" \
+p3p_newkey "$PKI/ca.key"
+p3p_ossl req -new -config "$PKI/ca.cnf" -key "$PKI/ca.key" -subj "/O=pop3-probe tests/CN=pop3-probe Test CA" -out "$PKI/ca.csr"
+p3p_ossl ca -batch -notext -config "$PKI/ca.cnf" -selfsign -keyfile "$PKI/ca.key" -in "$PKI/ca.csr" \
     -extensions v3_ca -startdate 20190101000000Z -enddate "$(utc '+10 years')" -out "$PKI/ca.pem"
 
 # Good server cert: valid from yesterday for one year.
-newkey "$PKI/server.key"
-ossl req -new -config "$PKI/ca.cnf" -key "$PKI/server.key" -subj "/CN=$SERVER_NAME" -out "$PKI/server.csr"
-ossl ca -batch -notext -config "$PKI/ca.cnf" -cert "$PKI/ca.pem" -keyfile "$PKI/ca.key" -in "$PKI/server.csr" \
+p3p_newkey "$PKI/server.key"
+p3p_ossl req -new -config "$PKI/ca.cnf" -key "$PKI/server.key" -subj "/CN=$SERVER_NAME" -out "$PKI/server.csr"
+p3p_ossl ca -batch -notext -config "$PKI/ca.cnf" -cert "$PKI/ca.pem" -keyfile "$PKI/ca.key" -in "$PKI/server.csr" \
     -extensions v3_server -startdate "$(utc '-1 day')" -enddate "$(utc '+365 days')" -out "$PKI/server.pem"
 
 # Expired server cert: same CA and names, validity 2020-01-01 .. 2021-01-01.
-newkey "$PKI/expired.key"
-ossl req -new -config "$PKI/ca.cnf" -key "$PKI/expired.key" -subj "/CN=$SERVER_NAME" -out "$PKI/expired.csr"
-ossl ca -batch -notext -config "$PKI/ca.cnf" -cert "$PKI/ca.pem" -keyfile "$PKI/ca.key" -in "$PKI/expired.csr" \
+p3p_newkey "$PKI/expired.key"
+p3p_ossl req -new -config "$PKI/ca.cnf" -key "$PKI/expired.key" -subj "/CN=$SERVER_NAME" -out "$PKI/expired.csr"
+p3p_ossl ca -batch -notext -config "$PKI/ca.cnf" -cert "$PKI/ca.pem" -keyfile "$PKI/ca.key" -in "$PKI/expired.csr" \
     -extensions v3_server -startdate 20200101000000Z -enddate 20210101000000Z -out "$PKI/expired.pem"
 
 # Unrelated CA that signs nothing we serve.
-newkey "$PKI/other-ca.key"
-ossl req -new -config "$PKI/ca.cnf" -key "$PKI/other-ca.key" -subj "/O=pop3-probe tests/CN=pop3-probe Other Untrusted CA" -out "$PKI/other-ca.csr"
-ossl ca -batch -notext -config "$PKI/ca.cnf" -selfsign -keyfile "$PKI/other-ca.key" -in "$PKI/other-ca.csr" \
+p3p_newkey "$PKI/other-ca.key"
+p3p_ossl req -new -config "$PKI/ca.cnf" -key "$PKI/other-ca.key" -subj "/O=pop3-probe tests/CN=pop3-probe Other Untrusted CA" -out "$PKI/other-ca.csr"
+p3p_ossl ca -batch -notext -config "$PKI/ca.cnf" -selfsign -keyfile "$PKI/other-ca.key" -in "$PKI/other-ca.csr" \
     -extensions v3_ca -startdate 20190101000000Z -enddate "$(utc '+10 years')" -out "$PKI/other-ca.pem"
 
 openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" >/dev/null \
@@ -232,30 +230,6 @@ if ((ROOT_MODE)); then
             || p3p_die "user $MAIL_USER cannot access $DIR (a parent directory is not world-searchable?); choose a DIR under e.g. /tmp or the workspace"
     fi
 fi
-
-# --- ports -------------------------------------------------------------------
-pick_ports() { # N -> N distinct currently-free ports on 127.0.0.1
-    if command -v python3 >/dev/null; then
-        python3 -c '
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-' "$1"
-    else
-        local out=() p
-        while ((${#out[@]} < $1)); do
-            p=$((20000 + RANDOM % 12000))
-            [[ " ${out[*]} " == *" $p "* ]] && continue
-            p3p_port_open "$p" && continue
-            out+=("$p")
-        done
-        echo "${out[*]}"
-    fi
-}
 
 # --- dovecot configs -----------------------------------------------------------
 LOG=$DIR/dovecot.log
@@ -408,7 +382,7 @@ fail_with_log() {
 
 started=0
 for attempt in 1 2 3; do
-    read -r P_STLS P_POP3S P_EXPIRED P_NOTLS P_NOAPOP P_CLOSED <<<"$(pick_ports 6)"
+    read -r P_STLS P_POP3S P_EXPIRED P_NOTLS P_NOAPOP P_CLOSED <<<"$(p3p_pick_ports 6)"
     # Port 0 disables a listener.
     write_conf main    yes "plain apop" "$P_STLS"  "$P_POP3S"   "$PKI/server.pem"  "$PKI/server.key"
     write_conf expired yes "plain apop" 0          "$P_EXPIRED" "$PKI/expired.pem" "$PKI/expired.key"

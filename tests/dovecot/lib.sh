@@ -100,3 +100,33 @@ p3p_stop_all() {
         sleep 0.1
     done
 }
+
+# N -> N distinct currently-free ports on 127.0.0.1 (held open together while
+# picked, so they differ; without python3, random ports that do not answer).
+p3p_pick_ports() {
+    if command -v python3 >/dev/null; then
+        python3 -c '
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+' "$1"
+    else
+        local out=() p
+        while ((${#out[@]} < $1)); do
+            p=$((20000 + RANDOM % 12000))
+            [[ " ${out[*]} " == *" $p "* ]] && continue
+            p3p_port_open "$p" && continue
+            out+=("$p")
+        done
+        echo "${out[*]}"
+    fi
+}
+
+# openssl with its chatter in $PKI/openssl.log, shown only on failure.
+p3p_ossl() { openssl "$@" >>"$PKI/openssl.log" 2>&1 || { tail -n 30 "$PKI/openssl.log" >&2; p3p_die "openssl $1 failed"; }; }
+# An ECDSA P-256 key (small and fast; both Dovecot and Exim serve it).
+p3p_newkey() { p3p_ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; chmod 600 "$1"; }

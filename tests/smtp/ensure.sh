@@ -37,7 +37,7 @@ command -v flock >/dev/null || p3p_die "flock not found (util-linux)"
 command -v python3 >/dev/null || p3p_die "python3 not found (used to pick free ports)"
 
 # A stamp of the harness version + user: if the scripts change, rebuild.
-STAMP=$(cat "$HERE/ensure.sh" "$HERE/stop.sh" | sha256sum | cut -c1-16)-uid$(id -u)
+STAMP=$(cat "$HERE/ensure.sh" "$HERE/stop.sh" "$HERE/../dovecot/lib.sh" | sha256sum | cut -c1-16)-uid$(id -u)
 CONF=$DIR/exim.conf
 PIDFILE=$DIR/exim.pid
 LOG=$DIR/log/mainlog
@@ -158,19 +158,17 @@ mkdir -p "$DIR/spool" "$DIR/log"
 # certificate here untrusted).
 PKI=$DIR/pki
 mkdir -p "$PKI"
-ossl() { openssl "$@" >>"$PKI/openssl.log" 2>&1 || { tail -n 30 "$PKI/openssl.log" >&2; p3p_die "openssl $1 failed"; }; }
-newkey() { ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; chmod 600 "$1"; }
 ca() { # NAME CN
-    newkey "$PKI/$1.key"
-    ossl req -x509 -new -key "$PKI/$1.key" -subj "/O=pop3-probe tests/CN=$2" -days 3650 \
+    p3p_newkey "$PKI/$1.key"
+    p3p_ossl req -x509 -new -key "$PKI/$1.key" -subj "/O=pop3-probe tests/CN=$2" -days 3650 \
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
         -out "$PKI/$1.pem"
 }
 leaf() { # NAME CN SAN
-    newkey "$PKI/$1.key"
-    ossl req -new -key "$PKI/$1.key" -subj "/CN=$2" -out "$PKI/$1.csr"
+    p3p_newkey "$PKI/$1.key"
+    p3p_ossl req -new -key "$PKI/$1.key" -subj "/CN=$2" -out "$PKI/$1.csr"
     printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' "$3" >"$PKI/$1.ext"
-    ossl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+    p3p_ossl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
         -days 365 -extfile "$PKI/$1.ext" -out "$PKI/$1.pem"
 }
 ca ca "pop3-probe SMTP Test CA"
@@ -180,19 +178,6 @@ leaf wrong "$WRONG_NAME" "DNS:$WRONG_NAME"
 openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" "$PKI/wrong.pem" >/dev/null \
     || p3p_die "generated certificates do not verify against the test CA"
 rm -f "$PKI"/*.csr "$PKI"/*.ext
-
-# --- ports ---------------------------------------------------------------------
-pick_ports() { # N -> N distinct currently-free ports on 127.0.0.1
-    python3 -c '
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-' "$1"
-}
 
 # --- Exim configuration ----------------------------------------------------------
 # One daemon, one listener per behaviour; what differs by port is chosen by
@@ -285,7 +270,7 @@ fail_with_log() {
 
 started=0
 for attempt in 1 2 3; do
-    read -r P_SMTP P_SMTPS P_WRONG P_NOTLS P_REJECT <<<"$(pick_ports 5)"
+    read -r P_SMTP P_SMTPS P_WRONG P_NOTLS P_REJECT <<<"$(p3p_pick_ports 5)"
     write_conf
     exim -C "$CONF" -bV >"$DIR/check.log" 2>&1 || { cat "$DIR/check.log" >&2; p3p_die "exim rejects the generated configuration $CONF"; }
     # -bd daemonizes; fd 9 (our flock) must not leak into the daemon, and
