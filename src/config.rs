@@ -598,13 +598,6 @@ impl Config {
         // The defaults' protocol settings are POP3's; another kind takes
         // only what the monitor itself says.
         let pop3 = kind == Kind::Pop3;
-        let inherit = |own: Option<TlsMode>, default: Option<TlsMode>| {
-            if pop3 {
-                own.or(default)
-            } else {
-                own
-            }
-        };
         if matches!(kind, Kind::Tcp | Kind::Dns) {
             for (set, field) in [
                 (m.tls.is_some(), "tls"),
@@ -634,7 +627,7 @@ impl Config {
             ));
         }
         let tls = match kind {
-            Kind::Pop3 => inherit(m.tls, d.tls).unwrap_or(TlsMode::Implicit),
+            Kind::Pop3 => m.tls.or(d.tls).unwrap_or(TlsMode::Implicit),
             Kind::Smtp => m.tls.unwrap_or(TlsMode::StarttlsIfAvailable),
             Kind::Tcp | Kind::Dns => TlsMode::None,
         };

@@ -158,8 +158,7 @@ pub async fn check(target: &Target) -> ProbeResult {
 /// A `tcp` (resolve, connect) or `dns` (resolve) check.
 async fn probe_basic(target: &Target) -> ProbeResult {
     let started_at = now_rfc3339();
-    let started = Instant::now();
-    let mut run = Run::new(target, started, Vec::new());
+    let mut run = start(target);
     let outcome = run.reach().await.map(drop);
     run.finish(outcome, started_at)
 }

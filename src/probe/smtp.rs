@@ -13,7 +13,7 @@
 use secrecy::SecretString;
 
 use super::{now_rfc3339, start, Failure, Run, Stream, TlsSetup};
-use super::{AuthMethod, FailureKind, Kind, Phase, PhaseTiming, ProbeResult, Target, TlsMode};
+use super::{AuthMethod, FailureKind, Phase, PhaseTiming, ProbeResult, Target, TlsMode};
 use crate::smtp::{
     self, banner_software, AuthFailure, Authenticated, Client, HelloName, Reply, Session,
     StartTlsOutcome,
@@ -25,9 +25,7 @@ pub async fn probe(target: &Target) -> ProbeResult {
     let mut run = start(target);
     let outcome = run.smtp_dialogue().await;
     merge_repeats(&mut run.timings);
-    let mut result = run.finish(outcome, started_at);
-    result.kind = Kind::Smtp;
-    result
+    run.finish(outcome, started_at)
 }
 
 /// EHLO runs twice with STARTTLS (before and after TLS); report the time
