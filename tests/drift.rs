@@ -28,15 +28,6 @@ fn sh(cmd: &mut Command) -> Output {
     out
 }
 
-fn env_of(dir: &Path) -> std::collections::HashMap<String, String> {
-    std::fs::read_to_string(dir.join("env"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// Wait until `port` accepts connections again.
 fn wait_listening(port: u16) {
     for _ in 0..100 {
@@ -134,8 +125,7 @@ fn stls_disappearing_is_one_capability_alert() {
         .arg(&dir)
         .output();
     let _ = std::fs::remove_dir_all(&dir);
-    sh(Command::new("bash").arg(script("ensure.sh")).arg(&dir));
-    let env = env_of(&dir);
+    let env = common::ensure_harness("dovecot", &dir, "is dovecot-pop3d installed?");
     let stls_port: u16 = env["POP3_PLAIN_STLS_PORT"].parse().unwrap();
 
     let work = tempfile::tempdir().unwrap();

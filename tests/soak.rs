@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
@@ -78,23 +78,8 @@ struct SoakDovecot {
 }
 
 impl SoakDovecot {
-    fn start(&self) -> BTreeMap<String, String> {
-        let out = Command::new("bash")
-            .arg(self.script_dir.join("ensure.sh"))
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ensure.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::read_to_string(self.dir.join("env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn start(&self) -> HashMap<String, String> {
+        common::ensure_harness("dovecot", &self.dir, "is dovecot-pop3d installed?")
     }
 
     fn stop(&self) {
@@ -128,7 +113,7 @@ impl SoakDovecot {
     }
 }
 
-fn config(env: &BTreeMap<String, String>, ca: &str, hang_port: Option<u16>) -> String {
+fn config(env: &HashMap<String, String>, ca: &str, hang_port: Option<u16>) -> String {
     let port = |k: &str| env[k].parse::<u16>().unwrap();
     let mut monitors = vec![
         serde_json::json!({"name": "soak-pop3s-apop", "host": "127.0.0.1", "port": port("POP3S_PORT"), "tls": "implicit"}),
@@ -227,7 +212,7 @@ async fn fault_soak() {
     // From a known state: a fresh instance, the password as issued.
     dovecot.stop();
     let mut env = dovecot.start();
-    let ca = |env: &BTreeMap<String, String>| std::fs::read_to_string(&env["CA_PEM"]).unwrap();
+    let ca = |env: &HashMap<String, String>| std::fs::read_to_string(&env["CA_PEM"]).unwrap();
     moto::create_secret(&admin, &config_secret, &config(&env, &ca(&env), None)).await;
     let hang = hanging_server().await;
 

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 pub struct Dovecot {
@@ -40,25 +39,11 @@ pub fn dir() -> PathBuf {
 pub fn dovecot() -> &'static Dovecot {
     static D: OnceLock<Dovecot> = OnceLock::new();
     D.get_or_init(|| {
-        let dir = dir();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dovecot/ensure.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .expect("run tests/dovecot/ensure.sh");
-        assert!(
-            out.status.success(),
-            "tests/dovecot/ensure.sh failed (is dovecot-pop3d installed? `make setup` installs it):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let env = super::ensure_harness(
+            "dovecot",
+            &dir(),
+            "is dovecot-pop3d installed? `make setup` installs it",
         );
-        let text = std::fs::read_to_string(dir.join("env")).expect("read the dovecot env file");
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
         Dovecot { env }
     })
 }

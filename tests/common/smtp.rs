@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -71,25 +70,11 @@ pub fn dir() -> PathBuf {
 pub fn exim() -> &'static Exim {
     static E: OnceLock<Exim> = OnceLock::new();
     E.get_or_init(|| {
-        let dir = dir();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/ensure.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .expect("run tests/smtp/ensure.sh");
-        assert!(
-            out.status.success(),
-            "tests/smtp/ensure.sh failed (is exim4-daemon-light installed?):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let env = super::ensure_harness(
+            "smtp",
+            &dir(),
+            "is exim4-daemon-light installed? `make setup` installs it",
         );
-        let text = std::fs::read_to_string(dir.join("env")).expect("read the smtp env file");
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
         Exim { env }
     })
 }
