@@ -40,8 +40,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn max_hosts(s: &str) -> Result<usize, String> {
-    let n: usize = s.trim().parse().map_err(|e| format!("{e}"))?;
-    limits::at_most(n, limits::MAX_DISCOVER_HOSTS)
+    // Parsed wide so that a huge number gets the limit, not "too large".
+    let n: u128 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    limits::at_most(n, limits::MAX_DISCOVER_HOSTS as u128).map(|n| n as usize)
 }
 
 #[derive(Debug, Args)]
