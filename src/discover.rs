@@ -25,8 +25,9 @@ use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
 use crate::pop3::{self, Capabilities, Client, StlsOutcome, Transcript, WireLine};
 use crate::probe::{AuthMethod, TlsMode};
 
-/// The ports tried unless told otherwise: POP3 and POP3S.
-pub const DEFAULT_PORTS: [u16; 2] = [110, 995];
+/// The ports tried unless told otherwise: POP3 and POP3S (the profile
+/// table's POP3 ports).
+pub const DEFAULT_PORTS: [u16; 2] = [crate::profile::POP3_PORT, crate::profile::POP3S_PORT];
 
 /// The environment variable the proposed credentials read the password from.
 pub const DEFAULT_PASSWORD_ENV: &str = "POP3_PROBE_PASSWORD";
@@ -573,7 +574,7 @@ async fn endpoint(host: &Host, addrs: &[SocketAddr], port: u16, opts: &Options) 
         },
         plain_tried: false,
     };
-    let mut next = if port == 995 {
+    let mut next = if port == crate::profile::POP3S_PORT {
         Next::Tls
     } else {
         Next::Plain(opts.greeting_wait.min(opts.timeout))
