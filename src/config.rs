@@ -652,12 +652,7 @@ impl Config {
                 credentials.is_some(),
                 "monitors",
             )
-            .map_err(|e| {
-                ConfigError::new(
-                    field_of(m.auth.is_some() || !inherit, "auth"),
-                    e,
-                )
-            })?;
+            .map_err(|e| ConfigError::new(field_of(m.auth.is_some() || !inherit, "auth"), e))?;
         let ms = |own: Option<u64>, default: Option<u64>, name: &str| {
             let v = own.or(default);
             match v {
@@ -679,32 +674,34 @@ impl Config {
             ));
         }
         let timeout_ms = timeout.as_millis();
-        let (warning, critical) = limits::thresholds(timeout, warning_set, critical_set)
-            .map_err(|conflict| match conflict {
-                ThresholdConflict::CriticalOverTimeout { critical, .. } => ConfigError::new(
-                    field_of(m.critical_ms.is_some(), "critical_ms"),
-                    format!(
-                        "critical_ms ({}) must not exceed timeout_ms ({timeout_ms})",
-                        critical.as_millis()
+        let (warning, critical) =
+            limits::thresholds(timeout, warning_set, critical_set).map_err(|conflict| {
+                match conflict {
+                    ThresholdConflict::CriticalOverTimeout { critical, .. } => ConfigError::new(
+                        field_of(m.critical_ms.is_some(), "critical_ms"),
+                        format!(
+                            "critical_ms ({}) must not exceed timeout_ms ({timeout_ms})",
+                            critical.as_millis()
+                        ),
                     ),
-                ),
-                ThresholdConflict::WarningNotBelowCritical {
-                    warning,
-                    critical,
-                    critical_set,
-                } => ConfigError::new(
-                    field_of(m.warning_ms.is_some(), "warning_ms"),
-                    format!(
-                        "warning_ms ({}) must be less than critical_ms ({}{})",
-                        warning.as_millis(),
-                        critical.as_millis(),
-                        if critical_set {
-                            ""
-                        } else {
-                            ", which follows timeout_ms when not set"
-                        }
+                    ThresholdConflict::WarningNotBelowCritical {
+                        warning,
+                        critical,
+                        critical_set,
+                    } => ConfigError::new(
+                        field_of(m.warning_ms.is_some(), "warning_ms"),
+                        format!(
+                            "warning_ms ({}) must be less than critical_ms ({}{})",
+                            warning.as_millis(),
+                            critical.as_millis(),
+                            if critical_set {
+                                ""
+                            } else {
+                                ", which follows timeout_ms when not set"
+                            }
+                        ),
                     ),
-                ),
+                }
             })?;
         let deadline = self.run.deadline.as_millis();
         if timeout_ms > deadline {
@@ -826,9 +823,12 @@ impl Config {
         target.tls_server_name = tls_server_name;
         target.insecure_skip_verify =
             inherited(inherit, m.insecure_skip_verify, d.insecure_skip_verify).unwrap_or(false);
-        target.allow_plaintext_password =
-            inherited(inherit, m.allow_plaintext_password, d.allow_plaintext_password)
-                .unwrap_or(false);
+        target.allow_plaintext_password = inherited(
+            inherit,
+            m.allow_plaintext_password,
+            d.allow_plaintext_password,
+        )
+        .unwrap_or(false);
         // Expiry is the alert machine's business (once a day), not a
         // reason to call every run degraded.
         target.certificate_warning_days = None;
@@ -1644,11 +1644,9 @@ mod tests {
     fn thresholds_nobody_wrote_follow_the_timeout() {
         // Issue 11.6: only `timeout_ms: 3000` blamed defaults.critical_ms,
         // which the user never wrote.
-        let c = Config::parse(&doc(
-            r#"{"name": "a", "host": "h", "timeout_ms": 3000},
+        let c = Config::parse(&doc(r#"{"name": "a", "host": "h", "timeout_ms": 3000},
                {"name": "b", "host": "h", "timeout_ms": 1000},
-               {"name": "c", "host": "h", "timeout_ms": 3000, "warning_ms": 2500}"#,
-        ))
+               {"name": "c", "host": "h", "timeout_ms": 3000, "warning_ms": 2500}"#))
         .unwrap();
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         let t = |i: usize| {
@@ -1659,12 +1657,12 @@ mod tests {
         assert_eq!(t(1), (1000, 1000));
         assert_eq!(t(2), (2500, 3000));
         // What the user wrote can conflict, and is what the error names.
-        let p = problems(&format!(
-            r#"{{"defaults": {{"auth": "none", "critical_ms": 5000}},
-                "monitors": [{{"name": "a", "host": "h", "timeout_ms": 3000}},
-                             {{"name": "b", "host": "h", "warning_ms": 4000, "timeout_ms": 3000, "critical_ms": 3000}},
-                             {{"name": "c", "host": "h", "warning_ms": 9000}}]}}"#
-        ));
+        let p = problems(
+            r#"{"defaults": {"auth": "none", "critical_ms": 5000},
+                "monitors": [{"name": "a", "host": "h", "timeout_ms": 3000},
+                             {"name": "b", "host": "h", "warning_ms": 4000, "timeout_ms": 3000, "critical_ms": 3000},
+                             {"name": "c", "host": "h", "warning_ms": 9000}]}"#,
+        );
         assert_eq!(
             p,
             [
@@ -1719,18 +1717,22 @@ mod tests {
             ("secrets_ttl_seconds", "18446744073709551615", "604800"),
             ("schedule_seconds", "18446744073709551615", "604800"),
         ] {
-            let e = Config::parse(&format!(r#"{{"run": {{"{field}": {value}}}, "monitors": []}}"#))
-                .unwrap_err();
+            let e = Config::parse(&format!(
+                r#"{{"run": {{"{field}": {value}}}, "monitors": []}}"#
+            ))
+            .unwrap_err();
             assert_eq!(
                 e.to_string(),
                 format!("run.{field}: {value} is more than the maximum, {max}")
             );
         }
-        let e = Config::parse(&doc(r#"{"name": "a", "host": "h", "ca_file": "/dev/zero"}"#))
-            .unwrap()
-            .problems
-            .remove(0)
-            .error;
+        let e = Config::parse(&doc(
+            r#"{"name": "a", "host": "h", "ca_file": "/dev/zero"}"#,
+        ))
+        .unwrap()
+        .problems
+        .remove(0)
+        .error;
         assert_eq!(e.path, "monitors[0].ca_file");
         assert!(e.message.contains("larger than 4194304 bytes"), "{e}");
     }
@@ -1752,11 +1754,17 @@ mod tests {
         let port = v["definitions"]["Monitor"]["properties"]["port"]["description"]
             .as_str()
             .unwrap();
-        assert!(port.contains("smtp 465 with `implicit` TLS, else 25"), "{port}");
+        assert!(
+            port.contains("smtp 465 with `implicit` TLS, else 25"),
+            "{port}"
+        );
         let tls = v["definitions"]["Defaults"]["properties"]["tls"]["description"]
             .as_str()
             .unwrap();
-        assert!(tls.ends_with("In `defaults`, for pop3 monitors only."), "{tls}");
+        assert!(
+            tls.ends_with("In `defaults`, for pop3 monitors only."),
+            "{tls}"
+        );
         let plain = v["definitions"]["Defaults"]["properties"]["allow_plaintext_password"]
             ["description"]
             .as_str()

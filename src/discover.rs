@@ -213,7 +213,10 @@ struct Block {
 
 impl Block {
     fn single(ip: IpAddr) -> Block {
-        Block { first: ip, count: 1 }
+        Block {
+            first: ip,
+            count: 1,
+        }
     }
 
     fn contains(&self, ip: IpAddr) -> bool {

@@ -140,7 +140,10 @@ pub fn read_password_file(path: &Path) -> Result<String, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThresholdConflict {
     /// The critical threshold the user set is longer than the timeout.
-    CriticalOverTimeout { critical: Duration, timeout: Duration },
+    CriticalOverTimeout {
+        critical: Duration,
+        timeout: Duration,
+    },
     /// The warning threshold the user set is not below the critical one;
     /// `critical_set`: the user set that too (else it follows the timeout).
     WarningNotBelowCritical {
@@ -233,7 +236,10 @@ mod tests {
         assert_eq!(parse_every("8d").unwrap_err(), "must be at most 7days");
         // Numbers past u64 seconds do not parse at all (no panic).
         assert!(parse_duration("99999999999999999999999s", MAX_TIMEOUT).is_err());
-        assert_eq!(at_most(5u64, 4).unwrap_err(), "5 is more than the maximum, 4");
+        assert_eq!(
+            at_most(5u64, 4).unwrap_err(),
+            "5 is more than the maximum, 4"
+        );
     }
 
     #[test]
@@ -251,7 +257,10 @@ mod tests {
         std::fs::write(&p, "secret\nignored\n").unwrap();
         assert_eq!(read_password_file(&p).unwrap(), "secret");
         std::fs::write(&p, [0xff, 0xfe]).unwrap();
-        assert!(read_text_file(&p, 10).unwrap_err().to_string().ends_with("not UTF-8 text"));
+        assert!(read_text_file(&p, 10)
+            .unwrap_err()
+            .to_string()
+            .ends_with("not UTF-8 text"));
         assert!(matches!(
             read_text_file(&dir.path().join("missing"), 10),
             Err(ReadError::Io { .. })

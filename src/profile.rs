@@ -550,16 +550,14 @@ mod tests {
             .unwrap()
             .iter()
             .flat_map(|v| {
-                v.as_str()
-                    .map(|s| vec![s.to_string()])
-                    .unwrap_or_else(|| {
-                        v["enum"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|s| s.as_str().unwrap().to_string())
-                            .collect()
-                    })
+                v.as_str().map(|s| vec![s.to_string()]).unwrap_or_else(|| {
+                    v["enum"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_string())
+                        .collect()
+                })
             })
             .collect();
         assert!(names.len() >= 4, "{names:?}");
@@ -589,7 +587,8 @@ mod tests {
         assert_eq!(smtp.auth(None, true, "monitors"), Ok(AuthMethod::Auto));
         assert_eq!(tcp.auth(None, true, "monitors"), Ok(AuthMethod::None));
         assert_eq!(
-            smtp.auth(Some(AuthMethod::Apop), true, "monitors").unwrap_err(),
+            smtp.auth(Some(AuthMethod::Apop), true, "monitors")
+                .unwrap_err(),
             "apop is for pop3 monitors; smtp uses auto, sasl-plain, sasl-login or none"
         );
         assert_eq!(
@@ -598,7 +597,8 @@ mod tests {
             "sasl-login is for smtp targets; pop3 uses auto, apop, user, sasl-plain or none"
         );
         assert_eq!(
-            tcp.auth(Some(AuthMethod::User), true, "targets").unwrap_err(),
+            tcp.auth(Some(AuthMethod::User), true, "targets")
+                .unwrap_err(),
             "a tcp check does not log in"
         );
         assert_eq!(pop3.misfit("ehlo_name"), "applies to smtp monitors only");
@@ -624,7 +624,10 @@ mod tests {
         let e = parse_url("imap://h").unwrap_err();
         assert!(e.contains("not supported: use pop3://, pop3s://"), "{e}");
         let e = parse_url("h\u{1b}]0;title\u{7}").unwrap_err();
-        assert!(e.starts_with("target \"h?]0;title?\" is not a URL"), "{e:?}");
+        assert!(
+            e.starts_with("target \"h?]0;title?\" is not a URL"),
+            "{e:?}"
+        );
         assert!(parse_url("tcp://h").unwrap_err().contains("needs the port"));
     }
 
@@ -638,6 +641,9 @@ mod tests {
         );
         let tls = schema_description("tls", true).unwrap();
         assert!(tls.contains("smtp `starttls-if-available`"), "{tls}");
-        assert!(tls.ends_with("In `defaults`, for pop3 monitors only."), "{tls}");
+        assert!(
+            tls.ends_with("In `defaults`, for pop3 monitors only."),
+            "{tls}"
+        );
     }
 }

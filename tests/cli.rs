@@ -326,11 +326,20 @@ fn a_timeout_alone_is_enough() {
     );
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["status"], "up");
-    assert_eq!((v["warning_ms"].as_u64(), v["critical_ms"].as_u64()), (Some(2000), Some(3000)));
+    assert_eq!(
+        (v["warning_ms"].as_u64(), v["critical_ms"].as_u64()),
+        (Some(2000), Some(3000))
+    );
     // What the user did write can still conflict, and is what is named.
     let out = check(
         d,
-        &[&url(d, "pop3s", "POP3S_PORT"), "--timeout", "3s", "--crit", "5s"],
+        &[
+            &url(d, "pop3s", "POP3S_PORT"),
+            "--timeout",
+            "3s",
+            "--crit",
+            "5s",
+        ],
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(

@@ -28,16 +28,56 @@ const HUGE: &str = "18446744073709551615s";
 #[test]
 fn huge_durations_and_counts_name_their_flag() {
     let cases: &[(&[&str], &str)] = &[
-        (&["check", "tcp://127.0.0.1:995", "--timeout", HUGE], "--timeout"),
-        (&["check", "tcp://127.0.0.1:995", "--phase-timeout", HUGE], "--phase-timeout"),
+        (
+            &["check", "tcp://127.0.0.1:995", "--timeout", HUGE],
+            "--timeout",
+        ),
+        (
+            &["check", "tcp://127.0.0.1:995", "--phase-timeout", HUGE],
+            "--phase-timeout",
+        ),
         (&["check", "tcp://127.0.0.1:995", "--warn", HUGE], "--warn"),
         (&["check", "tcp://127.0.0.1:995", "--crit", HUGE], "--crit"),
-        (&["check", "127.0.0.1", "--auth", "none", "--cert-warn-days", "99999999999"], "--cert-warn-days"),
-        (&["check", "127.0.0.1", "--auth", "none", "--cert-warn-days", "3651"], "--cert-warn-days"),
+        (
+            &[
+                "check",
+                "127.0.0.1",
+                "--auth",
+                "none",
+                "--cert-warn-days",
+                "99999999999",
+            ],
+            "--cert-warn-days",
+        ),
+        (
+            &[
+                "check",
+                "127.0.0.1",
+                "--auth",
+                "none",
+                "--cert-warn-days",
+                "3651",
+            ],
+            "--cert-warn-days",
+        ),
         (&["discover", "127.0.0.1", "--timeout", HUGE], "--timeout"),
-        (&["discover", "127.0.0.1", "--greeting-wait", HUGE], "--greeting-wait"),
-        (&["discover", "127.0.0.1", "--max-hosts", "18446744073709551615"], "--max-hosts"),
-        (&["discover", "127.0.0.1", "--max-hosts", "65537"], "--max-hosts"),
+        (
+            &["discover", "127.0.0.1", "--greeting-wait", HUGE],
+            "--greeting-wait",
+        ),
+        (
+            &[
+                "discover",
+                "127.0.0.1",
+                "--max-hosts",
+                "18446744073709551615",
+            ],
+            "--max-hosts",
+        ),
+        (
+            &["discover", "127.0.0.1", "--max-hosts", "65537"],
+            "--max-hosts",
+        ),
     ];
     for (args, flag) in cases {
         let (code, stderr) = refused(args);
@@ -45,7 +85,10 @@ fn huge_durations_and_counts_name_their_flag() {
             code == Some(2) || code == Some(3),
             "{args:?}: exit {code:?}\n{stderr}"
         );
-        assert!(stderr.contains(flag), "{args:?} does not name {flag}:\n{stderr}");
+        assert!(
+            stderr.contains(flag),
+            "{args:?} does not name {flag}:\n{stderr}"
+        );
         assert!(
             stderr.contains("at most") || stderr.contains("maximum"),
             "{args:?} does not give the limit:\n{stderr}"
@@ -58,11 +101,23 @@ fn endless_files_are_refused_at_their_cap() {
     for (flag, args) in [
         (
             "--password-file",
-            vec!["check", "pop3s://u@127.0.0.1:1", "--password-file", "/dev/zero"],
+            vec![
+                "check",
+                "pop3s://u@127.0.0.1:1",
+                "--password-file",
+                "/dev/zero",
+            ],
         ),
         (
             "--ca-file",
-            vec!["check", "127.0.0.1:1", "--auth", "none", "--ca-file", "/dev/zero"],
+            vec![
+                "check",
+                "127.0.0.1:1",
+                "--auth",
+                "none",
+                "--ca-file",
+                "/dev/zero",
+            ],
         ),
         (
             "--ca-file",

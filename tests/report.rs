@@ -996,7 +996,11 @@ async fn hostile_monitor_names_in_the_history_are_harmless() {
     let out = report(&args);
     assert_ne!(out.status.code(), Some(101), "report panicked");
     let table = ok(&out);
-    assert!(!table.contains(['\u{1b}', '\u{7}', '\r']), "{:?}", &table[..400]);
+    assert!(
+        !table.contains(['\u{1b}', '\u{7}', '\r']),
+        "{:?}",
+        &table[..400]
+    );
     assert!(!table.lines().any(|l| l.starts_with("FAKE")));
     assert!(table.lines().all(|l| l.chars().count() < 300));
 

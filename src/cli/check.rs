@@ -85,7 +85,10 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 fn cert_days(s: &str) -> Result<u32, String> {
     // Parsed wide so that a huge number gets the limit, not "too large".
-    let days: u128 = s.trim().parse().map_err(|e| format!("{e} (a number of days)"))?;
+    let days: u128 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e} (a number of days)"))?;
     limits::at_most(days, u128::from(limits::MAX_CERTIFICATE_WARNING_DAYS)).map(|d| d as u32)
 }
 

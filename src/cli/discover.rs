@@ -12,9 +12,9 @@ use pop3_probe::discover::{
     self, Endpoint, Found, Options, ProposalSettings, ProposedConfig, StlsResult, TargetError,
 };
 use pop3_probe::net::{self, TlsClient};
+use pop3_probe::probe::{AuthMethod, TlsMode};
 use pop3_probe::text::terminal_safe;
 use pop3_probe::{limits, output};
-use pop3_probe::probe::{AuthMethod, TlsMode};
 
 use super::init::write_output;
 
@@ -260,12 +260,7 @@ pub async fn run(args: DiscoverArgs) -> i32 {
         seen.len()
     };
     let config = discover::proposed_config(&endpoints, &prepared.settings);
-    let table = table(
-        &endpoints,
-        &config,
-        &prepared.settings,
-        hosts,
-    );
+    let table = table(&endpoints, &config, &prepared.settings, hosts);
     if args.verbose {
         eprint!("{}", transcripts(&endpoints));
     }

@@ -12,12 +12,12 @@ use clap::{Args, ValueEnum};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use pop3_probe::text::terminal_safe;
 use pop3_probe::config::{Config, DEFAULT_NAMESPACE};
 use pop3_probe::output;
 use pop3_probe::pipeline::now_ms;
 use pop3_probe::report::cloudwatch::{self, CloudWatchHistory};
 use pop3_probe::report::{self, history, html, render, History, Query};
+use pop3_probe::text::terminal_safe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {

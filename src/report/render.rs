@@ -289,7 +289,10 @@ mod tests {
         let row = text.split_terminator("\r\n").nth(1).unwrap();
         assert!(row.starts_with("\"'=HYPERLINK("), "{row}");
         for s in ["+1", "-1", "@x", "\tx", "\rx"] {
-            assert!(csv_field(s).trim_start_matches('"').starts_with('\''), "{s:?}");
+            assert!(
+                csv_field(s).trim_start_matches('"').starts_with('\''),
+                "{s:?}"
+            );
         }
     }
 
