@@ -27,10 +27,13 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// Paths and messages quote what the document says (a key, a name, an
+    /// unknown field) and end up on terminals and in alerts: control
+    /// characters are made visible here, once, for every error.
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
-            path: path.into(),
-            message: message.into(),
+            path: crate::text::terminal_safe(&path.into()),
+            message: crate::text::terminal_safe(&message.into()),
         }
     }
 }
@@ -363,7 +366,8 @@ impl Config {
                 .get("name")
                 .and_then(Value::as_str)
                 .filter(|n| !n.trim().is_empty())
-                .map(str::to_string)
+                // A name that fails validation is still shown: harmlessly.
+                .map(crate::text::terminal_safe)
                 .unwrap_or_else(|| path.clone());
             let spec =
                 typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path));
@@ -1638,6 +1642,23 @@ mod tests {
         assert!(p.allow_plaintext_password && p.insecure_skip_verify);
         assert_eq!(s.tls_server_name, None);
         assert!(!s.allow_plaintext_password && !s.insecure_skip_verify);
+    }
+
+    #[test]
+    fn errors_carry_no_control_characters() {
+        let c = Config::parse(&doc(r#"{"name": "evil\u001b]0;owned\u0007", "host": "h"},
+               {"name": "b", "host": "h", "\u001b[2Jcolour": 1}"#))
+        .unwrap();
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+        for p in &c.problems {
+            let all = format!("{} {} {}", p.monitor, p.error.path, p.error.message);
+            assert!(!all.chars().any(char::is_control), "{all:?}");
+        }
+        assert_eq!(c.problems[0].monitor, "evil?]0;owned?");
+        assert!(c.problems[1]
+            .error
+            .message
+            .contains("unknown field \"?[2Jcolour\""));
     }
 
     #[test]
