@@ -15,6 +15,7 @@ pub mod discover;
 pub mod drift;
 pub mod lambda;
 pub mod local;
+pub mod metrics;
 pub mod net;
 pub mod output;
 pub mod pipeline;

@@ -23,7 +23,7 @@ use pop3_probe::config;
 use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
 use pop3_probe::pipeline::{self, RunSummary, Shard};
 use pop3_probe::probe::{FailureKind, Status};
-use pop3_probe::sinks::{Datum, MetricsSink, SecretSource, StateStore, Unit};
+use pop3_probe::sinks::{Datum, MetricsSink, SecretSource, StateChanges, StateStore, Unit};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::time::Instant;
@@ -112,6 +112,7 @@ fn datum(name: &str, monitor: Option<&str>, value: f64, unit: Unit, ts: i64) -> 
     Datum {
         name: name.into(),
         monitor: monitor.map(str::to_string),
+        shard: None,
         value,
         unit,
         timestamp_ms: ts,
@@ -422,7 +423,7 @@ async fn a_malformed_config_secret_aborts_the_run_with_its_json_path() {
     // Still broken: no second probe_error alert.
     assert!(s.notifications().await.is_empty());
     let rows = moto::scan_table(&s.sdk, &s.table).await;
-    assert_eq!(attr(&rows[lambda::PROBE_ROW], "status"), "down");
+    assert_eq!(attr(&rows[&lambda::probe_row(0)], "status"), "down");
 
     // In one monitor it only takes that monitor out; the others run.
     let d = dovecot();
@@ -468,7 +469,7 @@ async fn a_malformed_config_secret_aborts_the_run_with_its_json_path() {
         ("recovered", "probe")
     );
     let rows = moto::scan_table(&s.sdk, &s.table).await;
-    assert_eq!(attr(&rows[lambda::PROBE_ROW], "status"), "up");
+    assert_eq!(attr(&rows[&lambda::probe_row(0)], "status"), "up");
 }
 
 // ---------------------------------------------------------------- metrics
@@ -739,43 +740,22 @@ fn state_of(monitor: &str, version: u64, status: Status) -> MonitorState {
     st
 }
 
+fn changes(shard: u32, monitors: Vec<MonitorState>, pending: Option<Vec<Datum>>) -> StateChanges {
+    StateChanges {
+        shard,
+        monitors,
+        pending_metrics: pending,
+    }
+}
+
 #[tokio::test]
-async fn dynamodb_state_round_trips_with_optimistic_locking() {
+async fn dynamodb_state_is_saved_in_batches_of_25_with_rows_per_shard() {
     let s = stack("state").await;
     let store = s.state();
     let names: Vec<String> = (0..150).map(|i| format!("m{i:03}")).collect();
     assert!(store.load(&names).await.unwrap().is_empty());
 
-    let first = state_of("m000", 1, Status::Up);
-    store.save(&first).await.expect("first save");
-    let second = state_of("m000", 2, Status::Down);
-    store.save(&second).await.expect("next version");
-    // Someone else's stale view: version 2 again, and a fresh version 1.
-    let err = store
-        .save(&state_of("m000", 2, Status::Up))
-        .await
-        .unwrap_err();
-    assert!(err.message.contains("version conflict"), "{err}");
-    assert!(!err.transient);
-    let err = store
-        .save(&state_of("m000", 1, Status::Up))
-        .await
-        .unwrap_err();
-    assert!(err.message.contains("version conflict"), "{err}");
-    let loaded = store.load(&names[..1]).await.unwrap();
-    assert_eq!(loaded.get("m000"), Some(&second));
-
-    // More than one BatchGetItem's worth (100 keys).
-    for n in &names[1..] {
-        store.save(&state_of(n, 1, Status::Up)).await.unwrap();
-    }
-    let all = store.load(&names).await.unwrap();
-    assert_eq!(all.len(), 150);
-    assert_eq!(all["m149"].status, Status::Up);
-    assert_eq!(all["m000"], second);
-
-    // Metrics that await publishing.
-    assert!(store.load_pending_metrics().await.unwrap().is_empty());
+    // 150 new monitors and shard 0's pending metrics: 151 items, 7 calls.
     let pending = vec![
         datum(
             "Availability",
@@ -786,19 +766,52 @@ async fn dynamodb_state_round_trips_with_optimistic_locking() {
         ),
         datum("ProbeRuns", None, 1.0, Unit::Count, 1_700_000_060_000),
     ];
-    store.save_pending_metrics(&pending).await.unwrap();
-    assert_eq!(store.load_pending_metrics().await.unwrap(), pending);
-    store.save_pending_metrics(&[]).await.unwrap();
-    assert!(store.load_pending_metrics().await.unwrap().is_empty());
+    let first: Vec<MonitorState> = names.iter().map(|n| state_of(n, 1, Status::Up)).collect();
+    let saved = store.save(changes(0, first, Some(pending.clone()))).await;
+    assert!(saved.errors.is_empty(), "{:?}", saved.errors);
+    assert_eq!(saved.writes, 151usize.div_ceil(25), "BatchWriteItem calls");
+    let second = state_of("m000", 2, Status::Down);
+    let saved = store.save(changes(0, vec![second.clone()], None)).await;
+    assert!(saved.errors.is_empty(), "{:?}", saved.errors);
+    assert_eq!(saved.writes, 1);
+
+    // More than one BatchGetItem's worth (100 keys).
+    let all = store.load(&names).await.unwrap();
+    assert_eq!(all.len(), 150);
+    assert_eq!(all["m149"].status, Status::Up);
+    assert_eq!(all["m000"], second);
+
+    // Pending metrics are per shard: shard 1 neither sees nor clears
+    // shard 0's values.
+    assert_eq!(store.load_pending_metrics(0).await.unwrap(), pending);
+    assert!(store.load_pending_metrics(1).await.unwrap().is_empty());
+    let other = vec![datum(
+        "ProbeRuns",
+        None,
+        1.0,
+        Unit::Count,
+        1_700_000_120_000,
+    )];
+    store.save(changes(1, vec![], Some(other.clone()))).await;
+    assert_eq!(store.load_pending_metrics(1).await.unwrap(), other);
+    assert_eq!(store.load_pending_metrics(0).await.unwrap(), pending);
+    store.save(changes(0, vec![], Some(vec![]))).await;
+    assert!(store.load_pending_metrics(0).await.unwrap().is_empty());
+    assert_eq!(store.load_pending_metrics(1).await.unwrap(), other);
 
     let rows = moto::scan_table(&s.sdk, &s.table).await;
-    assert_eq!(rows.len(), 151, "150 monitors and the pending-metrics row");
+    assert_eq!(rows.len(), 152, "150 monitors and two shards' pending rows");
     assert_eq!(attr(&rows["m000"], "status"), "down");
     assert_eq!(attr(&rows["m000"], "version"), "2");
     assert_eq!(attr(&rows["m042"], "status"), "up");
     assert_eq!(attr(&rows["m042"], "version"), "1");
     assert!(attr(&rows["m000"], "since").ends_with('Z'));
-    assert!(rows.contains_key("#pending-metrics"));
+    assert!(rows.contains_key(&pop3_probe::aws::pending_key(0)));
+    assert!(rows.contains_key(&pop3_probe::aws::pending_key(1)));
+    assert!(
+        !rows.contains_key("#pending-metrics"),
+        "no row shared by all shards"
+    );
 }
 
 // ---------------------------------------------------------------- whole runs

@@ -240,14 +240,14 @@ async fn unpublished_metrics_are_kept_and_sent_next_run() {
     assert_eq!(r.metrics_published, 0);
     let kept = r.metrics_unpublished;
     assert!(kept >= 6, "{kept}");
-    assert_eq!(s.pending.lock().unwrap().len(), kept);
+    assert_eq!(s.pending_of(0).len(), kept);
     let r = run(&c, &m, &a, &s).await;
     assert_eq!(
         r.metrics_published,
         2 * kept,
         "old values go out with the new"
     );
-    assert!(s.pending.lock().unwrap().is_empty());
+    assert!(s.pending_of(0).is_empty());
     let runs = m
         .got
         .lock()
