@@ -431,3 +431,137 @@ impl AlertSink for PrintAlerts {
         .map_err(|e| SinkError::new("alerts", e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn changes(monitors: &[&str]) -> StateChanges {
+        StateChanges {
+            shard: 0,
+            monitors: monitors
+                .iter()
+                .map(|m| MonitorState::new(m, 0))
+                .map(|mut s| {
+                    s.version = 1;
+                    s
+                })
+                .collect(),
+            pending_metrics: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_symlink_at_the_temporary_path_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let state = dir.path().join("state.json");
+        // The old fixed name, and every name this process would try.
+        symlink(&victim, state.with_extension("tmp")).unwrap();
+        for n in 0..4 {
+            symlink(&victim, temp_path(&state, n)).unwrap();
+        }
+        let store = FileState::open(&state).unwrap();
+        let saved = store.save(changes(&["a"])).await;
+        assert!(saved.errors.is_empty(), "{:?}", saved.errors);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = std::fs::symlink_metadata(&state).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert!(text.contains("\"format\": \"pop3-probe-state\""), "{text}");
+        // Reopened, it is ours.
+        let again = FileState::open(&state).unwrap();
+        assert_eq!(again.load(&["a".into()]).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_json_file_that_is_not_a_state_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("package.json");
+        let original = r#"{"name": "x", "version": "1.0.0", "monitors": {}}"#;
+        std::fs::write(&path, original).unwrap();
+        let err = FileState::open(&path).err().expect("refused");
+        assert!(
+            err.message.contains("is not a pop3-probe state file"),
+            "{err}"
+        );
+        assert!(err.message.contains("refusing to overwrite"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+        for text in ["[]", "not json", r#"{"format": "other"}"#] {
+            std::fs::write(&path, text).unwrap();
+            assert!(FileState::open(&path).is_err(), "{text}");
+        }
+        // A newer layout is refused, not downgraded.
+        std::fs::write(
+            &path,
+            r#"{"format": "pop3-probe-state", "format_version": 99}"#,
+        )
+        .unwrap();
+        let err = FileState::open(&path).err().expect("refused");
+        assert!(err.message.contains("newer pop3-probe"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_state_file_from_before_the_marker_is_read_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut st = MonitorState::new("old", 5);
+        st.version = 3;
+        let legacy = serde_json::json!({
+            "monitors": {"old": st},
+            "pending_metrics": [{"name": "ProbeRuns", "monitor": null, "value": 1.0,
+                                  "unit": "Count", "timestamp_ms": 7}],
+        });
+        std::fs::write(&path, legacy.to_string()).unwrap();
+        let store = FileState::open(&path).unwrap();
+        assert_eq!(store.load(&["old".into()]).await.unwrap()["old"].version, 3);
+        assert_eq!(store.load_pending_metrics(0).await.unwrap().len(), 1);
+        assert!(store.load_pending_metrics(1).await.unwrap().is_empty());
+        let saved = store.save(changes(&["new"])).await;
+        assert!(saved.errors.is_empty(), "{:?}", saved.errors);
+        assert!(FileState::open(&path).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_version_conflict_skips_that_monitor_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileState::open(&dir.path().join("s.json")).unwrap();
+        store.save(changes(&["a"])).await;
+        let saved = store.save(changes(&["a", "b"])).await;
+        assert_eq!(saved.errors.len(), 1);
+        assert!(
+            saved.errors[0].message.contains("a: state moved on"),
+            "{:?}",
+            saved.errors
+        );
+        assert_eq!(saved.writes, 1);
+        assert_eq!(store.writes(), 2);
+        assert_eq!(store.load(&["b".into()]).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn metrics_appends_refuse_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join("metrics.jsonl");
+        symlink(&victim, &link).unwrap();
+        let err = open_append_no_follow(&link).err().expect("refused");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        // A FIFO is not a metrics file either (and must not block the run).
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(open_append_no_follow(&fifo).is_err());
+        // A plain file is fine, and new ones are private.
+        let plain = dir.path().join("new.jsonl");
+        open_append_no_follow(&plain).unwrap();
+        let mode = std::fs::metadata(&plain).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
