@@ -549,7 +549,7 @@ mod tests {
         std::fs::write(&victim, "precious").unwrap();
         let link = dir.path().join("metrics.jsonl");
         symlink(&victim, &link).unwrap();
-        let err = open_append_no_follow(&link).err().expect("refused");
+        let err = open_append_no_follow(&link).expect_err("refused");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         // A FIFO is not a metrics file either (and must not block the run).
