@@ -1148,4 +1148,53 @@ mod tests {
         no_login.auth_used = None;
         assert!(evaluate(None, &no_login, &set, 0).alerts.is_empty());
     }
+
+    #[test]
+    fn every_subject_fits_sns_whoever_renders_it() {
+        let long = format!("{}\u{e9}\u{1b}]0;x", "m".repeat(150));
+        let mut r = down(FailureKind::Timeout);
+        r.monitor = long.clone();
+        let subjects = [
+            evaluate(None, &r, &settings(1, None), 0).alerts[0]
+                .subject
+                .clone(),
+            probe_error("config", &long, 0).subject,
+            probe_recovered("config", 0).subject,
+            config_problem(None, &long, "monitors[0].tls", "bad", 0).alerts[0]
+                .subject
+                .clone(),
+        ];
+        for s in subjects {
+            assert!(s.chars().count() <= SUBJECT_MAX, "{s}");
+            assert!(
+                s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()),
+                "{s:?}"
+            );
+            // The SNS adapter changes nothing more.
+            assert_eq!(subject_line(&s), s);
+        }
+    }
+
+    #[test]
+    fn a_config_problem_alerts_once_per_error_and_clears_when_probed() {
+        let first = config_problem(None, "m", "monitors[3].port", "out of range", 0);
+        assert_eq!(first.alerts.len(), 1);
+        assert_eq!(first.alerts[0].kind, AlertKind::ConfigError);
+        assert!(first.alerts[0].body.contains("monitors[3].port"));
+        let again = config_problem(
+            Some(&first.next),
+            "m",
+            "monitors[3].port",
+            "out of range",
+            1,
+        );
+        assert!(again.alerts.is_empty());
+        assert_eq!(again.next, first.next, "nothing to save");
+        let other = config_problem(Some(&again.next), "m", "monitors[3].host", "empty", 2);
+        assert_eq!(other.alerts.len(), 1);
+        let mut fixed = up();
+        fixed.monitor = "m".into();
+        let probed = evaluate(Some(&other.next), &fixed, &settings(1, None), 3);
+        assert_eq!(probed.next.config_error, None);
+    }
 }
