@@ -991,18 +991,23 @@ async fn a_run_against_moto_and_dovecot_alerts_once() {
     assert!(second.alerts_sent.is_empty(), "{:?}", second.alerts_sent);
     assert!(!second.has_delivery_errors(), "{second:?}");
     assert!(s.notifications().await.is_empty());
-    let runs = stat1(
-        &s.sdk,
-        &s.namespace,
-        "ProbeRuns",
-        Some("Shard=0"),
-        StandardUnit::Count,
-        // Moto's Sum over a dimension filter is unreliable; the number of
-        // values is what a heartbeat alarm counts anyway.
-        "SampleCount",
-    )
-    .await;
-    assert_eq!(runs, Some(2.0));
+    // GetMetricStatistics: moto's GetMetricData drops the namespace filter
+    // once dimensions are given (other tests' shard 0 would count).
+    let now = std::time::SystemTime::now();
+    let out = aws_sdk_cloudwatch::Client::new(&s.sdk)
+        .get_metric_statistics()
+        .namespace(&s.namespace)
+        .metric_name("ProbeRuns")
+        .dimensions(Dimension::builder().name("Shard").value("0").build())
+        .start_time(DateTime::from(now - Duration::from_secs(3600)))
+        .end_time(DateTime::from(now + Duration::from_secs(600)))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    let runs: f64 = out.datapoints().iter().filter_map(|d| d.sum()).sum();
+    assert_eq!(runs, 2.0);
     // (No dimensionless ProbeRuns: `listed` above has only Shard=0.)
     let down = stat1(
         &s.sdk,
