@@ -85,7 +85,7 @@ pub struct RunArgs {
     pub once: bool,
 
     /// Keep running, one run per interval, until interrupted. Example: --every 60s
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = pop3_probe::limits::parse_every, value_name = "DURATION")]
     pub every: Option<Duration>,
 }
 
@@ -136,8 +136,10 @@ impl AlertSink for Alerts {
 
 async fn read_config(args: &RunArgs, secrets: &LazySecrets) -> anyhow::Result<Config> {
     let text = match (&args.config, &args.config_secret) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
+        (Some(path), _) => {
+            pop3_probe::limits::read_text_file(path, pop3_probe::limits::MAX_CONFIG_FILE_BYTES)
+                .context("--config")?
+        }
         (None, Some(id)) => secrets
             .secret(id)
             .await
