@@ -20,7 +20,7 @@ module "pop3_probe" {
   schedule_expression = var.schedule_expression
   shards              = var.shards
 
-  config_secret_name   = "${var.name}/config"
+  # The config secret is "<name>/config", the namespace "Pop3Probe/<name>".
   account_secret_names = var.account_secret_names
 
   alert_emails      = var.alert_emails
