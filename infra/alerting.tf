@@ -40,15 +40,15 @@ locals {
   ))
 
   # SMS from the alarm topic (message body): the alarms named by
-  # sms_alarm_suffixes (default: the per-shard heartbeats) going into
-  # ALARM, and back to OK only from ALARM, so no OK is texted for an alarm
-  # whose ALARM was not.
+  # sms_alarm_suffixes (default: the per-shard heartbeats) entering ALARM
+  # or OK. Every ALARM of these alarms passes, so no OK texted is the
+  # recovery of an ALARM that was held back. (An alarm's first evaluation
+  # after creation, INSUFFICIENT_DATA -> OK, is texted too; narrowing OK to
+  # "from ALARM" needs an "$or" filter, and an OldStateValue condition
+  # alone would also hold back a first ALARM.)
   sms_alarm_filter = jsonencode({
-    AlarmName = [for s in var.sms_alarm_suffixes : { prefix = "${var.name}-${s}" }]
-    "$or" = [
-      { NewStateValue = ["ALARM"] },
-      { NewStateValue = ["OK"], OldStateValue = ["ALARM"] },
-    ]
+    AlarmName     = [for s in var.sms_alarm_suffixes : { prefix = "${var.name}-${s}" }]
+    NewStateValue = ["ALARM", "OK"]
   })
 }
 

@@ -30,6 +30,10 @@ module "pop3_probe" {
   response_time_alarm_monitors = var.response_time_alarm_monitors
   duration_alarm_ratio         = var.duration_alarm_ratio
 
+  # Organisation policy: roles under a path, with a permissions boundary.
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
+
   secret_recovery_window_days = var.secret_recovery_window_days
   kms_deletion_window_days    = var.kms_deletion_window_days
 
