@@ -507,6 +507,150 @@ def sms(args):
 
 
 # ---------------------------------------------------------------------------
+# phase: vpc -- examples/vpc
+# ---------------------------------------------------------------------------
+
+
+def vpc(args):
+    out = {k: v["value"] for k, v in json.load(open(args.outputs)).items()}
+    name = args.name
+    region = os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
+    fixtures = json.load(open(args.fixtures))
+    subnets = sorted(fixtures["vpc_subnet_ids"])
+    sg = out["security_group_id"]
+    ec2 = client("ec2")
+    account = out["function_role_arn"].split(":")[4]
+
+    @check("vpc: function placed in the given subnets with the module's security group")
+    def _():
+        cfg = client("lambda").get_function(FunctionName=name)["Configuration"]["VpcConfig"]
+        eq(sorted(cfg["SubnetIds"]), subnets, "subnets")
+        eq(cfg["SecurityGroupIds"], [sg], "security groups")
+        # (moto reports a fixed VpcId in VpcConfig; the group's VPC is real.)
+        vpc_id = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+        eq(ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["VpcId"], vpc_id, "security group VPC")
+
+    @check("vpc: security group has no inbound rule, outbound TCP to the mail ports and 443 only")
+    def _():
+        g = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]
+        eq(g["IpPermissions"], [], "inbound rules")
+        got = sorted(
+            (p["IpProtocol"], p["FromPort"], p["ToPort"], tuple(sorted(r["CidrIp"] for r in p.get("IpRanges", []))))
+            for p in g["IpPermissionsEgress"]
+        )
+        want = sorted(("tcp", port, port, ("10.0.0.0/8",)) for port in (25, 110, 443, 465, 587, 995))
+        eq(got, want, "outbound rules")
+
+    @check("vpc: function role may manage network interfaces only in those subnets, with that group")
+    def _():
+        iam = client("iam")
+        role = f"{name}-{region}-lambda"
+        got = statements_by_sid(iam.get_role_policy(RoleName=role, PolicyName=f"{name}-lambda")["PolicyDocument"])
+        eni = f"arn:aws:ec2:{region}:{account}:network-interface/*"
+        eq(got.get("VpcCreateInterfaces"), {
+            "actions": ["ec2:CreateNetworkInterface"],
+            "resources": sorted([eni] + [f"arn:aws:ec2:{region}:{account}:subnet/{s}" for s in subnets]
+                                + [f"arn:aws:ec2:{region}:{account}:security-group/{sg}"]),
+            "condition": None,
+        }, "VpcCreateInterfaces")
+        eq(got.get("VpcManageInterfaces"), {
+            "actions": ["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
+            "resources": [eni],
+            "condition": None,
+        }, "VpcManageInterfaces")
+        eq(got.get("VpcDescribe"), {
+            "actions": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], "resources": ["*"], "condition": None,
+        }, "VpcDescribe")
+
+
+# ---------------------------------------------------------------------------
+# phase: existing -- examples/existing-resources
+# ---------------------------------------------------------------------------
+
+
+def existing(args):
+    out = {k: v["value"] for k, v in json.load(open(args.outputs)).items()}
+    name = args.name
+    fx = json.load(open(args.fixtures))
+    lam = client("lambda")
+
+    @check("existing: function runs as the given role, publishes to the given topic, encrypts with the given key")
+    def _():
+        cfg = lam.get_function(FunctionName=name)["Configuration"]
+        eq(cfg["Role"], fx["lambda_role_arn"], "function role")
+        eq(cfg["Environment"]["Variables"]["POP3_PROBE_TOPIC_ARN"], fx["alert_topic_arn"], "topic")
+        eq(cfg.get("KMSKeyArn", fx["kms_key_arn"]), fx["kms_key_arn"], "environment key")
+        groups = client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
+        eq([g.get("kmsKeyId") for g in groups], [fx["kms_key_arn"]], "log group key")
+
+    @check("existing: the module created no role, key or topic of its own")
+    def _():
+        roles = [r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"].startswith(name + "-")]
+        eq(roles, [], "module roles")
+        topics = [t["TopicArn"] for t in client("sns").list_topics()["Topics"] if f":{name}-" in t["TopicArn"]]
+        eq(topics, [], "module topics")
+        kms = client("kms")
+        own = [k["KeyId"] for k in kms.list_keys()["Keys"]
+               if kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description", "").startswith(name + ":")]
+        eq(own, [], "module keys")
+
+    @check("existing: schedules use the given scheduler role; alarms notify the pager on ALARM and OK")
+    def _():
+        sch = client("scheduler")
+        for s in sch.list_schedules(GroupName=name)["Schedules"]:
+            t = sch.get_schedule(Name=s["Name"], GroupName=name)["Target"]
+            eq(t["RoleArn"], fx["scheduler_role_arn"], f"{s['Name']} role")
+        alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix=name + "-")["MetricAlarms"]
+        assert alarms, "no alarms"
+        for a in alarms:
+            eq(a["AlarmActions"], [fx["pager_topic_arn"]], f"{a['AlarmName']} alarm actions")
+            eq(a["OKActions"], [fx["pager_topic_arn"]], f"{a['AlarmName']} OK actions")
+
+    @check("existing: state table and secret use the given key; policy outputs name the given resources")
+    def _():
+        t = client("dynamodb").describe_table(TableName=f"{name}-state")["Table"]
+        eq(t.get("SSEDescription", {}).get("KMSMasterKeyArn"), fx["kms_key_arn"], "table key")
+        d = client("secretsmanager").describe_secret(SecretId=out["config_secret_arn"])
+        eq(d.get("KmsKeyId"), fx["kms_key_arn"], "secret key")
+        pol = statements_by_sid(out["lambda_role_policy_json"])
+        eq(pol["PublishAlerts"]["resources"], [fx["alert_topic_arn"]], "policy topic")
+        eq(pol["UseKeys"]["resources"], [fx["kms_key_arn"]], "policy key")
+
+
+# ---------------------------------------------------------------------------
+# phase: sidebyside -- several applies of examples/minimal in one account
+# ---------------------------------------------------------------------------
+
+
+def sidebyside(args):
+    stacks = []
+    for spec in args.stack:
+        region, name, path = spec.split(":", 2)
+        stacks.append((region, name, {k: v["value"] for k, v in json.load(open(path)).items()}))
+
+    for region, name, out in stacks:
+        @check(f"side by side: {name} in {region} runs with its own role, namespace, secret, table and dashboard")
+        def _():
+            lam = boto3.client("lambda", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=region)
+            cfg = lam.get_function(FunctionName=name)["Configuration"]
+            eq(cfg["Role"], out["function_role_arn"], "role")
+            env = cfg["Environment"]["Variables"]
+            eq(env["POP3_PROBE_NAMESPACE"], f"Pop3Probe/{name}", "namespace")
+            eq(env["POP3_PROBE_CONFIG_SECRET"], out["config_secret_arn"], "config secret")
+            eq(env["POP3_PROBE_STATE_TABLE"], f"{name}-state", "table")
+            assert f":{region}:" in out["config_secret_arn"], "secret in its region"
+            eq(out["dashboard_name"], f"{name}-{region}", "dashboard")
+
+    @check("side by side: no two stacks share a role, scheduler role, namespace+region, or dashboard")
+    def _():
+        for key in ("function_role_arn", "scheduler_role_arn", "dashboard_name"):
+            vals = [out[key] for _, _, out in stacks]
+            eq(len(set(vals)), len(vals), f"distinct {key}")
+        ns = [(region, out["metric_namespace"]) for region, _, out in stacks]
+        eq(len(set(ns)), len(ns), "distinct namespace per region")
+
+
+# ---------------------------------------------------------------------------
 # phase: destroyed
 # ---------------------------------------------------------------------------
 
@@ -514,7 +658,7 @@ def sms(args):
 def destroyed(args):
     name = args.name
 
-    @check("destroy: no function, roles, log group, table, topic, queue left")
+    @check("destroy: no function, roles, log group, table, topics, subscriptions, queue, security group left")
     def _():
         fns = [f["FunctionName"] for f in client("lambda").list_functions()["Functions"]]
         assert name not in fns, f"function left: {fns}"
@@ -524,7 +668,10 @@ def destroyed(args):
         eq(groups, [], "log groups")
         eq([t for t in client("dynamodb").list_tables()["TableNames"] if t.startswith(name)], [], "tables")
         eq([t["TopicArn"] for t in client("sns").list_topics()["Topics"] if f":{name}-" in t["TopicArn"]], [], "topics")
-        eq(client("sns").list_subscriptions()["Subscriptions"], [], "subscriptions")
+        subs = [s["SubscriptionArn"] for s in client("sns").list_subscriptions()["Subscriptions"] if f":{name}-" in s["TopicArn"]]
+        eq(subs, [], "subscriptions")
+        sgs = client("ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": [f"{name}-probe"]}])["SecurityGroups"]
+        eq([g["GroupId"] for g in sgs], [], "security groups")
         eq([q for q in client("sqs").list_queues().get("QueueUrls", []) if f"/{name}-" in q], [], "queues")
 
     @check("destroy: no schedules, alarms, dashboard, secrets left; key pending deletion")
@@ -550,7 +697,7 @@ def destroyed(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("phase", choices=["applied", "sms", "destroyed"])
+    p.add_argument("phase", choices=["applied", "sms", "vpc", "existing", "sidebyside", "destroyed"])
     p.add_argument("--name", required=True)
     p.add_argument("--outputs", help="terraform output -json of examples/complete (phase applied)")
     p.add_argument("--shards", type=int, default=3)
@@ -558,6 +705,8 @@ def main():
     p.add_argument("--interval", type=int, default=300, help="schedule interval in seconds")
     p.add_argument("--timeout", type=int, default=50, help="function timeout in seconds")
     p.add_argument("--dump-policy", help="write the function role's policy document here")
+    p.add_argument("--fixtures", help="moto_fixtures.py output the example was applied with (vpc, existing)")
+    p.add_argument("--stack", action="append", default=[], help="REGION:NAME:OUTPUTS.json (sidebyside; repeat)")
     p.add_argument("--role-path", default="/", help="expected IAM path of the roles")
     p.add_argument("--boundary", help="expected permissions boundary ARN of the roles")
     args = p.parse_args()
@@ -567,6 +716,12 @@ def main():
         if not args.outputs:
             p.error(f"--outputs is required for phase {args.phase}")
         (applied if args.phase == "applied" else sms)(args)
+    elif args.phase in ("vpc", "existing"):
+        if not args.outputs or not args.fixtures:
+            p.error(f"--outputs and --fixtures are required for phase {args.phase}")
+        (vpc if args.phase == "vpc" else existing)(args)
+    elif args.phase == "sidebyside":
+        sidebyside(args)
     else:
         destroyed(args)
     failed = sum(1 for _, ok in RESULTS if not ok)
