@@ -657,12 +657,14 @@ def sidebyside(args):
 
 def destroyed(args):
     name = args.name
+    region = os.environ.get("AWS_DEFAULT_REGION", "eu-west-1")
 
     @check("destroy: no function, roles, log group, table, topics, subscriptions, queue, security group left")
     def _():
         fns = [f["FunctionName"] for f in client("lambda").list_functions()["Functions"]]
         assert name not in fns, f"function left: {fns}"
-        roles = [r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"].startswith(name + "-")]
+        # IAM is global: only this region's roles (the same name may run elsewhere).
+        roles = [r["RoleName"] for r in client("iam").list_roles()["Roles"] if r["RoleName"].startswith(f"{name}-{region}-")]
         eq(roles, [], "roles")
         groups = client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"]
         eq(groups, [], "log groups")
@@ -681,7 +683,7 @@ def destroyed(args):
         eq([s["Name"] for s in sch.list_schedules()["Schedules"] if s["Name"].startswith(name)], [], "schedules")
         cw = client("cloudwatch")
         eq([a["AlarmName"] for a in cw.describe_alarms(AlarmNamePrefix=name + "-")["MetricAlarms"]], [], "alarms")
-        eq([d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"] if d["DashboardName"].startswith(name + "-")], [], "dashboards")
+        eq([d["DashboardName"] for d in cw.list_dashboards()["DashboardEntries"] if d["DashboardName"] == f"{name}-{region}"], [], "dashboards")
         sm = client("secretsmanager")
         left = [s["Name"] for s in sm.list_secrets(IncludePlannedDeletion=True)["SecretList"] if s["Name"].startswith(name)]
         eq(left, [], "secrets")
