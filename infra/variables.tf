@@ -448,6 +448,14 @@ variable "heartbeat_missed_runs" {
     condition     = var.heartbeat_missed_runs >= 1 && var.heartbeat_missed_runs <= 24 && floor(var.heartbeat_missed_runs) == var.heartbeat_missed_runs
     error_message = "heartbeat_missed_runs must be a whole number between 1 and 24."
   }
+
+  validation {
+    # CloudWatch refuses an alarm whose evaluation window (periods x
+    # period) is longer than one day for periods under an hour, or seven
+    # days otherwise.
+    condition     = local.schedule_interval_seconds == null ? true : var.heartbeat_missed_runs * local.schedule_interval_seconds <= (local.schedule_interval_seconds < 3600 ? 86400 : 604800)
+    error_message = "heartbeat_missed_runs x the schedule interval is longer than CloudWatch allows an alarm to look back (1 day for intervals under an hour, 7 days otherwise): lower heartbeat_missed_runs."
+  }
 }
 
 variable "lambda_errors_threshold" {
@@ -525,6 +533,11 @@ variable "monitor_alarm_periods" {
     condition     = var.monitor_alarm_periods >= 1 && var.monitor_alarm_periods <= 24 && floor(var.monitor_alarm_periods) == var.monitor_alarm_periods
     error_message = "monitor_alarm_periods must be a whole number between 1 and 24."
   }
+
+  validation {
+    condition     = local.schedule_interval_seconds == null ? true : var.monitor_alarm_periods * local.schedule_interval_seconds <= (local.schedule_interval_seconds < 3600 ? 86400 : 604800)
+    error_message = "monitor_alarm_periods x the schedule interval is longer than CloudWatch allows an alarm to look back (1 day for intervals under an hour, 7 days otherwise)."
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -561,6 +574,11 @@ variable "metrics_pending_runs" {
   validation {
     condition     = var.metrics_pending_runs >= 1 && var.metrics_pending_runs <= 24 && floor(var.metrics_pending_runs) == var.metrics_pending_runs
     error_message = "metrics_pending_runs must be a whole number between 1 and 24."
+  }
+
+  validation {
+    condition     = local.schedule_interval_seconds == null ? true : var.metrics_pending_runs * local.schedule_interval_seconds <= (local.schedule_interval_seconds < 3600 ? 86400 : 604800)
+    error_message = "metrics_pending_runs x the schedule interval is longer than CloudWatch allows an alarm to look back (1 day for intervals under an hour, 7 days otherwise)."
   }
 }
 

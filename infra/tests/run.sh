@@ -4,8 +4,9 @@
 #   1. terraform fmt -check -recursive
 #   2. terraform init -backend=false + validate, for the module and each
 #      example (complete, minimal, vpc, existing-resources)
-#   3. terraform test: the schedule-interval derivation for rate() and
-#      cron() forms (mocked provider, plan only)
+#   3. terraform test (mocked provider, plan only): the schedule-interval
+#      derivation for rate() and cron() forms, and the optional inputs
+#      (knobs, bring-your-own, VPC) and the combinations refused
 #   4. README documents every variable and output (readme_tables.py)
 #   5. variable validations reject values that are easy to get wrong
 #   6. checkov (own venv) over each example (and through it the module),
@@ -167,7 +168,7 @@ for ex in "${EXAMPLES[@]}"; do
   run_check "examples/$ex: terraform init -backend=false" tf_ex "$ex" init -backend=false -input=false -no-color
   run_check "examples/$ex: terraform validate" tf_ex "$ex" validate -no-color
 done
-run_check "schedule interval: terraform test (rate and cron forms, refusals)" tf_module test -no-color
+run_check "terraform test: schedule interval, optional inputs (mocked provider)" tf_module test -no-color
 count_checks "README documents every variable and output" python3 "$TESTS_DIR/readme_tables.py" --check
 # Per example: checkov follows the module call with that example's inputs,
 # so every module resource is checked in at least one configuration.
@@ -194,7 +195,7 @@ else
     expect_rejected 'timeout_seconds must be below the schedule interval' "${TFVARS[@]}" \
     -var 'schedule_expression=rate(1 minute)' -var timeout_seconds=60
   run_check "validation rejects a cron whose interval it cannot derive" \
-    expect_rejected 'set schedule_seconds' "${TFVARS[@]}" -var 'schedule_expression=cron(0 8 ? * MON-FRI *)'
+    expect_rejected 'cannot be derived from this schedule_expression' "${TFVARS[@]}" -var 'schedule_expression=cron(0 8 ? * MON-FRI *)'
   run_check "validation rejects architecture 'amd64'" \
     expect_rejected 'architecture must be' "${TFVARS[@]}" -var architecture=amd64
   run_check "validation rejects log retention of 10 days" \
