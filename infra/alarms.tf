@@ -1,20 +1,22 @@
 # Every alarm sets treat_missing_data explicitly: with the default
 # ("missing") a probe that stops reporting never alarms. Alarm and OK
-# notifications go to the alert topic.
+# notifications go to local.alarm_actions / local.ok_actions (alerting.tf).
 
-locals {
-  alarm_actions = [aws_sns_topic.alerts.arn]
-}
-
-# The probe stopped running: no ProbeRuns datapoint for
-# heartbeat_missed_runs consecutive intervals. Silence is the failure here,
-# so missing data is breaching.
+# One shard stopped running: no ProbeRuns datapoint with its Shard
+# dimension for heartbeat_missed_runs consecutive intervals. One alarm per
+# shard, because a sum over the shards stays green while one is dead.
+# Silence is the failure here, so missing data is breaching.
 resource "aws_cloudwatch_metric_alarm" "heartbeat" {
-  alarm_name        = "${var.name}-heartbeat"
-  alarm_description = "The POP3 probe has not run for ${var.heartbeat_missed_runs} schedule interval(s) (${var.schedule_expression}): no ProbeRuns in ${var.metric_namespace}."
+  count = var.shards
 
-  namespace           = var.metric_namespace
-  metric_name         = "ProbeRuns"
+  alarm_name        = "${var.name}-heartbeat-shard-${count.index}"
+  alarm_description = "Shard ${count.index} of the mail probe has not run for ${var.heartbeat_missed_runs} schedule interval(s) (${var.schedule_expression}): no ProbeRuns{Shard=${count.index}} in ${local.metric_namespace}."
+
+  namespace   = local.metric_namespace
+  metric_name = "ProbeRuns"
+  dimensions = {
+    Shard = tostring(count.index)
+  }
   statistic           = "Sum"
   period              = local.alarm_period
   evaluation_periods  = var.heartbeat_missed_runs
@@ -25,7 +27,7 @@ resource "aws_cloudwatch_metric_alarm" "heartbeat" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }
 
@@ -49,7 +51,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }
 
@@ -71,7 +73,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }
 
@@ -95,7 +97,7 @@ resource "aws_cloudwatch_metric_alarm" "lambda_duration" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }
 
@@ -106,7 +108,7 @@ resource "aws_cloudwatch_metric_alarm" "monitors_down" {
   alarm_name        = "${var.name}-monitors-down"
   alarm_description = "More than ${var.monitors_down_threshold} POP3 monitor(s) down."
 
-  namespace           = var.metric_namespace
+  namespace           = local.metric_namespace
   metric_name         = "MonitorsDown"
   statistic           = "Sum"
   period              = local.alarm_period
@@ -117,7 +119,7 @@ resource "aws_cloudwatch_metric_alarm" "monitors_down" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }
 
@@ -130,7 +132,7 @@ resource "aws_cloudwatch_metric_alarm" "availability" {
   alarm_name        = "${var.name}-availability-${each.value}"
   alarm_description = "POP3 monitor ${each.value} failed in ${var.monitor_alarm_datapoints} of the last ${var.monitor_alarm_periods} runs."
 
-  namespace   = var.metric_namespace
+  namespace   = local.metric_namespace
   metric_name = "Availability"
   dimensions = {
     Monitor = each.value
@@ -145,7 +147,7 @@ resource "aws_cloudwatch_metric_alarm" "availability" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }
 
@@ -158,7 +160,7 @@ resource "aws_cloudwatch_metric_alarm" "response_time" {
   alarm_name        = "${var.name}-responsetime-${each.key}"
   alarm_description = "POP3 monitor ${each.key} answered slower than ${each.value} ms in ${var.monitor_alarm_datapoints} of the last ${var.monitor_alarm_periods} runs."
 
-  namespace   = var.metric_namespace
+  namespace   = local.metric_namespace
   metric_name = "ResponseTime"
   dimensions = {
     Monitor = each.key
@@ -173,6 +175,83 @@ resource "aws_cloudwatch_metric_alarm" "response_time" {
 
   actions_enabled = true
   alarm_actions   = local.alarm_actions
-  ok_actions      = local.alarm_actions
+  ok_actions      = local.ok_actions
+  tags            = local.tags
+}
+
+# ---------------------------------------------------------------------------
+# The probe's own failures (run-level metrics, Count, no dimension). Missing
+# data is not breaching: no datapoint means no run, the heartbeat's case.
+# ---------------------------------------------------------------------------
+
+locals {
+  probe_health_alarms = {
+    "alerts-failed" = {
+      metric      = "AlertsFailed"
+      description = "Alerts could not be delivered to SNS: people are not told about outages."
+      periods     = 1
+    }
+    "metrics-pending" = {
+      metric      = "MetricsPending"
+      description = "Metric values are waiting to be published for ${var.metrics_pending_runs} run(s) in a row: CloudWatch is refusing them (throttling, permissions)."
+      periods     = var.metrics_pending_runs
+    }
+    "monitors-skipped" = {
+      metric      = "MonitorsSkipped"
+      description = "Monitors were skipped because the run hit its deadline: add shards or raise the timeout."
+      periods     = 1
+    }
+    "monitors-misconfigured" = {
+      metric      = "MonitorsMisconfigured"
+      description = "Monitors in the config secret are broken and are not being watched."
+      periods     = 1
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "probe_health" {
+  for_each = local.probe_health_alarms
+
+  alarm_name        = "${var.name}-${each.key}"
+  alarm_description = each.value.description
+
+  namespace           = local.metric_namespace
+  metric_name         = each.value.metric
+  statistic           = "Maximum"
+  period              = local.alarm_period
+  evaluation_periods  = each.value.periods
+  datapoints_to_alarm = each.value.periods
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = local.alarm_actions
+  ok_actions      = local.ok_actions
+  tags            = local.tags
+}
+
+# Invocations the schedules could not deliver (throttled, function
+# missing, permission denied) wait in the dead-letter queue: any message
+# there is a run that never happened.
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name        = "${var.name}-dead-letters"
+  alarm_description = "Scheduled invocations of the mail probe could not be delivered and wait in ${aws_sqs_queue.dlq.name}."
+
+  namespace   = "AWS/SQS"
+  metric_name = "ApproximateNumberOfMessagesVisible"
+  dimensions = {
+    QueueName = aws_sqs_queue.dlq.name
+  }
+  statistic           = "Maximum"
+  period              = min(local.alarm_period, 3600)
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+
+  actions_enabled = true
+  alarm_actions   = local.alarm_actions
+  ok_actions      = local.ok_actions
   tags            = local.tags
 }

@@ -2,13 +2,13 @@
 # reports appears without listing it here (and without a redeploy when the
 # monitor list in the secret changes).
 locals {
-  ns = var.metric_namespace
+  ns = local.metric_namespace
 
   dashboard_widgets = [
     {
       type = "text", x = 0, y = 0, width = 24, height = 1
       properties = {
-        markdown = "## ${var.name}: POP3 probe (${var.schedule_expression}, ${var.shards} shard(s)) - alarms notify ${aws_sns_topic.alerts.name}"
+        markdown = "## ${var.name}: POP3 probe (${var.schedule_expression}, ${var.shards} shard(s)) - alerts to ${local.alert_topic_arn}"
       }
     },
     {
@@ -46,8 +46,21 @@ locals {
         metrics = [
           [local.ns, "MonitorsUp", { stat = "Sum", label = "up", color = "#2ca02c" }],
           [local.ns, "MonitorsDown", { stat = "Sum", label = "down", color = "#d62728" }],
-          [local.ns, "ProbeRuns", { stat = "Sum", label = "runs (heartbeat)", yAxis = "right" }],
         ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 19, width = 12, height = 6
+      properties = {
+        title   = "Runs per shard (heartbeat) and the probe's own failures"
+        region  = local.region
+        view    = "timeSeries"
+        stacked = false
+        period  = local.alarm_period
+        metrics = concat(
+          [[{ expression = "SEARCH('{${local.ns},Shard} MetricName=\"ProbeRuns\"', 'Sum', ${local.alarm_period})", id = "runs", label = "" }]],
+          [for a in values(local.probe_health_alarms) : [local.ns, a.metric, { stat = "Maximum", yAxis = "right" }]],
+        )
       }
     },
     {
@@ -96,8 +109,10 @@ locals {
       properties = {
         title = "Alarms"
         alarms = concat(
+          aws_cloudwatch_metric_alarm.heartbeat[*].arn,
+          [for a in aws_cloudwatch_metric_alarm.probe_health : a.arn],
           [
-            aws_cloudwatch_metric_alarm.heartbeat.arn,
+            aws_cloudwatch_metric_alarm.dead_letters.arn,
             aws_cloudwatch_metric_alarm.monitors_down.arn,
             aws_cloudwatch_metric_alarm.lambda_errors.arn,
             aws_cloudwatch_metric_alarm.lambda_throttles.arn,
@@ -112,6 +127,6 @@ locals {
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
-  dashboard_name = var.name
+  dashboard_name = local.dashboard_name
   dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
 }

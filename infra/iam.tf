@@ -2,11 +2,27 @@
 # The function's role: exactly the API calls the Rust code makes, each on the
 # narrowest resource AWS allows. tests/policy_vs_code.py keeps this list and
 # src/ in step.
+#
+# create_role = false: the roles are the platform team's (lambda_role_arn,
+# scheduler_role_arn). The module then creates no IAM at all; the outputs
+# lambda_role_policy_json and scheduler_role_policy_json are what those roles
+# need.
 # ---------------------------------------------------------------------------
 
+locals {
+  lambda_role_arn    = var.create_role ? aws_iam_role.lambda[0].arn : var.lambda_role_arn
+  scheduler_role_arn = var.create_role ? aws_iam_role.scheduler[0].arn : var.scheduler_role_arn
+
+  in_vpc = length(var.vpc_subnet_ids) > 0
+}
+
 resource "aws_iam_role" "lambda" {
-  name                 = "${var.name}-lambda"
-  description          = "Execution role of the ${var.name} POP3 probe function"
+  count = var.create_role ? 1 : 0
+
+  name                 = "${local.role_name_prefix}lambda"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  description          = "Execution role of the ${var.name} mail probe function (${local.region})"
   assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
   max_session_duration = 3600
   tags                 = local.tags
@@ -23,8 +39,10 @@ data "aws_iam_policy_document" "lambda_assume" {
 }
 
 resource "aws_iam_role_policy" "lambda" {
+  count = var.create_role ? 1 : 0
+
   name   = "${var.name}-lambda"
-  role   = aws_iam_role.lambda.id
+  role   = aws_iam_role.lambda[0].id
   policy = data.aws_iam_policy_document.lambda.json
 }
 
@@ -45,28 +63,30 @@ data "aws_iam_policy_document" "lambda" {
     condition {
       test     = "StringEquals"
       variable = "cloudwatch:namespace"
-      values   = [var.metric_namespace]
+      values   = [local.metric_namespace]
     }
   }
 
   statement {
     sid       = "PublishAlerts"
     actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
+    resources = [local.alert_topic_arn]
   }
 
+  # State is read in one batch and saved in batches of 25 (BatchWriteItem);
+  # PutItem is the conditional single write.
   statement {
     sid       = "AlertState"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem"]
-    resources = [aws_dynamodb_table.state.arn]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    resources = [local.state_table_arn]
   }
 
   # Publishing to the SSE topic needs a data key; reading the secrets needs
-  # Decrypt. Only the module's own key.
+  # Decrypt. Only the module's key (or kms_key_arn) and extra_kms_key_arns.
   statement {
-    sid       = "UseModuleKey"
+    sid       = "UseKeys"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = local.readable_key_arns
   }
 
   # The Lambda runtime writes the function's logs. The group exists
@@ -75,6 +95,60 @@ data "aws_iam_policy_document" "lambda" {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${local.log_group_arn}:*"]
+  }
+
+  # In a VPC, Lambda creates and removes the function's network interfaces
+  # with the function's role (what AWSLambdaVPCAccessExecutionRole grants,
+  # narrowed): creation only in the given subnets with the given groups,
+  # the rest on network interfaces of this account and region. The
+  # Describe calls have no resource-level permissions.
+  dynamic "statement" {
+    for_each = local.in_vpc ? [1] : []
+    content {
+      sid     = "VpcCreateInterfaces"
+      actions = ["ec2:CreateNetworkInterface"]
+      resources = concat(
+        ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
+        [for s in var.vpc_subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${s}"],
+        [for g in local.vpc_security_group_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/${g}"],
+      )
+    }
+  }
+  dynamic "statement" {
+    for_each = local.in_vpc ? [1] : []
+    content {
+      sid       = "VpcManageInterfaces"
+      actions   = ["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"]
+      resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.in_vpc ? [1] : []
+    content {
+      sid       = "VpcDescribe"
+      actions   = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"]
+      resources = ["*"]
+    }
+  }
+
+  # X-Ray has no resource-level permissions: only when tracing is Active.
+  dynamic "statement" {
+    for_each = var.tracing_mode == "Active" ? [1] : []
+    content {
+      sid       = "Tracing"
+      actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+      resources = ["*"]
+    }
+  }
+
+  # An asynchronous invocation that failed is sent here (on_failure_destination_arn).
+  dynamic "statement" {
+    for_each = var.on_failure_destination_arn == null ? [] : [var.on_failure_destination_arn]
+    content {
+      sid       = "OnFailureDestination"
+      actions   = [startswith(split(":", statement.value)[2], "sqs") ? "sqs:SendMessage" : "sns:Publish"]
+      resources = [statement.value]
+    }
   }
 }
 
@@ -85,8 +159,12 @@ data "aws_iam_policy_document" "lambda" {
 # ---------------------------------------------------------------------------
 
 resource "aws_iam_role" "scheduler" {
-  name                 = "${var.name}-scheduler"
-  description          = "Lets EventBridge Scheduler invoke the ${var.name} function"
+  count = var.create_role ? 1 : 0
+
+  name                 = "${local.role_name_prefix}scheduler"
+  path                 = var.role_path
+  permissions_boundary = var.role_permissions_boundary
+  description          = "Lets EventBridge Scheduler invoke the ${var.name} function (${local.region})"
   assume_role_policy   = data.aws_iam_policy_document.scheduler_assume.json
   max_session_duration = 3600
   tags                 = local.tags
@@ -109,8 +187,10 @@ data "aws_iam_policy_document" "scheduler_assume" {
 }
 
 resource "aws_iam_role_policy" "scheduler" {
+  count = var.create_role ? 1 : 0
+
   name   = "${var.name}-scheduler"
-  role   = aws_iam_role.scheduler.id
+  role   = aws_iam_role.scheduler[0].id
   policy = data.aws_iam_policy_document.scheduler.json
 }
 
@@ -120,7 +200,8 @@ data "aws_iam_policy_document" "scheduler" {
     actions = ["lambda:InvokeFunction"]
     # Built from the name rather than taken from the function resource, so
     # that an in-place update of the function does not re-render this policy.
-    resources = [local.function_arn]
+    # With publish = true the schedules invoke the alias.
+    resources = var.publish ? ["${local.function_arn}:${var.alias_name}"] : [local.function_arn]
   }
 
   statement {
@@ -132,6 +213,6 @@ data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "UseModuleKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.this.arn]
+    resources = [local.kms_key_arn]
   }
 }

@@ -3,6 +3,8 @@
 # queue, the schedules and the function's environment. "kms use only of the
 # module's key" is then a single ARN in each policy.
 resource "aws_kms_key" "this" {
+  count = local.create_kms_key ? 1 : 0
+
   description             = "${var.name}: alert topic, secrets, state table, logs, schedules"
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_days
@@ -11,8 +13,17 @@ resource "aws_kms_key" "this" {
 }
 
 resource "aws_kms_alias" "this" {
+  count = local.create_kms_key ? 1 : 0
+
   name          = "alias/${var.name}"
-  target_key_id = aws_kms_key.this.key_id
+  target_key_id = aws_kms_key.this[0].key_id
+}
+
+locals {
+  # kms_key_arn set: a key the platform team owns; its key policy must
+  # grant what the "kms" document below grants (see README).
+  create_kms_key = var.kms_key_arn == null
+  kms_key_arn    = local.create_kms_key ? aws_kms_key.this[0].arn : var.kms_key_arn
 }
 
 data "aws_iam_policy_document" "kms" {
@@ -39,7 +50,7 @@ data "aws_iam_policy_document" "kms" {
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.lambda.arn]
+      identifiers = [local.lambda_role_arn]
     }
   }
 

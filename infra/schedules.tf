@@ -1,5 +1,5 @@
 resource "aws_scheduler_schedule_group" "this" {
-  name = var.name
+  name = local.schedule_group
   tags = local.tags
 }
 
@@ -8,7 +8,7 @@ resource "aws_scheduler_schedule_group" "this" {
 resource "aws_sqs_queue" "dlq" {
   name                              = "${var.name}-schedule-dlq"
   message_retention_seconds         = var.dlq_message_retention_seconds
-  kms_master_key_id                 = aws_kms_key.this.arn
+  kms_master_key_id                 = local.kms_key_arn
   kms_data_key_reuse_period_seconds = 3600
   tags                              = local.tags
 }
@@ -26,7 +26,7 @@ data "aws_iam_policy_document" "dlq" {
     resources = [aws_sqs_queue.dlq.arn]
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.scheduler.arn]
+      identifiers = [local.scheduler_role_arn]
     }
   }
 }
@@ -37,12 +37,12 @@ resource "aws_scheduler_schedule" "shard" {
 
   name        = "${var.name}-shard-${count.index}"
   group_name  = aws_scheduler_schedule_group.this.name
-  description = "POP3 probe shard ${count.index} of ${var.shards}"
+  description = "Mail probe shard ${count.index} of ${var.shards}"
 
   schedule_expression          = var.schedule_expression
   schedule_expression_timezone = var.schedule_timezone
   state                        = "ENABLED"
-  kms_key_arn                  = aws_kms_key.this.arn
+  kms_key_arn                  = local.kms_key_arn
 
   # Runs must be exactly one interval apart: the heartbeat alarm expects one
   # datapoint per shard per period, and timeout < interval prevents overlap.
@@ -51,13 +51,13 @@ resource "aws_scheduler_schedule" "shard" {
   }
 
   target {
-    arn      = aws_lambda_function.probe.arn
-    role_arn = aws_iam_role.scheduler.arn
+    arn      = local.invoke_arn_target
+    role_arn = local.scheduler_role_arn
     input    = jsonencode({ shard = count.index, shards = var.shards })
 
     retry_policy {
       # A tick older than one interval is superseded by the next one.
-      maximum_event_age_in_seconds = local.schedule_interval_seconds
+      maximum_event_age_in_seconds = local.max_event_age_seconds
       maximum_retry_attempts       = var.schedule_retry_attempts
     }
 

@@ -4,9 +4,9 @@
 
 resource "aws_secretsmanager_secret" "config" {
   #checkov:skip=CKV2_AWS_57:The secret holds POP3 passwords owned by mail administrators; there is no rotation function for third-party POP3 accounts, and a rotation that does not change the server-side password would break every probe.
-  name                    = var.config_secret_name
+  name                    = local.config_secret_name
   description             = "${var.name}: monitor list and POP3 credentials (JSON)"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = local.kms_key_arn
   recovery_window_in_days = var.secret_recovery_window_days
   tags                    = local.tags
 }
@@ -31,7 +31,7 @@ resource "aws_secretsmanager_secret" "account" {
 
   name                    = each.value
   description             = "${var.name}: POP3 account credentials"
-  kms_key_id              = aws_kms_key.this.arn
+  kms_key_id              = local.kms_key_arn
   recovery_window_in_days = var.secret_recovery_window_days
   tags                    = local.tags
 }
@@ -42,6 +42,10 @@ locals {
   extra_secret_arns = [for s in var.extra_secret_arns :
     startswith(s, "arn:") ? s : "arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${s}-??????"
   ]
+
+  # Keys besides the module's (or kms_key_arn) that encrypt secrets in
+  # extra_secret_arns: the function may Decrypt with them, nothing else.
+  readable_key_arns = distinct(concat([local.kms_key_arn], var.extra_kms_key_arns))
 
   readable_secret_arns = concat(
     [aws_secretsmanager_secret.config.arn],

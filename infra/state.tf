@@ -1,7 +1,13 @@
 # Alert state: one item per monitor (last status, consecutive failures,
 # last notification). Tiny and rarely read, so on-demand billing.
+#
+# create_state_table = false uses a table that exists already (named by
+# state_table_name): for instance one replica of a global table that
+# stacks in several regions share. It must have the same key schema.
 resource "aws_dynamodb_table" "state" {
-  name         = "${var.name}-state"
+  count = var.create_state_table ? 1 : 0
+
+  name         = local.state_table_name
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "monitor"
 
@@ -16,8 +22,12 @@ resource "aws_dynamodb_table" "state" {
 
   server_side_encryption {
     enabled     = true
-    kms_key_arn = aws_kms_key.this.arn
+    kms_key_arn = local.kms_key_arn
   }
 
   tags = local.tags
+}
+
+locals {
+  state_table_arn = var.create_state_table ? aws_dynamodb_table.state[0].arn : "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.state_table_name}"
 }

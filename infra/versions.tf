@@ -5,8 +5,12 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = "~> 5.100"
+      source = "hashicorp/aws"
+      # 5.100 and every 6.x: the module uses no argument or attribute that
+      # the 6.0 upgrade guide removes or deprecates (the region comes from
+      # data.aws_region's `id`, which both majors set to the region name;
+      # `name` is deprecated in 6.x and `region` does not exist in 5.x).
+      version = ">= 5.100, < 7.0"
     }
   }
 }

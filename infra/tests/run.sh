@@ -2,13 +2,22 @@
 # Every infra test, end to end, from a clean checkout:
 #
 #   1. terraform fmt -check -recursive
-#   2. terraform init -backend=false + validate, for the module and the example
-#   3. variable validations reject values that are easy to get wrong
-#   4. checkov over infra/ (own venv), no failed checks
-#   5. terraform apply of examples/complete against a private moto server,
-#      assertions through the AWS API, a second plan that must be empty,
-#      terraform destroy, and a check that nothing is left behind
-#   6. policy-vs-code: the function's policy allows exactly what src/ calls
+#   2. terraform init -backend=false + validate, for the module and each
+#      example (complete, minimal, vpc, existing-resources)
+#   3. terraform test (mocked provider, plan only): the schedule-interval
+#      derivation for rate() and cron() forms, and the optional inputs
+#      (knobs, bring-your-own, VPC) and the combinations refused
+#   4. README documents every variable and output (readme_tables.py)
+#   5. variable validations reject values that are easy to get wrong
+#   6. checkov (own venv) over each example (and through it the module),
+#      no failed checks
+#   7. against a private moto server: apply, assertions through the AWS
+#      API, a second plan that must be empty, destroy, nothing left behind,
+#      for examples/complete (plus the SMS filters replayed through SQS),
+#      examples/vpc and examples/existing-resources; then examples/minimal
+#      three times side by side (the same name in two regions, a second
+#      name in one region)
+#   8. policy-vs-code: the function's policy allows exactly what src/ calls
 #      (plus a self-test of that check on fixture trees)
 #
 # Ends with "infra: N passed, M failed"; exits non-zero if anything failed.
@@ -29,7 +38,7 @@ set -uo pipefail
 
 INFRA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REPO_ROOT=$(cd "$INFRA_DIR/.." && pwd)
-EXAMPLE_DIR="$INFRA_DIR/examples/complete"
+EXAMPLES=(complete minimal vpc existing-resources)
 TESTS_DIR="$INFRA_DIR/tests"
 CHECKOV_VERSION=3.3.30
 CHECKOV_VENV=${CHECKOV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pop3-probe/checkov-venv}
@@ -58,7 +67,13 @@ export TF_CLI_CONFIG_FILE="$TESTS_DIR/terraformrc"
 export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
 unset TF_WORKSPACE
 tf_module() { TF_DATA_DIR="$WORK/tf-module" terraform -chdir="$INFRA_DIR" "$@"; }
-tf_example() { TF_DATA_DIR="$WORK/tf-example" terraform -chdir="$EXAMPLE_DIR" "$@"; }
+# tf_ex EXAMPLE ARGS... : terraform in examples/EXAMPLE, its own data dir.
+tf_ex() {
+  local ex=$1
+  shift
+  TF_DATA_DIR="$WORK/tf-$ex" terraform -chdir="$INFRA_DIR/examples/$ex" "$@"
+}
+tf_example() { tf_ex complete "$@"; }
 
 PASSED=0
 FAILED=0
@@ -80,6 +95,7 @@ run_check() {
     FAILED_NAMES+=("$name")
     printf 'FAIL  %-62s %4ss\n' "$name" $((SECONDS - start))
     sed 's/^/      | /' "$log" | tail -n 60
+    return 1
   fi
 }
 
@@ -132,12 +148,13 @@ ensure_checkov() {
   fi
 }
 
+# run_checkov DIR : checkov over infra/DIR ("." = the module and all).
 run_checkov() {
   ensure_checkov || return 1
-  # --skip-download: no calls to the Bridgecrew platform. Checkov follows the
-  # example's module call, so module resources are checked with the
+  # --skip-download: no calls to the Bridgecrew platform. Checkov follows an
+  # example's module call, so module resources are checked with that
   # example's inputs. Suppressions are inline #checkov:skip comments.
-  (cd "$INFRA_DIR" && "$CHECKOV_VENV/bin/checkov" -d . --framework terraform --skip-download --compact --quiet \
+  (cd "$INFRA_DIR/$1" && "$CHECKOV_VENV/bin/checkov" -d . --framework terraform --skip-download --compact --quiet \
     --skip-path tests/fixtures)
 }
 
@@ -147,9 +164,17 @@ echo "== pop3-probe infra tests (work dir $WORK)"
 run_check "terraform fmt -check -recursive" terraform fmt -check -recursive -diff "$INFRA_DIR"
 run_check "module: terraform init -backend=false" tf_module init -backend=false -input=false -no-color
 run_check "module: terraform validate" tf_module validate -no-color
-run_check "example: terraform init -backend=false" tf_example init -backend=false -input=false -no-color
-run_check "example: terraform validate" tf_example validate -no-color
-run_check "checkov over infra/ (no failed checks)" run_checkov
+for ex in "${EXAMPLES[@]}"; do
+  run_check "examples/$ex: terraform init -backend=false" tf_ex "$ex" init -backend=false -input=false -no-color
+  run_check "examples/$ex: terraform validate" tf_ex "$ex" validate -no-color
+done
+run_check "terraform test: schedule interval, optional inputs (mocked provider)" tf_module test -no-color
+count_checks "README documents every variable and output" python3 "$TESTS_DIR/readme_tables.py" --check
+# Per example: checkov follows the module call with that example's inputs,
+# so every module resource is checked in at least one configuration.
+for ex in "${EXAMPLES[@]}"; do
+  run_check "checkov over examples/$ex (no failed checks)" run_checkov "examples/$ex"
+done
 
 # ---------------------------------------------------------------- moto
 MOTO_LOG="$WORK/moto.log"
@@ -160,10 +185,8 @@ if ! moto_start "$MOTO_LOG"; then
 else
   echo "      moto_server at $MOTO_URL (pid $MOTO_PID)"
   ZIP=$(placeholder_zip "$WORK")
-  STATE="$WORK/example.tfstate"
-  TFVARS=(-var-file=moto.tfvars -var "aws_endpoint_url=$MOTO_URL" -var "lambda_zip=$ZIP")
-  NAME=pop3-probe-moto
-  SHARDS=3
+  BASE=(-var "aws_endpoint_url=$MOTO_URL" -var "lambda_zip=$ZIP")
+  TFVARS=(-var-file=moto.tfvars "${BASE[@]}")
 
   # Values that are easy to type wrong must be refused at plan time.
   run_check "validation rejects 'rate(5 minute)'" \
@@ -171,6 +194,8 @@ else
   run_check "validation rejects a timeout not below the interval" \
     expect_rejected 'timeout_seconds must be below the schedule interval' "${TFVARS[@]}" \
     -var 'schedule_expression=rate(1 minute)' -var timeout_seconds=60
+  run_check "validation rejects a cron whose interval it cannot derive" \
+    expect_rejected 'cannot be derived from this schedule_expression' "${TFVARS[@]}" -var 'schedule_expression=cron(0 8 ? * MON-FRI *)'
   run_check "validation rejects architecture 'amd64'" \
     expect_rejected 'architecture must be' "${TFVARS[@]}" -var architecture=amd64
   run_check "validation rejects log retention of 10 days" \
@@ -178,28 +203,111 @@ else
   run_check "validation rejects duration ratio 80 (percent, not fraction)" \
     expect_rejected 'duration_alarm_ratio is a fraction' "${TFVARS[@]}" -var duration_alarm_ratio=80
 
-  run_check "example: terraform apply against moto" \
-    tf_example apply -auto-approve -no-color -lock=false -state="$STATE" "${TFVARS[@]}"
+  # apply_and_check EX NAME STATE ASSERT-ARGS... : apply examples/EX, dump its
+  # outputs to STATE.outputs.json, run assert_stack.py with ASSERT-ARGS (the
+  # phase first), check a second plan is empty. Extra terraform arguments
+  # come from the array EXTRA.
+  apply_example() {
+    local ex=$1 state=$2
+    shift 2
+    tf_ex "$ex" apply -auto-approve -no-color -lock=false -state="$state" "$@"
+  }
+  plan_is_clean() {
+    local ex=$1 state=$2
+    shift 2
+    tf_ex "$ex" plan -no-color -lock=false -state="$state" "$@" -out="$state.replan" >/dev/null &&
+      tf_ex "$ex" show -json "$state.replan" >"$state.replan.json" &&
+      python3 "$TESTS_DIR/check_plan.py" "$state.replan.json" --moto
+  }
+  outputs_of() {
+    local ex=$1 state=$2
+    tf_ex "$ex" output -json -state="$state" >"$state.outputs.json" 2>"$state.outputs.err"
+  }
 
-  if [ -s "$STATE" ]; then
-    tf_example output -json -state="$STATE" >"$WORK/outputs.json" 2>"$WORK/outputs.err"
-    count_checks "assertions on the applied stack" \
-      python3 "$TESTS_DIR/assert_stack.py" applied --outputs "$WORK/outputs.json" --name "$NAME" \
+  # -------- examples/complete
+  NAME=pop3-probe-moto
+  SHARDS=3
+  STATE="$WORK/complete.tfstate"
+  python3 "$TESTS_DIR/moto_fixtures.py" boundary >"$WORK/boundary.tfvars.json"
+  BOUNDARY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["role_permissions_boundary"])' "$WORK/boundary.tfvars.json")
+  CVARS=("${TFVARS[@]}" -var-file="$WORK/boundary.tfvars.json")
+  run_check "examples/complete: terraform apply against moto" apply_example complete "$STATE" "${CVARS[@]}"
+  if [ -s "$STATE" ] && outputs_of complete "$STATE"; then
+    count_checks "examples/complete: assertions on the applied stack" \
+      python3 "$TESTS_DIR/assert_stack.py" applied --outputs "$STATE.outputs.json" --name "$NAME" \
       --shards "$SHARDS" --schedule 'rate(5 minutes)' --interval 300 --timeout 50 \
-      --dump-policy "$WORK/lambda-policy.json"
-
-    plan_is_clean() {
-      tf_example plan -no-color -lock=false -state="$STATE" "${TFVARS[@]}" -out="$WORK/replan.tfplan" >/dev/null &&
-        tf_example show -json "$WORK/replan.tfplan" >"$WORK/replan.json" &&
-        python3 "$TESTS_DIR/check_plan.py" "$WORK/replan.json" --moto
-    }
-    run_check "a second plan after apply is empty" plan_is_clean
-
-    run_check "example: terraform destroy against moto" \
-      tf_example destroy -auto-approve -no-color -lock=false -state="$STATE" "${TFVARS[@]}"
-    count_checks "nothing left behind after destroy" \
+      --role-path /pop3-probe/ --boundary "$BOUNDARY" --dump-policy "$WORK/lambda-policy.json"
+    count_checks "examples/complete: SMS filters replayed through SQS" \
+      python3 "$TESTS_DIR/assert_stack.py" sms --outputs "$STATE.outputs.json" --name "$NAME"
+    run_check "examples/complete: a second plan after apply is empty" plan_is_clean complete "$STATE" "${CVARS[@]}"
+    run_check "examples/complete: terraform destroy against moto" \
+      tf_ex complete destroy -auto-approve -no-color -lock=false -state="$STATE" "${CVARS[@]}"
+    count_checks "examples/complete: nothing left behind after destroy" \
       python3 "$TESTS_DIR/assert_stack.py" destroyed --name "$NAME"
   fi
+
+  # -------- examples/vpc (subnets made by moto_fixtures.py)
+  NAME=probe-vpc
+  STATE="$WORK/vpc.tfstate"
+  python3 "$TESTS_DIR/moto_fixtures.py" vpc >"$WORK/vpc.tfvars.json"
+  VVARS=("${TFVARS[@]}" -var-file="$WORK/vpc.tfvars.json" -var "name=$NAME")
+  run_check "examples/vpc: terraform apply against moto" apply_example vpc "$STATE" "${VVARS[@]}"
+  if [ -s "$STATE" ] && outputs_of vpc "$STATE"; then
+    count_checks "examples/vpc: VPC config, security group, ENI permissions" \
+      python3 "$TESTS_DIR/assert_stack.py" vpc --outputs "$STATE.outputs.json" --fixtures "$WORK/vpc.tfvars.json" --name "$NAME"
+    run_check "examples/vpc: a second plan after apply is empty" plan_is_clean vpc "$STATE" "${VVARS[@]}"
+    run_check "examples/vpc: terraform destroy against moto" \
+      tf_ex vpc destroy -auto-approve -no-color -lock=false -state="$STATE" "${VVARS[@]}"
+    count_checks "examples/vpc: nothing left behind after destroy" \
+      python3 "$TESTS_DIR/assert_stack.py" destroyed --name "$NAME"
+  fi
+
+  # -------- examples/existing-resources (key, topics, roles made by moto_fixtures.py)
+  NAME=probe-byo
+  STATE="$WORK/existing.tfstate"
+  python3 "$TESTS_DIR/moto_fixtures.py" existing >"$WORK/existing.tfvars.json"
+  EVARS=("${TFVARS[@]}" -var-file="$WORK/existing.tfvars.json" -var "name=$NAME")
+  run_check "examples/existing-resources: terraform apply against moto" apply_example existing-resources "$STATE" "${EVARS[@]}"
+  if [ -s "$STATE" ] && outputs_of existing-resources "$STATE"; then
+    count_checks "examples/existing-resources: own key, topic, roles and pager in use" \
+      python3 "$TESTS_DIR/assert_stack.py" existing --outputs "$STATE.outputs.json" --fixtures "$WORK/existing.tfvars.json" --name "$NAME"
+    run_check "examples/existing-resources: a second plan after apply is empty" plan_is_clean existing-resources "$STATE" "${EVARS[@]}"
+    run_check "examples/existing-resources: terraform destroy against moto" \
+      tf_ex existing-resources destroy -auto-approve -no-color -lock=false -state="$STATE" "${EVARS[@]}"
+    count_checks "examples/existing-resources: nothing left behind after destroy" \
+      python3 "$TESTS_DIR/assert_stack.py" destroyed --name "$NAME"
+  fi
+
+  # -------- examples/minimal, three instances side by side in one account:
+  # the same name in two regions, and a second name in the first region.
+  SIDE=("eu-west-1:probe-a" "us-east-1:probe-a" "eu-west-1:probe-b")
+  STACK_ARGS=()
+  all_applied=1
+  for spec in "${SIDE[@]}"; do
+    region=${spec%%:*} name=${spec#*:}
+    state="$WORK/minimal-$region-$name.tfstate"
+    run_check "examples/minimal: apply $name in $region next to the others" \
+      apply_example minimal "$state" -var-file=moto.tfvars "${BASE[@]}" -var "region=$region" -var "name=$name" || all_applied=0
+    if [ -s "$state" ] && outputs_of minimal "$state"; then
+      STACK_ARGS+=(--stack "$region:$name:$state.outputs.json")
+    else
+      all_applied=0
+    fi
+  done
+  if [ "$all_applied" = 1 ]; then
+    count_checks "examples/minimal: three instances side by side" \
+      python3 "$TESTS_DIR/assert_stack.py" sidebyside "${STACK_ARGS[@]}" --name unused
+  fi
+  for spec in "${SIDE[@]}"; do
+    region=${spec%%:*} name=${spec#*:}
+    state="$WORK/minimal-$region-$name.tfstate"
+    [ -s "$state" ] || continue
+    run_check "examples/minimal: destroy $name in $region" \
+      tf_ex minimal destroy -auto-approve -no-color -lock=false -state="$state" -var-file=moto.tfvars "${BASE[@]}" \
+      -var "region=$region" -var "name=$name"
+    count_checks "examples/minimal: nothing of $name left in $region" \
+      env AWS_DEFAULT_REGION="$region" python3 "$TESTS_DIR/assert_stack.py" destroyed --name "$name"
+  done
   moto_stop
 fi
 

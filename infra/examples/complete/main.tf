@@ -20,7 +20,7 @@ module "pop3_probe" {
   schedule_expression = var.schedule_expression
   shards              = var.shards
 
-  config_secret_name   = "${var.name}/config"
+  # The config secret is "<name>/config", the namespace "Pop3Probe/<name>".
   account_secret_names = var.account_secret_names
 
   alert_emails      = var.alert_emails
@@ -29,6 +29,10 @@ module "pop3_probe" {
   availability_alarm_monitors  = var.availability_alarm_monitors
   response_time_alarm_monitors = var.response_time_alarm_monitors
   duration_alarm_ratio         = var.duration_alarm_ratio
+
+  # Organisation policy: roles under a path, with a permissions boundary.
+  role_path                 = var.role_path
+  role_permissions_boundary = var.role_permissions_boundary
 
   secret_recovery_window_days = var.secret_recovery_window_days
   kms_deletion_window_days    = var.kms_deletion_window_days

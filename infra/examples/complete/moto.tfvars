@@ -9,3 +9,5 @@ alert_sms_numbers           = ["+15555550100"]
 account_secret_names        = ["pop3-probe-moto/account/mail-example-com"]
 secret_recovery_window_days = 0
 kms_deletion_window_days    = 7
+role_path                   = "/pop3-probe/"
+# role_permissions_boundary: created by tests/moto_fixtures.py boundary

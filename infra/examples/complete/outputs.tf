@@ -77,3 +77,18 @@ output "log_group_name" {
   description = "Log group of the function."
   value       = module.pop3_probe.log_group_name
 }
+
+output "alarm_topic_arn" {
+  description = "Topic of the CloudWatch alarms."
+  value       = module.pop3_probe.alarm_topic_arn
+}
+
+output "scheduler_role_arn" {
+  description = "ARN of the scheduler's role."
+  value       = module.pop3_probe.scheduler_role_arn
+}
+
+output "metric_namespace" {
+  description = "CloudWatch namespace of the probe's metrics."
+  value       = module.pop3_probe.metric_namespace
+}

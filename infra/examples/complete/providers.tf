@@ -20,6 +20,7 @@ provider "aws" {
   endpoints {
     cloudwatch     = var.aws_endpoint_url
     dynamodb       = var.aws_endpoint_url
+    ec2            = var.aws_endpoint_url
     iam            = var.aws_endpoint_url
     kms            = var.aws_endpoint_url
     lambda         = var.aws_endpoint_url

@@ -75,7 +75,7 @@ variable "alert_emails" {
 }
 
 variable "alert_sms_numbers" {
-  description = "E.164 phone numbers that receive down/recovered alerts by SMS."
+  description = "E.164 phone numbers that receive outages, recoveries, probe errors and heartbeat alarms by SMS."
   type        = list(string)
   default     = []
 }
@@ -108,4 +108,16 @@ variable "kms_deletion_window_days" {
   description = "Waiting period before the KMS key is deleted after destroy."
   type        = number
   default     = 30
+}
+
+variable "role_path" {
+  description = "IAM path of the module's roles."
+  type        = string
+  default     = "/"
+}
+
+variable "role_permissions_boundary" {
+  description = "Permissions boundary (managed policy ARN) of the module's roles, if your organisation requires one."
+  type        = string
+  default     = null
 }
