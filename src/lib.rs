@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod pop3;
 pub mod probe;
 pub mod report;
+pub mod roundtrip;
 pub mod run;
 pub mod sinks;
 pub mod smtp;
