@@ -55,8 +55,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
+# Doc tests too: --all-targets leaves them out, and the round-trip type
+# rule is shown by compile-fail doc tests (src/roundtrip/mod.rs).
 test-rust: dovecot-start smtp-start
 	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --doc
 
 include infra/Makefile.fragment
 include bench/Makefile.fragment
