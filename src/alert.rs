@@ -374,6 +374,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
         Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
+        Some(F::MessageLost) => "Submission accepted the probe message but it never reached the mailbox: check the submission server's queue and logs (deferred, bounced, filtered as spam), then the delivery path to the mailbox.",
         None => "",
     }
 }
@@ -637,6 +638,7 @@ mod tests {
             transcript: vec![],
             blocked_by: None,
             blocking: vec![],
+            roundtrip: None,
         }
     }
 

@@ -595,6 +595,14 @@ impl Config {
             ));
         }
         let kind = m.kind.unwrap_or_default();
+        if kind == Kind::Roundtrip {
+            // Its shape (submit, retrieve, from, to, signing_key) is not a
+            // single endpoint's; it is read by its own path.
+            return Err(ConfigError::new(
+                at("kind"),
+                "roundtrip monitors are not read from a config file yet; see docs/roundtrip.md",
+            ));
+        }
         // The defaults' protocol settings are POP3's; another kind takes
         // only what the monitor itself says.
         let pop3 = kind == Kind::Pop3;
@@ -629,7 +637,7 @@ impl Config {
         let tls = match kind {
             Kind::Pop3 => m.tls.or(d.tls).unwrap_or(TlsMode::Implicit),
             Kind::Smtp => m.tls.unwrap_or(TlsMode::StarttlsIfAvailable),
-            Kind::Tcp | Kind::Dns => TlsMode::None,
+            Kind::Tcp | Kind::Dns | Kind::Roundtrip => TlsMode::None,
         };
         let port = match kind {
             Kind::Pop3 => {
@@ -643,7 +651,7 @@ impl Config {
             Kind::Tcp => m.port.ok_or_else(|| {
                 ConfigError::new(at("port"), "a tcp monitor needs the port to connect to")
             })?,
-            Kind::Dns => 0,
+            Kind::Dns | Kind::Roundtrip => 0,
         };
         if port == 0 && kind != Kind::Dns {
             return Err(ConfigError::new(at("port"), "must be between 1 and 65535"));
@@ -661,7 +669,7 @@ impl Config {
             } else {
                 AuthMethod::None
             }),
-            Kind::Tcp | Kind::Dns => AuthMethod::None,
+            Kind::Tcp | Kind::Dns | Kind::Roundtrip => AuthMethod::None,
         };
         match (kind, auth) {
             (Kind::Pop3, AuthMethod::SaslLogin) => {
@@ -825,7 +833,7 @@ impl Config {
             Kind::Pop3 => m.capabilities.or(d.capabilities).unwrap_or(true),
             // EHLO is the greeting's second half: always asked.
             Kind::Smtp => true,
-            Kind::Tcp | Kind::Dns => false,
+            Kind::Tcp | Kind::Dns | Kind::Roundtrip => false,
         };
         Ok(Some(MonitorSpec {
             target,

@@ -152,6 +152,19 @@ pub async fn check(target: &Target) -> ProbeResult {
         Kind::Pop3 => probe(target).await,
         Kind::Smtp => smtp::probe(target).await,
         Kind::Tcp | Kind::Dns => probe_basic(target).await,
+        // A round trip is two endpoints and state, not one target: it runs
+        // through `roundtrip::probe`. Reaching here is a caller's mistake.
+        Kind::Roundtrip => {
+            let mut run = start(target);
+            let started_at = now_rfc3339();
+            let f = Failure::new(
+                FailureKind::ConfigError,
+                Phase::Submit,
+                "a roundtrip monitor runs through probe::roundtrip, not probe::check",
+            );
+            run.warnings.clear();
+            run.finish(Err(f), started_at)
+        }
     }
 }
 
@@ -769,6 +782,7 @@ impl<'a> Run<'a> {
             transcript: self.transcript.lines(),
             blocked_by: None,
             blocking: Vec::new(),
+            roundtrip: None,
         };
         scrub(&mut result, &self.secrets);
         result

@@ -60,3 +60,104 @@ mod mailbox;
 pub mod message;
 mod submit;
 pub mod token;
+
+use std::collections::HashSet;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub(crate) use submit::{Address, Step};
+use token::{Token, Verifier};
+
+/// The most messages whose headers one sweep reads: a probe mailbox holds
+/// a handful; a big one is read newest first, where new mail lands.
+pub(crate) const MAX_TOPS: usize = 500;
+
+/// Send the probe message over an authenticated SMTP session, then QUIT.
+pub(crate) async fn submit<S: AsyncRead + AsyncWrite + Unpin>(
+    session: crate::smtp::Authenticated<S>,
+    from: &Address,
+    to: &Address,
+    message: &str,
+) -> Result<crate::smtp::Reply, (Step, crate::smtp::Error)> {
+    let mut submission = submit::Submission::open(session);
+    let reply = submission.send(from, to, message).await?;
+    // The message is queued; a lost QUIT changes nothing.
+    let _ = submission.quit_nowait().await;
+    Ok(reply)
+}
+
+/// One of the probe's messages found in the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub token: Token,
+    pub uidl: String,
+    /// The newest `Received:` header's time, ms since the epoch.
+    pub received_ms: Option<i64>,
+}
+
+/// What one look into the mailbox saw and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Sweep {
+    /// Wanted messages found (and deleted).
+    pub found: Vec<Found>,
+    /// The probe's own messages older than the stale age, deleted.
+    pub stale_deleted: u64,
+    /// The probe's own, neither wanted nor stale yet: left for later.
+    pub own_kept: u64,
+    /// Every other message, left alone.
+    pub foreign: u64,
+    pub messages: u64,
+}
+
+/// List the mailbox, read each message's headers, and DELE only messages
+/// whose token verifies with `verifier`: the wanted ones (by sequence
+/// number) and the probe's own older than `stale_before_ms`. QUIT commits
+/// the deletions; on any error the connection is dropped without QUIT, so
+/// the server deletes nothing (RFC 1939: DELE takes effect in UPDATE only).
+/// `foreign_seen` carries UIDLs found foreign by an earlier sweep of the
+/// same run, so polling does not read them again.
+pub(crate) async fn sweep<S: AsyncRead + AsyncWrite + Unpin>(
+    session: crate::pop3::Session<S>,
+    verifier: &Verifier,
+    wanted: &HashSet<u64>,
+    stale_before_ms: i64,
+    foreign_seen: &mut HashSet<String>,
+) -> Result<Sweep, crate::pop3::Error> {
+    let mut mailbox = mailbox::DeletingSession::open(session);
+    let listing = mailbox.uidl().await?;
+    let mut out = Sweep {
+        messages: listing.len() as u64,
+        ..Sweep::default()
+    };
+    for (read, (msg, uidl)) in listing.iter().rev().enumerate() {
+        if foreign_seen.contains(uidl) || read >= MAX_TOPS {
+            out.foreign += 1;
+            continue;
+        }
+        let headers = mailbox.top_headers(*msg).await?;
+        let proof = match verifier.verify_message(&headers) {
+            Ok(proof) => proof,
+            Err(_) => {
+                foreign_seen.insert(uidl.clone());
+                out.foreign += 1;
+                continue;
+            }
+        };
+        let token = proof.token();
+        if wanted.contains(&token.seq) {
+            out.found.push(Found {
+                token,
+                uidl: uidl.clone(),
+                received_ms: headers.first("Received").and_then(message::received_ms),
+            });
+            mailbox.dele(proof).await?;
+        } else if token.sent_ms < stale_before_ms {
+            out.stale_deleted += 1;
+            mailbox.dele(proof).await?;
+        } else {
+            out.own_kept += 1;
+        }
+    }
+    mailbox.quit().await?;
+    Ok(out)
+}

@@ -14,10 +14,10 @@ use crate::smtp::{Authenticated, Error};
 /// An envelope address (RFC 5321 `Mailbox`), checked so it cannot break out
 /// of its command line: no control characters, spaces or angle brackets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Address(String);
+pub(crate) struct Address(String);
 
 impl Address {
-    pub(super) fn new(addr: &str, what: &'static str) -> Result<Address, BadArgument> {
+    pub(crate) fn new(addr: &str, what: &'static str) -> Result<Address, BadArgument> {
         if addr.is_empty() {
             return Err(BadArgument::Empty { what });
         }
@@ -83,7 +83,7 @@ impl Command for Quit {}
 
 /// Which step of the submission a reply refused (the result says so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
+pub(crate) enum Step {
     Mail,
     Rcpt,
     Data,
@@ -92,7 +92,7 @@ pub(super) enum Step {
 }
 
 impl Step {
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Step::Mail => "MAIL FROM",
             Step::Rcpt => "RCPT TO",
