@@ -5,6 +5,7 @@
 //! deadline for the whole probe; a failure is recorded as data (kind, phase,
 //! the server's words) and the probe stops there.
 
+pub mod roundtrip;
 pub mod smtp;
 mod stream;
 mod types;

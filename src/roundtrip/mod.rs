@@ -158,6 +158,10 @@ pub(crate) async fn sweep<S: AsyncRead + AsyncWrite + Unpin>(
             out.own_kept += 1;
         }
     }
+    debug_assert_eq!(
+        mailbox.deleted() as u64,
+        out.found.len() as u64 + out.stale_deleted
+    );
     mailbox.quit().await?;
     Ok(out)
 }

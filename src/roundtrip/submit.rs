@@ -35,10 +35,6 @@ impl Address {
         }
         Ok(Address(addr.to_string()))
     }
-
-    pub(super) fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 struct MailFrom<'a>(&'a Address);
