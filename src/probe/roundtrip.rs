@@ -297,10 +297,9 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
     let wait_until = (Instant::now() + rt.wait).min(deadline - margin.min(rt.timeout));
     let mut foreign_seen = HashSet::new();
     let mut retrieve_ms = 0.0;
-    let last: Option<ProbeResult>;
     let mut current: Option<(f64, Option<f64>)> = None;
     let mut earlier: Option<(u64, f64, Option<f64>)> = None;
-    loop {
+    let last: Option<ProbeResult> = loop {
         facts.polls += 1;
         let wanted: HashSet<u64> = next.sent.iter().map(|t| t.seq).collect();
         let stale_before = now_ms() - rt.stale_after.as_millis() as i64;
@@ -347,12 +346,11 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
                 earlier = Some((f.token.seq, delivery, by_header));
             }
         }
-        last = Some(polled.result);
         if current.is_some() || Instant::now() + rt.poll_interval >= wait_until {
-            break;
+            break Some(polled.result);
         }
         tokio::time::sleep(rt.poll_interval).await;
-    }
+    };
     phases.push(PhaseTiming {
         phase: Phase::Retrieve,
         ms: retrieve_ms,
