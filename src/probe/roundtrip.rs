@@ -134,9 +134,7 @@ impl Run<'_> {
         let software = banner_software(client.banner().first_line());
         let mut session = self.hello(client, &name, &software).await?;
         if let (Some(setup), TlsMode::Starttls | TlsMode::StarttlsIfAvailable) = (&tls, t.tls) {
-            session = self
-                .smtp_starttls(session, setup, &name, &software)
-                .await?;
+            session = self.smtp_starttls(session, setup, &name, &software).await?;
         }
         let (done, _method) = self.smtp_login(session, user, password).await?;
         let reply = self
@@ -236,13 +234,26 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
     let mut phases = Vec::new();
     let mut transcript = Vec::new();
 
-    let addresses = Address::new(&rt.from, "from").and_then(|f| Ok((f, Address::new(&rt.to, "to")?)));
+    let addresses =
+        Address::new(&rt.from, "from").and_then(|f| Ok((f, Address::new(&rt.to, "to")?)));
     let (from, to) = match addresses {
         Ok(a) => a,
         Err(e) => {
             let base = leg_stub(rt, &started_at);
             return (
-                fail(rt, base, &mut facts, None, FailureKind::ConfigError, Phase::Submit, None, format!("{e}"), phases, began, &next),
+                fail(
+                    rt,
+                    base,
+                    &mut facts,
+                    None,
+                    FailureKind::ConfigError,
+                    Phase::Submit,
+                    None,
+                    format!("{e}"),
+                    phases,
+                    began,
+                    &next,
+                ),
                 next,
             );
         }
@@ -275,10 +286,28 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
     transcript.extend(submitted.result.transcript.iter().cloned());
     if submitted.value.is_none() {
         let r = submitted.result;
-        let (kind, phase) = (r.failure.unwrap_or(FailureKind::ProtocolError), r.failed_phase);
-        let message = format!("submit ({}:{}): {}", rt.submit.host, rt.submit.port, r.message);
+        let (kind, phase) = (
+            r.failure.unwrap_or(FailureKind::ProtocolError),
+            r.failed_phase,
+        );
+        let message = format!(
+            "submit ({}:{}): {}",
+            rt.submit.host, rt.submit.port, r.message
+        );
         let reply = r.server_reply.clone();
-        let mut out = fail(rt, r, &mut facts, Some(Phase::Submit), kind, Phase::Submit, phase, message, phases, began, &next);
+        let mut out = fail(
+            rt,
+            r,
+            &mut facts,
+            Some(Phase::Submit),
+            kind,
+            Phase::Submit,
+            phase,
+            message,
+            phases,
+            began,
+            &next,
+        );
         out.server_reply = reply;
         out.transcript = transcript;
         return (out, next);
@@ -319,13 +348,28 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
                 ms: retrieve_ms,
             });
             let r = polled.result;
-            let (kind, phase) = (r.failure.unwrap_or(FailureKind::ProtocolError), r.failed_phase);
+            let (kind, phase) = (
+                r.failure.unwrap_or(FailureKind::ProtocolError),
+                r.failed_phase,
+            );
             let message = format!(
                 "retrieve ({}:{}): {}",
                 rt.retrieve.host, rt.retrieve.port, r.message
             );
             let reply = r.server_reply.clone();
-            let mut out = fail(rt, r, &mut facts, Some(Phase::Retrieve), kind, Phase::Retrieve, phase, message, phases, began, &next);
+            let mut out = fail(
+                rt,
+                r,
+                &mut facts,
+                Some(Phase::Retrieve),
+                kind,
+                Phase::Retrieve,
+                phase,
+                message,
+                phases,
+                began,
+                &next,
+            );
             out.server_reply = reply;
             out.transcript = transcript;
             return (out, next);
@@ -337,9 +381,7 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
         for f in &sweep.found {
             next.sent.retain(|t| t.seq != f.token.seq);
             let delivery = (found_at - f.token.sent_ms).max(0) as f64;
-            let by_header = f
-                .received_ms
-                .map(|r| (r - f.token.sent_ms).max(0) as f64);
+            let by_header = f.received_ms.map(|r| (r - f.token.sent_ms).max(0) as f64);
             if f.token.seq == token.seq {
                 current = Some((delivery, by_header));
             } else if earlier.is_none_or(|(s, _, _)| f.token.seq > s) {
@@ -394,7 +436,19 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
             rt.retrieve.port,
             max
         );
-        let out = fail(rt, base, &mut facts, None, FailureKind::MessageLost, Phase::Delivery, None, message, phases, began, &next);
+        let out = fail(
+            rt,
+            base,
+            &mut facts,
+            None,
+            FailureKind::MessageLost,
+            Phase::Delivery,
+            None,
+            message,
+            phases,
+            began,
+            &next,
+        );
         return (out, next);
     }
     let (status, failure, failed, message) = match delivered {
@@ -428,7 +482,10 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
     base.failed_phase = failed;
     base.message = format!("{message}; {cleanup}");
     base.server_reply = None;
-    (finish_roundtrip(rt, base, facts, phases, began, started_at), next)
+    (
+        finish_roundtrip(rt, base, facts, phases, began, started_at),
+        next,
+    )
 }
 
 /// Up, degraded or down by the delivery time (or the oldest message's wait).
@@ -442,7 +499,10 @@ fn judge(
             Status::Down,
             Some(FailureKind::ResponseTimeCritical),
             Some(Phase::Delivery),
-            format!("{what}: slower than critical_ms {}", rt.critical.as_millis()),
+            format!(
+                "{what}: slower than critical_ms {}",
+                rt.critical.as_millis()
+            ),
         )
     } else if ms > rt.warning.as_millis() as f64 {
         (

@@ -1,0 +1,386 @@
+//! The round-trip monitor against a real delivery path: the test Exim takes
+//! authenticated submission (STARTTLS) and delivers into the test Dovecot's
+//! `roundtrip` Maildir (tests/smtp/ensure.sh); blackhole@localhost is
+//! accepted and thrown away. Every test uses its own monitor name, so the
+//! others' messages are foreign to it, as a stranger's would be.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pop3_probe::probe::roundtrip::{self, Outstanding, RoundTrip};
+use pop3_probe::probe::{AuthMethod, FailureKind, Kind, Phase, Status, Target, TlsMode};
+use pop3_probe::roundtrip::token::{SigningKey, Token, Verifier};
+use secrecy::SecretString;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const KEY: &str = "roundtrip-test-signing-key-0123";
+
+fn key() -> SigningKey {
+    SigningKey::new(SecretString::from(KEY.to_string())).unwrap()
+}
+
+fn monitor(name: &str) -> RoundTrip {
+    let exim = common::smtp::exim();
+    let dovecot = common::dovecot::dovecot();
+    let mut submit = Target::new(
+        format!("{name}-submit"),
+        "127.0.0.1",
+        exim.port("SMTP_SUBMIT_PORT"),
+    );
+    submit.kind = Kind::Smtp;
+    submit.tls = TlsMode::Starttls;
+    submit.auth = AuthMethod::Auto;
+    submit.username = Some(exim.get("SMTP_USER").into());
+    submit.password = Some(SecretString::from(exim.get("SMTP_PASSWORD").to_string()));
+    submit.ca_pem = Some(exim.pem("CA_PEM"));
+    submit.ehlo_name = Some(format!("{name}.roundtrip.test"));
+    let mut retrieve = Target::new(
+        format!("{name}-retrieve"),
+        "127.0.0.1",
+        dovecot.port("POP3S_PORT"),
+    );
+    retrieve.tls = TlsMode::Implicit;
+    retrieve.username = Some(dovecot.get("ROUNDTRIP_USER").into());
+    retrieve.password = Some(SecretString::from(dovecot.get("PASSWORD").to_string()));
+    retrieve.ca_pem = Some(dovecot.pem("CA_PEM"));
+    RoundTrip {
+        name: name.into(),
+        submit,
+        retrieve,
+        from: "monitor@localhost".into(),
+        to: exim.get("ROUNDTRIP_RCPT").into(),
+        key: key(),
+        max_delivery: Duration::from_secs(60),
+        warning: Duration::from_secs(20),
+        critical: Duration::from_secs(40),
+        wait: Duration::from_secs(8),
+        poll_interval: Duration::from_millis(200),
+        stale_after: Duration::from_secs(3600),
+        timeout: Duration::from_secs(20),
+    }
+}
+
+/// A message written straight into the roundtrip Maildir, as if another
+/// sender's mail (or a forger's) had arrived. Owned by Dovecot's mail user.
+fn plant(name: &str, message_id: &str, extra_header: Option<String>) {
+    let d = common::dovecot::dovecot();
+    let dir = std::path::Path::new(d.get("ROUNDTRIP_MAILDIR")).join("new");
+    let base = format!("1700000000.{name}.planted");
+    // Left by an earlier test run (Dovecot moved it to cur/): reuse it, so
+    // the shared mailbox does not grow run after run.
+    let cur = dir.parent().unwrap().join("cur");
+    let exists = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .map(|mut r| {
+                r.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(&base)))
+            })
+            .unwrap_or(false)
+    };
+    if exists(&dir) || exists(&cur) {
+        return;
+    }
+    let path = dir.join(&base);
+    let mut text = format!(
+        "From: someone@example.test\nTo: roundtrip@localhost\nSubject: {name}\nMessage-ID: {message_id}\n"
+    );
+    if let Some(h) = extra_header {
+        text.push_str(&h);
+        text.push('\n');
+    }
+    text.push_str("\nNot the probe's.\n");
+    std::fs::write(&path, text).unwrap();
+    let uid: u32 = d.get("MAIL_UID").parse().unwrap();
+    let gid: u32 = d.get("MAIL_GID").parse().unwrap();
+    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+}
+
+/// UIDL → Message-ID of the roundtrip mailbox, read over plain POP3 by the
+/// test itself (USER/PASS on the no-TLS listener, TOP n 0, no DELE).
+async fn listing() -> HashMap<String, String> {
+    let d = common::dovecot::dovecot();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", d.port("POP3_NOTLS_PORT")))
+        .await
+        .unwrap();
+    let (r, mut w) = tcp.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    async fn read(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mut String) -> String {
+        line.clear();
+        r.read_line(line).await.unwrap();
+        line.trim_end().to_string()
+    }
+    assert!(read(&mut r, &mut line).await.starts_with("+OK"));
+    for cmd in [
+        format!("USER {}\r\n", d.get("ROUNDTRIP_USER")),
+        format!("PASS {}\r\n", d.get("PASSWORD")),
+    ] {
+        w.write_all(cmd.as_bytes()).await.unwrap();
+        assert!(read(&mut r, &mut line).await.starts_with("+OK"));
+    }
+    w.write_all(b"UIDL\r\n").await.unwrap();
+    assert!(read(&mut r, &mut line).await.starts_with("+OK"));
+    let mut uidls = Vec::new();
+    loop {
+        let l = read(&mut r, &mut line).await;
+        if l == "." {
+            break;
+        }
+        let (n, u) = l.split_once(' ').unwrap();
+        uidls.push((n.to_string(), u.to_string()));
+    }
+    let mut out = HashMap::new();
+    for (n, u) in uidls {
+        w.write_all(format!("TOP {n} 0\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(read(&mut r, &mut line).await.starts_with("+OK"));
+        let mut id = String::new();
+        loop {
+            let l = read(&mut r, &mut line).await;
+            if l == "." {
+                break;
+            }
+            if let Some(v) = l.strip_prefix("Message-ID: ") {
+                id = v.trim().to_string();
+            }
+        }
+        out.insert(u, id);
+    }
+    w.write_all(b"QUIT\r\n").await.unwrap();
+    let _ = read(&mut r, &mut line).await;
+    out
+}
+
+/// Dovecot's log lines that record a message removed (mail_log plugin).
+fn expunges() -> Vec<String> {
+    let d = common::dovecot::dovecot();
+    std::fs::read_to_string(d.get("DOVECOT_LOG"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("expunge:") || l.contains("delete:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_round_trip_is_up_with_a_delivery_time_and_removes_its_message() {
+    let rt = monitor("rt-up");
+    let (r, state) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_eq!(r.status, Status::Up, "{r:#?}");
+    assert_eq!(r.kind, Kind::Roundtrip);
+    let facts = r.roundtrip.clone().unwrap();
+    assert_eq!(facts.sent_seq, Some(0));
+    let delivery = facts.delivery_ms.expect("a delivery time");
+    assert!(delivery >= 0.0);
+    // Exim's Received: header agrees to within its one-second precision
+    // plus a poll interval.
+    let by_header = facts.received_delivery_ms.expect("a Received: header");
+    assert!(
+        (by_header - delivery).abs() < 1000.0 + 200.0 + 1000.0,
+        "{facts:?}"
+    );
+    assert_eq!(facts.deleted, 1);
+    assert_eq!(facts.outstanding, 0);
+    for p in [Phase::Submit, Phase::Retrieve, Phase::Delivery] {
+        assert!(r.phase_ms(p).is_some(), "phase {p} missing: {:?}", r.phases);
+    }
+    assert_eq!(state.next_seq, 1);
+    assert!(state.sent.is_empty());
+    // No secret in the result.
+    let json = serde_json::to_string(&r).unwrap();
+    for secret in [
+        KEY,
+        common::smtp::exim().get("SMTP_PASSWORD"),
+        common::dovecot::dovecot().get("PASSWORD"),
+    ] {
+        assert!(!json.contains(secret), "a secret leaked into the result");
+    }
+
+    // The next run goes on counting.
+    let (r2, state2) = roundtrip::probe(&rt, &state).await;
+    assert_eq!(r2.status, Status::Up, "{r2:#?}");
+    assert_eq!(r2.roundtrip.unwrap().sent_seq, Some(1));
+    assert_eq!(state2.next_seq, 2);
+}
+
+#[tokio::test]
+async fn a_blackhole_route_is_message_lost() {
+    let mut rt = monitor("rt-lost");
+    rt.to = common::smtp::exim().get("BLACKHOLE_RCPT").into();
+    rt.max_delivery = Duration::from_millis(1500);
+    rt.wait = Duration::from_millis(2500);
+    rt.poll_interval = Duration::from_millis(500);
+    let (r, state) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_eq!(r.status, Status::Down, "{r:#?}");
+    assert_eq!(r.failure, Some(FailureKind::MessageLost), "{r:#?}");
+    assert_eq!(r.failed_phase, Some(Phase::Delivery));
+    let facts = r.roundtrip.unwrap();
+    assert_eq!(facts.lost, 1);
+    assert!(facts.polls >= 2, "{facts:?}");
+    // Counted once: the lost message is forgotten, not lost again next run.
+    assert!(state.sent.is_empty());
+    assert_eq!(state.next_seq, 1);
+}
+
+#[tokio::test]
+async fn foreign_and_forged_messages_are_never_touched_and_stale_ones_go() {
+    let name = "rt-clean";
+    let rt = monitor(name);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ours = Verifier::new(name, key());
+    let header = pop3_probe::roundtrip::token::HEADER;
+    // A stranger's mail; a forged token (right shape, wrong tag); a genuine
+    // token of another monitor with the same key (a replay); and a stale
+    // message of this monitor from two days ago.
+    let forged_tag = "v1 s=5 t=1 h=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let replayed = Verifier::new("rt-someone-else", key()).sign(Token {
+        seq: 0,
+        sent_ms: now_ms,
+    });
+    let stale = ours.sign(Token {
+        seq: 900,
+        sent_ms: now_ms - 2 * 24 * 3600 * 1000,
+    });
+    plant("rt-clean-foreign", "<foreign.rt-clean@example.test>", None);
+    plant(
+        "rt-clean-forged",
+        "<forged.rt-clean@example.test>",
+        Some(format!("{header}: {forged_tag}")),
+    );
+    plant(
+        "rt-clean-replay",
+        "<replay.rt-clean@example.test>",
+        Some(format!("{header}: {replayed}")),
+    );
+    plant(
+        "rt-clean-stale",
+        "<stale.rt-clean@example.test>",
+        Some(format!("{header}: {stale}")),
+    );
+    let before = listing().await;
+    let uidl_of = |id: &str| {
+        before
+            .iter()
+            .find(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| panic!("{id} not in the mailbox: {before:?}"))
+    };
+    let kept = [
+        uidl_of("<foreign.rt-clean@example.test>"),
+        uidl_of("<forged.rt-clean@example.test>"),
+        uidl_of("<replay.rt-clean@example.test>"),
+    ];
+    uidl_of("<stale.rt-clean@example.test>");
+
+    let (r, _) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_eq!(r.status, Status::Up, "{r:#?}");
+    let facts = r.roundtrip.unwrap();
+    assert!(facts.foreign_messages >= 3, "{facts:?}");
+    assert_eq!(facts.stale_deleted, 1, "{facts:?}");
+    assert_eq!(
+        facts.deleted, 2,
+        "its own message and the stale one: {facts:?}"
+    );
+
+    let after = listing().await;
+    for u in &kept {
+        assert!(after.contains_key(u), "UIDL {u} is gone: {after:?}");
+    }
+    assert!(!after.values().any(|v| v == "<stale.rt-clean@example.test>"));
+    // Dovecot's own record: an expunge for the stale one, none for the rest.
+    let log = expunges();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("<stale.rt-clean@example.test>")),
+        "{log:#?}"
+    );
+    for id in [
+        "<foreign.rt-clean@example.test>",
+        "<forged.rt-clean@example.test>",
+        "<replay.rt-clean@example.test>",
+    ] {
+        assert!(
+            !log.iter().any(|l| l.contains(id)),
+            "{id} was removed: {log:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_submission_server_down_is_blamed_on_submit() {
+    let mut rt = monitor("rt-submit-down");
+    rt.submit.port = common::dovecot::dovecot().port("CLOSED_PORT");
+    let (r, state) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_eq!(r.status, Status::Down);
+    assert_eq!(r.failure, Some(FailureKind::ConnectionRefused), "{r:#?}");
+    assert_eq!(r.failed_phase, Some(Phase::Submit));
+    let facts = r.roundtrip.unwrap();
+    assert_eq!(facts.failed_leg, Some(Phase::Submit));
+    assert_eq!(facts.leg_phase, Some(Phase::Connect));
+    assert_eq!(facts.polls, 0, "POP3 is not even tried");
+    assert!(r.message.starts_with("submit (127.0.0.1:"), "{}", r.message);
+    assert!(state.sent.is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_submission_password_is_an_smtp_auth_failure_in_submit() {
+    let mut rt = monitor("rt-submit-auth");
+    rt.submit.password = Some(SecretString::from("not-the-password".to_string()));
+    let (r, _) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{r:#?}");
+    assert_eq!(r.failed_phase, Some(Phase::Submit));
+    assert_eq!(r.roundtrip.unwrap().leg_phase, Some(Phase::Auth));
+    assert!(!serde_json::to_string(&r.message)
+        .unwrap()
+        .contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn the_pop3_server_down_is_blamed_on_retrieve() {
+    let mut rt = monitor("rt-retrieve-down");
+    // Into the blackhole: nothing is left behind in the shared mailbox.
+    rt.to = common::smtp::exim().get("BLACKHOLE_RCPT").into();
+    rt.retrieve.port = common::dovecot::dovecot().port("CLOSED_PORT");
+    let (r, state) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_eq!(r.status, Status::Down);
+    assert_eq!(r.failure, Some(FailureKind::ConnectionRefused), "{r:#?}");
+    assert_eq!(r.failed_phase, Some(Phase::Retrieve));
+    let facts = r.roundtrip.unwrap();
+    assert_eq!(facts.failed_leg, Some(Phase::Retrieve));
+    assert_eq!(facts.leg_phase, Some(Phase::Connect));
+    assert!(
+        r.message.starts_with("retrieve (127.0.0.1:"),
+        "{}",
+        r.message
+    );
+    // Sent, so still awaited by the next run.
+    assert_eq!(state.sent.len(), 1);
+    assert_eq!(state.next_seq, 1);
+}
+
+#[tokio::test]
+async fn a_message_found_by_a_later_run_completes_there() {
+    // The first run's wait is too short for anything but the submission;
+    // the second run finds the first run's message (and its own).
+    let mut rt = monitor("rt-slow");
+    rt.wait = Duration::ZERO;
+    let (r1, state) = roundtrip::probe(&rt, &Outstanding::default()).await;
+    assert_ne!(r1.status, Status::Down, "{r1:#?}");
+    let f1 = r1.roundtrip.unwrap();
+    assert_eq!(f1.polls, 1);
+    // Exim delivers at once, but one poll straight after submission may
+    // or may not see it; either way the state is consistent.
+    if f1.delivery_ms.is_none() {
+        assert_eq!(state.sent.len(), 1);
+        rt.wait = Duration::from_secs(8);
+        let (r2, state2) = roundtrip::probe(&rt, &state).await;
+        assert_eq!(r2.status, Status::Up, "{r2:#?}");
+        assert!(state2.sent.is_empty(), "{state2:?}");
+        assert_eq!(r2.roundtrip.unwrap().deleted, 2);
+    }
+}
