@@ -49,6 +49,10 @@ pub struct MonitorState {
     /// The LOGIN-DELAY already warned about, so the warning comes once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_delay_warned: Option<u64>,
+    /// Round trip: the next sequence number and the messages sent but not
+    /// yet found (in the file or the DynamoDB item like the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roundtrip: Option<crate::probe::roundtrip::Outstanding>,
 }
 
 impl MonitorState {
@@ -68,6 +72,7 @@ impl MonitorState {
             blocked_by: None,
             capabilities: None,
             login_delay_warned: None,
+            roundtrip: None,
         }
     }
 }

@@ -16,6 +16,9 @@ use serde_json::Value;
 use crate::probe::{AuthMethod, Kind, Target, TlsMode};
 use crate::sinks::SecretSource;
 
+mod roundtrip;
+pub use roundtrip::RoundtripSpec;
+
 /// An error that names where in the document it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{path}: {message}")]
@@ -235,6 +238,9 @@ pub struct MonitorSpec {
     /// The monitors linked by `depends_on` share a shard: the smallest
     /// name of the group. Without dependencies, the monitor's own name.
     pub shard_key: String,
+    /// `kind: roundtrip` only: the submit side, envelope, key, thresholds
+    /// and the outstanding messages. `target` is then the retrieve side.
+    pub roundtrip: Option<Box<RoundtripSpec>>,
 }
 
 /// A monitor whose settings are unusable; reported, not probed.
@@ -363,8 +369,11 @@ impl Config {
                 .filter(|n| !n.trim().is_empty())
                 .map(str::to_string)
                 .unwrap_or_else(|| path.clone());
-            let spec =
-                typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path));
+            let spec = if raw.get("kind").and_then(Value::as_str) == Some("roundtrip") {
+                roundtrip::parse(&config, raw, &path)
+            } else {
+                typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path))
+            };
             match spec {
                 Ok(None) => config.disabled.push(label),
                 Ok(Some(spec)) => {
@@ -756,6 +765,12 @@ impl Config {
                     ));
                 }
                 Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(c)) if c.username.is_none() && c.secret_id.is_none() => {
+                    return Err(ConfigError::new(
+                        format!("{}.username", key_path("credentials", name)),
+                        "required (unless the secret_id secret holds it)",
+                    ));
+                }
                 Some(Ok(_)) => {}
             }
         }
@@ -856,6 +871,7 @@ impl Config {
             path: path.to_string(),
             shard_key: m.name.clone(),
             depends_on,
+            roundtrip: None,
         }))
     }
 
@@ -866,10 +882,10 @@ impl Config {
             HashMap::new();
         for (name, entry) in &self.credentials {
             let Ok(cred) = entry else { continue };
-            let used = self
-                .monitors
-                .iter()
-                .any(|m| m.credentials.as_deref() == Some(name));
+            let used = self.monitors.iter().any(|m| {
+                m.credentials.as_deref() == Some(name)
+                    || roundtrip::extra_credentials(m).contains(&name.as_str())
+            });
             if used {
                 resolved.insert(name.clone(), read_credential(cred, secrets).await);
             }
@@ -898,6 +914,15 @@ impl Config {
                             ),
                         });
                         continue;
+                    }
+                    if let Some(rt) = spec.roundtrip.as_mut() {
+                        if let Err(error) = roundtrip::resolve(self, rt, &resolved) {
+                            self.problems.push(ConfigProblem {
+                                monitor: spec.target.name.clone(),
+                                error,
+                            });
+                            continue;
+                        }
                     }
                     ready.push(spec);
                 }
@@ -1093,12 +1118,8 @@ fn validate_credential(c: Credential, path: &str) -> Result<Credential, ConfigEr
             "set exactly one of password, password_env, password_file, secret_id",
         ));
     }
-    if c.username.is_none() && c.secret_id.is_none() {
-        return Err(ConfigError::new(
-            format!("{path}.username"),
-            "required (unless the secret_id secret holds it)",
-        ));
-    }
+    // A login needs a user name, from here or the secret; a round trip's
+    // signing key is a password alone. Checked where an entry is used.
     if let Some(u) = &c.username {
         if u.is_empty() || u.chars().any(|ch| ch.is_control()) {
             return Err(ConfigError::new(

@@ -147,6 +147,10 @@ pub fn metrics(
         if r.failure.is_none() || r.failure == Some(FailureKind::ResponseTimeCritical) {
             push("ResponseTime", m, r.response_time_ms, Unit::Milliseconds);
         }
+        // The round trip's own number: submission to arrival.
+        if let Some(d) = r.roundtrip.as_ref().and_then(|f| f.delivery_ms) {
+            push("DeliveryTime", m, d, Unit::Milliseconds);
+        }
         if let Some(c) = r.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
             push(
                 "CertificateDaysRemaining",
@@ -228,7 +232,40 @@ where
         .iter()
         .map(|m| (m.target.name.clone(), m.alert.clone()))
         .collect();
+    // Round trips need their outstanding messages before they run.
+    let mut monitors = monitors;
+    let roundtrips: Vec<String> = monitors
+        .iter()
+        .filter(|m| m.roundtrip.is_some())
+        .map(|m| m.target.name.clone())
+        .collect();
+    let mut roundtrip_state_error = None;
+    if !roundtrips.is_empty() {
+        match state.load(&roundtrips).await {
+            Ok(states) => {
+                for m in &mut monitors {
+                    if let (Some(rt), Some(st)) = (m.roundtrip.as_mut(), states.get(&m.target.name)) {
+                        rt.state = st.roundtrip.clone().unwrap_or_default();
+                    }
+                }
+            }
+            // Without its state a round trip would reuse sequence numbers
+            // and forget what it awaits: it is not run this time.
+            Err(e) => roundtrip_state_error = Some(e.to_string()),
+        }
+    }
+    if roundtrip_state_error.is_some() {
+        monitors.retain(|m| m.roundtrip.is_none());
+    }
     let mut probed = run::run_all(monitors, &config.run, deadline).await;
+    if let Some(e) = roundtrip_state_error {
+        for name in roundtrips {
+            probed.skipped.push(run::Skipped {
+                monitor: name,
+                reason: format!("round trip not run: its state could not be loaded: {e}"),
+            });
+        }
+    }
     run::apply_dependencies(&mut probed.results, &depends_on);
 
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
@@ -317,7 +354,10 @@ where
                     continue;
                 };
                 let prev = previous.get(&r.monitor);
-                let step = alert::evaluate(prev, r, settings, now);
+                let mut step = alert::evaluate(prev, r, settings, now);
+                if let Some(next) = r.roundtrip.as_ref().and_then(|f| f.next_state.clone()) {
+                    step.next.roundtrip = Some(next);
+                }
                 if !deliver(&step.alerts, alert_sink, &mut summary).await {
                     continue;
                 }

@@ -488,6 +488,16 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
     )
 }
 
+/// Run one round trip and keep the next state in the result's facts
+/// (`RoundtripFacts::next_state`), for runners that store it.
+pub async fn probe_keeping_state(rt: &RoundTrip, state: &Outstanding) -> ProbeResult {
+    let (mut r, next) = probe(rt, state).await;
+    if let Some(f) = r.roundtrip.as_mut() {
+        f.next_state = Some(next);
+    }
+    r
+}
+
 /// Up, degraded or down by the delivery time (or the oldest message's wait).
 fn judge(
     rt: &RoundTrip,

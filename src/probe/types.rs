@@ -573,6 +573,10 @@ pub struct RoundtripFacts {
     pub outstanding: u64,
     /// Messages this run declared lost.
     pub lost: u64,
+    /// The state to keep for the next run (the pipeline stores it with the
+    /// monitor's alert state); not part of the reported result.
+    #[serde(skip)]
+    pub next_state: Option<super::roundtrip::Outstanding>,
 }
 
 fn one() -> u32 {
