@@ -244,7 +244,8 @@ where
         match state.load(&roundtrips).await {
             Ok(states) => {
                 for m in &mut monitors {
-                    if let (Some(rt), Some(st)) = (m.roundtrip.as_mut(), states.get(&m.target.name)) {
+                    if let (Some(rt), Some(st)) = (m.roundtrip.as_mut(), states.get(&m.target.name))
+                    {
                         rt.state = st.roundtrip.clone().unwrap_or_default();
                     }
                 }

@@ -384,3 +384,233 @@ async fn a_message_found_by_a_later_run_completes_there() {
         assert_eq!(r2.roundtrip.unwrap().deleted, 2);
     }
 }
+
+// ------------------------------------------------- config, state, alerts
+
+use common::mem::{MemAlerts, MemMetrics, MemState};
+use pop3_probe::alert::AlertKind;
+use pop3_probe::config::Config;
+use pop3_probe::pipeline::{self, RunSummary, Shard};
+use serde_json::json;
+
+/// The config shape, pointed at the test servers.
+fn config_json(name: &str, to: &str, extra: serde_json::Value) -> serde_json::Value {
+    let d = common::dovecot::dovecot();
+    let s = common::smtp::exim();
+    let mut m = json!({
+        "name": name, "kind": "roundtrip",
+        "submit": {"host": "127.0.0.1", "port": s.port("SMTP_SUBMIT_PORT"), "tls": "starttls",
+                   "credentials": "sender", "ca_pem": s.pem("CA_PEM"),
+                   "ehlo_name": format!("{name}.roundtrip.test")},
+        "retrieve": {"host": "127.0.0.1", "port": d.port("POP3S_PORT"), "tls": "implicit",
+                     "credentials": "roundtrip-box", "ca_pem": d.pem("CA_PEM")},
+        "from": "monitor@localhost", "to": to,
+        "signing_key": "roundtrip-key",
+        "max_delivery_ms": 300000, "warning_ms": 30000, "critical_ms": 120000,
+        "wait_ms": 8000, "poll_interval_ms": 200
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        m[k] = v.clone();
+    }
+    json!({
+        "run": {"retries": 0, "deadline_ms": 30000},
+        "credentials": {
+            "sender": {"username": s.get("SMTP_USER"), "password": s.get("SMTP_PASSWORD")},
+            "roundtrip-box": {"username": d.get("ROUNDTRIP_USER"), "password": d.get("PASSWORD")},
+            "roundtrip-key": {"password": KEY}
+        },
+        "monitors": [m]
+    })
+}
+
+async fn load(doc: &serde_json::Value) -> Config {
+    let c = pop3_probe::config::load(&doc.to_string(), &common::NoSecrets)
+        .await
+        .unwrap();
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    c
+}
+
+struct Sinks {
+    metrics: MemMetrics,
+    alerts: MemAlerts,
+    state: MemState,
+}
+
+impl Sinks {
+    fn new() -> Sinks {
+        Sinks {
+            metrics: MemMetrics::default(),
+            alerts: MemAlerts::default(),
+            state: MemState::default(),
+        }
+    }
+
+    async fn run(&self, c: &Config) -> RunSummary {
+        let deadline = tokio::time::Instant::now() + c.run.deadline;
+        pipeline::execute(
+            c,
+            "Test",
+            Shard::default(),
+            deadline,
+            &self.metrics,
+            &self.alerts,
+            &self.state,
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn from_the_config_the_state_keeps_counting_and_delivery_time_is_a_metric() {
+    let c = load(&config_json(
+        "rt-pipeline",
+        "roundtrip@localhost",
+        json!({}),
+    ))
+    .await;
+    let sinks = Sinks::new();
+    let first = sinks.run(&c).await;
+    assert_eq!(first.up, 1, "{:?}", first.failures);
+    let row = sinks
+        .state
+        .rows
+        .lock()
+        .unwrap()
+        .get("rt-pipeline")
+        .cloned()
+        .unwrap();
+    assert_eq!(row.roundtrip.as_ref().unwrap().next_seq, 1, "{row:?}");
+    let second = sinks.run(&c).await;
+    assert_eq!(second.up, 1, "{:?}", second.failures);
+    let row = sinks
+        .state
+        .rows
+        .lock()
+        .unwrap()
+        .get("rt-pipeline")
+        .cloned()
+        .unwrap();
+    assert_eq!(row.roundtrip.unwrap().next_seq, 2);
+    let delivery: Vec<_> = sinks
+        .metrics
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.name == "DeliveryTime")
+        .cloned()
+        .collect();
+    assert_eq!(delivery.len(), 2, "one DeliveryTime per run");
+    assert_eq!(delivery[0].monitor.as_deref(), Some("rt-pipeline"));
+    assert!(sinks.alerts.got.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_lossy_route_gives_one_message_lost_alert() {
+    let blackhole = common::smtp::exim().get("BLACKHOLE_RCPT").to_string();
+    let c = load(&config_json(
+        "rt-pipeline-lost",
+        &blackhole,
+        json!({"max_delivery_ms": 1500, "warning_ms": 500, "critical_ms": 1000,
+               "wait_ms": 2500, "poll_interval_ms": 500}),
+    ))
+    .await;
+    let sinks = Sinks::new();
+    for _ in 0..2 {
+        let s = sinks.run(&c).await;
+        assert_eq!(s.down, 1);
+        assert_eq!(
+            s.failures[0].failure,
+            Some(FailureKind::MessageLost),
+            "{:?}",
+            s.failures
+        );
+    }
+    let alerts = sinks.alerts.got.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].kind, AlertKind::Down);
+    assert!(
+        alerts[0].subject.contains("message_lost"),
+        "{}",
+        alerts[0].subject
+    );
+}
+
+#[tokio::test]
+async fn the_alert_names_the_leg_and_a_dependency_holds_it_back() {
+    let closed = common::dovecot::dovecot().port("CLOSED_PORT");
+    // Alone: the submission server is down, and the alert says so.
+    let mut doc = config_json("rt-pipeline-leg", "roundtrip@localhost", json!({}));
+    doc["monitors"][0]["submit"]["port"] = json!(closed);
+    let c = load(&doc).await;
+    let sinks = Sinks::new();
+    sinks.run(&c).await;
+    let alerts = sinks.alerts.got.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(
+        alerts[0].subject.contains("connection_refused in submit"),
+        "{}",
+        alerts[0].subject
+    );
+
+    // With the host's smtp check as a dependency: one alert, the smtp
+    // check's; the round trip is blocked, not alerting.
+    let mut doc = config_json(
+        "rt-pipeline-dep",
+        "roundtrip@localhost",
+        json!({"depends_on": ["rt-pipeline-dep-smtp"]}),
+    );
+    doc["monitors"][0]["submit"]["port"] = json!(closed);
+    doc["monitors"].as_array_mut().unwrap().push(json!({
+        "name": "rt-pipeline-dep-smtp", "kind": "smtp", "host": "127.0.0.1", "port": closed,
+        "failures_before_alert": 1
+    }));
+    let c = load(&doc).await;
+    let sinks = Sinks::new();
+    let s = sinks.run(&c).await;
+    let rt = s
+        .results
+        .iter()
+        .find(|r| r.monitor == "rt-pipeline-dep")
+        .unwrap();
+    assert_eq!(
+        rt.failure,
+        Some(FailureKind::BlockedByDependency),
+        "{rt:#?}"
+    );
+    let alerts = sinks.alerts.got.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].monitor, "rt-pipeline-dep-smtp");
+}
+
+#[tokio::test]
+async fn config_errors_name_the_path() {
+    let doc = config_json(
+        "rt-bad",
+        "roundtrip@localhost",
+        json!({"signing_key": "nope"}),
+    );
+    let c = Config::parse(&doc.to_string()).unwrap();
+    assert_eq!(c.problems.len(), 1);
+    assert_eq!(c.problems[0].error.path, "monitors[0].signing_key");
+    let mut doc = config_json("rt-bad", "roundtrip@localhost", json!({}));
+    doc["monitors"][0]["submit"]["port"] = json!(0);
+    let c = Config::parse(&doc.to_string()).unwrap();
+    assert_eq!(
+        c.problems[0].error.path, "monitors[0].submit.port",
+        "{:?}",
+        c.problems
+    );
+    let mut doc = config_json("rt-bad", "roundtrip@localhost", json!({}));
+    doc["credentials"]["roundtrip-key"]["password"] = json!("short");
+    let c = pop3_probe::config::load(&doc.to_string(), &common::NoSecrets)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.problems[0].error.path, "credentials.roundtrip-key.password",
+        "{:?}",
+        c.problems
+    );
+    assert!(!format!("{:?}", c.problems).contains("short"));
+}

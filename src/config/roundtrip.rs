@@ -79,7 +79,10 @@ fn leg(
     path: &str,
 ) -> Result<MonitorSpec, ConfigError> {
     let Value::Object(mut obj) = raw else {
-        return Err(ConfigError::new(path, "must be an object: host, port, tls, credentials"));
+        return Err(ConfigError::new(
+            path,
+            "must be an object: host, port, tls, credentials",
+        ));
     };
     for own in ["name", "kind", "depends_on", "enabled"] {
         if obj.contains_key(own) {
@@ -98,7 +101,11 @@ fn leg(
 }
 
 /// `monitors[i]` with `kind: roundtrip`. `Ok(None)`: disabled.
-pub(super) fn parse(config: &Config, raw: Value, path: &str) -> Result<Option<MonitorSpec>, ConfigError> {
+pub(super) fn parse(
+    config: &Config,
+    raw: Value,
+    path: &str,
+) -> Result<Option<MonitorSpec>, ConfigError> {
     let at = |field: &str| format!("{path}.{field}");
     let r: RoundtripMonitor = typed(raw, path)?;
     if !r.enabled.unwrap_or(true) {
@@ -165,7 +172,10 @@ pub(super) fn parse(config: &Config, raw: Value, path: &str) -> Result<Option<Mo
         .poll_interval_ms
         .unwrap_or(DEFAULT_POLL_INTERVAL.as_millis() as u64);
     if poll == 0 {
-        return Err(ConfigError::new(at("poll_interval_ms"), "must be more than 0"));
+        return Err(ConfigError::new(
+            at("poll_interval_ms"),
+            "must be more than 0",
+        ));
     }
     let stale = r
         .stale_after_ms
@@ -178,7 +188,10 @@ pub(super) fn parse(config: &Config, raw: Value, path: &str) -> Result<Option<Mo
     }
     let failures_before_alert = r.failures_before_alert.unwrap_or(1);
     if failures_before_alert == 0 {
-        return Err(ConfigError::new(at("failures_before_alert"), "must be at least 1"));
+        return Err(ConfigError::new(
+            at("failures_before_alert"),
+            "must be at least 1",
+        ));
     }
     let depends_on = r.depends_on.unwrap_or_default();
     if let Some(j) = depends_on.iter().position(|d| d == &r.name) {
@@ -273,7 +286,10 @@ pub(super) fn extra_credentials(spec: &MonitorSpec) -> Vec<&str> {
 pub(super) fn resolve(
     config: &Config,
     rt: &mut RoundtripSpec,
-    resolved: &std::collections::HashMap<String, Result<(Option<String>, secrecy::SecretString), String>>,
+    resolved: &std::collections::HashMap<
+        String,
+        Result<(Option<String>, secrecy::SecretString), String>,
+    >,
 ) -> Result<(), ConfigError> {
     if let Some(name) = rt.submit_credentials.clone() {
         let path = key_path("credentials", &name);
