@@ -1,29 +1,35 @@
 //! One monitor in, one [`ProbeResult`] out — never an `Err`, never a panic.
 //!
-//! resolve → connect → [tls] → greeting → [capa] → [stls → tls → capa] →
-//! auth → stat → quit. Each phase runs under its own timeout inside one
-//! deadline for the whole probe; a failure is recorded as data (kind, phase,
-//! the server's words) and the probe stops there.
+//! This file is the engine every kind of check runs on: the dispatch by
+//! kind ([`check`]), the run state, phases under one deadline, TLS with
+//! its certificate facts, the pieces the mail checks share (failure
+//! classification below the protocol, the cleartext-password guard, QUIT)
+//! and `finish`, which turns a run into its result. The dialogues are in
+//! [`pop3`] and [`smtp`]; resolving and connecting, and the `tcp` and
+//! `dns` checks, in `tcp`.
+//!
+//! Each phase runs under its own timeout inside one deadline for the whole
+//! probe; a failure is recorded as data (kind, phase, the server's words)
+//! and the probe stops there.
 
+pub mod pop3;
 pub mod roundtrip;
 pub mod smtp;
-mod stream;
+mod tcp;
 mod types;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
-use crate::pop3::{
-    self, Capabilities, Client, LoginFailure, ResponseCode, Session, StatusLine, StlsOutcome,
-    Transcript,
-};
-pub use stream::Stream;
+use crate::net::{self, TlsClient, TlsFacts, TlsFailure};
+use crate::pop3::MaildropStat;
+use crate::sasl::secret_forms;
+use crate::wire::{Capabilities, Stream, Transcript};
+pub use pop3::probe;
 pub use types::*;
 
 /// Why a probe stopped early. Internal: it becomes fields of the result.
@@ -45,79 +51,48 @@ impl Failure {
         }
     }
 
-    /// Classify a protocol error by the phase it happened in.
-    fn from_pop3(e: pop3::Error, phase: Phase) -> Failure {
+    /// An I/O error, named by the phase it broke: the peer going away is
+    /// told apart from the network failing.
+    fn io(io: std::io::Error, phase: Phase) -> Failure {
         use std::io::ErrorKind as K;
-        match e {
-            pop3::Error::Io(io) => {
-                let kind = match io.kind() {
-                    K::ConnectionReset
-                    | K::ConnectionAborted
-                    | K::BrokenPipe
-                    | K::UnexpectedEof => FailureKind::ConnectionClosed,
-                    _ => FailureKind::ConnectionFailed,
-                };
-                Failure::new(kind, phase, format!("{phase}: {io}"))
+        let kind = match io.kind() {
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                FailureKind::ConnectionClosed
             }
-            pop3::Error::Closed => Failure::new(
-                FailureKind::ConnectionClosed,
-                phase,
-                format!("the server closed the connection during {phase}"),
-            ),
-            pop3::Error::TooLarge => Failure::new(
-                FailureKind::ResponseTooLarge,
-                phase,
-                format!("{phase}: {e}"),
-            ),
-            pop3::Error::Protocol(p) => {
-                Failure::new(FailureKind::ProtocolError, phase, format!("{phase}: {p}"))
-            }
-            pop3::Error::Argument(a) => {
-                Failure::new(FailureKind::ConfigError, phase, format!("credentials: {a}"))
-            }
-            pop3::Error::Negative(line) => Failure::negative(line, phase),
-        }
+            _ => FailureKind::ConnectionFailed,
+        };
+        Failure::new(kind, phase, format!("{phase}: {io}"))
     }
 
-    /// A `-ERR` reply: the response code decides, then the phase.
-    fn negative(line: StatusLine, phase: Phase) -> Failure {
-        let (kind, what) = match (phase, &line.code) {
-            (_, Some(ResponseCode::InUse)) => (
-                FailureKind::MailboxInUse,
-                "the mailbox is locked by another session",
-            ),
-            (_, Some(ResponseCode::LoginDelay)) => (
-                FailureKind::LoginDelay,
-                "logged in again sooner than the server's LOGIN-DELAY allows",
-            ),
-            (Phase::Greeting, _) => (
-                FailureKind::GreetingRejected,
-                "the server rejected the connection",
-            ),
-            (Phase::Stls, _) => (FailureKind::StlsRefused, "the server refused STLS"),
-            (Phase::Auth, Some(ResponseCode::SysTemp)) => (
-                FailureKind::AuthTemporaryFailure,
-                "login failed for a temporary server reason",
-            ),
-            (Phase::Auth, Some(ResponseCode::SysPerm)) => (
-                FailureKind::AuthPermanentFailure,
-                "login failed for a permanent server reason (account disabled?)",
-            ),
-            (Phase::Auth, _) => (
-                FailureKind::AuthFailed,
-                "login failed: check the technical account's credentials",
-            ),
-            (Phase::Stat, _) => (FailureKind::MailboxError, "STAT failed after login"),
-            _ => (FailureKind::ProtocolError, "unexpected -ERR"),
-        };
-        let reply = line.to_string();
-        Failure {
-            kind,
+    /// The server closed the connection where an answer was due.
+    fn closed(phase: Phase) -> Failure {
+        Failure::new(
+            FailureKind::ConnectionClosed,
             phase,
-            message: format!("{what}: {reply}"),
-            reply: Some(reply),
-        }
+            format!("the server closed the connection during {phase}"),
+        )
     }
+
+    /// A line or reply over the protocol's limits; `e` says which.
+    fn too_large(e: impl std::fmt::Display, phase: Phase) -> Failure {
+        Failure::new(
+            FailureKind::ResponseTooLarge,
+            phase,
+            format!("{phase}: {e}"),
+        )
+    }
+
+    /// Words that break the protocol.
+    fn protocol(p: impl std::fmt::Display, phase: Phase) -> Failure {
+        Failure::new(FailureKind::ProtocolError, phase, format!("{phase}: {p}"))
+    }
+}
+
+/// A protocol client's error, classified by the phase it happened in. The
+/// protocols classify their own refusals; the ways a connection breaks
+/// below them are the `Failure` constructors above.
+trait Classify {
+    fn classify(self, phase: Phase) -> Failure;
 }
 
 /// The TLS client and the name to verify, when the monitor uses TLS.
@@ -141,48 +116,31 @@ struct Run<'a> {
     apop_offered: bool,
     auth_used: Option<AuthMethod>,
     capabilities: Option<Capabilities>,
-    mailbox: Option<pop3::MaildropStat>,
+    mailbox: Option<MaildropStat>,
     warnings: Vec<String>,
-    /// What a successful dialogue other than POP3's did, for the message.
+    /// What a successful check did, for the message; each check sets it.
     summary: Option<String>,
 }
 
 /// Check one target of any kind.
 pub async fn check(target: &Target) -> ProbeResult {
     match target.kind {
-        Kind::Pop3 => probe(target).await,
+        Kind::Pop3 => pop3::probe(target).await,
         Kind::Smtp => smtp::probe(target).await,
-        Kind::Tcp | Kind::Dns => probe_basic(target).await,
+        Kind::Tcp | Kind::Dns => tcp::probe(target).await,
         // A round trip is two endpoints and state, not one target: it runs
         // through `roundtrip::probe`. Reaching here is a caller's mistake.
         Kind::Roundtrip => {
-            let mut run = start(target);
+            let run = start(target);
             let started_at = now_rfc3339();
             let f = Failure::new(
                 FailureKind::ConfigError,
                 Phase::Submit,
                 "a roundtrip monitor runs through probe::roundtrip, not probe::check",
             );
-            run.warnings.clear();
             run.finish(Err(f), started_at)
         }
     }
-}
-
-/// A `tcp` (resolve, connect) or `dns` (resolve) check.
-async fn probe_basic(target: &Target) -> ProbeResult {
-    let started_at = now_rfc3339();
-    let mut run = start(target);
-    let outcome = run.reach().await.map(drop);
-    run.finish(outcome, started_at)
-}
-
-/// Probe one POP3 target.
-pub async fn probe(target: &Target) -> ProbeResult {
-    let started_at = now_rfc3339();
-    let mut run = start(target);
-    let outcome = run.dialogue().await;
-    run.finish(outcome, started_at)
 }
 
 /// A run of `target` with its clock started; every engine begins here.
@@ -229,49 +187,6 @@ impl<'a> Run<'a> {
             summary: None,
             secrets,
         }
-    }
-
-    /// Resolve, and connect unless this is a `dns` check.
-    async fn reach(&mut self) -> Result<Option<tokio::net::TcpStream>, Failure> {
-        let t = self.target;
-        let host = t.host.clone();
-        let addrs = self
-            .phase(Phase::Resolve, async {
-                net::resolve(&host, t.port).await.map_err(|e| {
-                    Failure::new(
-                        FailureKind::DnsFailure,
-                        Phase::Resolve,
-                        format!("cannot resolve {host}: {e}"),
-                    )
-                })
-            })
-            .await?;
-        self.addresses = addrs.iter().map(|a| a.ip().to_string()).collect();
-        if t.kind == Kind::Dns {
-            return Ok(None);
-        }
-        let budget = self.remaining();
-        let (tcp, addr) = self
-            .phase(Phase::Connect, async {
-                net::connect_any(&addrs, budget).await.map_err(|e| {
-                    let kind = match e.failure {
-                        ConnectFailure::Refused => FailureKind::ConnectionRefused,
-                        ConnectFailure::Timeout => FailureKind::Timeout,
-                        ConnectFailure::Other => FailureKind::ConnectionFailed,
-                    };
-                    Failure::new(
-                        kind,
-                        Phase::Connect,
-                        format!("cannot connect: {}", e.detail),
-                    )
-                })
-            })
-            .await
-            .inspect_err(|_| {
-                self.address = addrs.last().map(|a| a.to_string());
-            })?;
-        self.address = Some(addr.to_string());
-        Ok(Some(tcp))
     }
 
     /// Run `fut` as `phase`: time it, bound it by the phase limit and what
@@ -340,50 +255,6 @@ impl<'a> Run<'a> {
             _ => Stream::Plain(tcp),
         };
         Ok((stream, tls))
-    }
-
-    async fn dialogue(&mut self) -> Result<(), Failure> {
-        let t = self.target;
-        let (stream, tls) = self.open().await?;
-
-        let transcript = self.transcript.clone();
-        let mut client = self
-            .phase(Phase::Greeting, async {
-                Client::connect(stream, transcript)
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Greeting))
-            })
-            .await?;
-        self.apop_offered = client.greeting().apop_timestamp.is_some();
-
-        if let (Some((tls_client, name)), TlsMode::Starttls | TlsMode::StarttlsIfAvailable) =
-            (&tls, t.tls)
-        {
-            // STLS straight away, no CAPA first: a -ERR says as much as a
-            // missing capability would, a round trip sooner, and a proxy
-            // that strips STLS from CAPA gains nothing.
-            client = self.starttls(client, tls_client, name.clone()).await?;
-        }
-        if t.capabilities && self.capabilities.is_none() {
-            self.capa(&mut client).await?;
-        }
-        if t.auth == AuthMethod::None {
-            self.quit(client.quit_nowait()).await;
-            return Ok(());
-        }
-        let mut session = self.login(client).await?;
-
-        let stat = self
-            .phase(Phase::Stat, async {
-                session
-                    .stat()
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Stat))
-            })
-            .await?;
-        self.mailbox = Some(stat);
-        self.quit(session.quit_nowait()).await;
-        Ok(())
     }
 
     fn remaining(&self) -> Duration {
@@ -498,195 +369,46 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// CAPA; a server without CAPA (-ERR) is not a failure, just unknown.
-    async fn capa(&mut self, client: &mut Client<Stream>) -> Result<Option<Capabilities>, Failure> {
-        let result = self
-            .phase(Phase::Capa, async {
-                match client.capa().await {
-                    Ok(c) => Ok(Some(c)),
-                    Err(pop3::Error::Negative(_)) => Ok(None),
-                    Err(e) => Err(Failure::from_pop3(e, Phase::Capa)),
-                }
-            })
-            .await?;
-        if let Some(caps) = &result {
-            self.capabilities = Some(caps.clone());
-        }
-        Ok(result)
-    }
-
-    async fn starttls(
-        &mut self,
-        client: Client<Stream>,
-        tls_client: &TlsClient,
-        name: rustls_pki_types::ServerName<'static>,
-    ) -> Result<Client<Stream>, Failure> {
-        let transcript = self.transcript.clone();
-        let outcome = self
-            .phase(Phase::Stls, async {
-                client
-                    .stls()
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Stls))
-            })
-            .await?;
-        let (stream, greeting) = match outcome {
-            StlsOutcome::Ready(stream, greeting) => (stream, greeting),
-            StlsOutcome::Refused(mut client, line) => {
-                // Only now ask CAPA, to tell "not offered" from "refused".
-                let offered = matches!(self.capa(&mut client).await, Ok(Some(c)) if c.stls);
-                if self.target.tls == TlsMode::StarttlsIfAvailable {
-                    let why = if offered {
-                        format!("the server refused STLS ({line})")
-                    } else {
-                        "the server does not offer STLS".to_string()
-                    };
-                    self.fall_back(&why);
-                    return Ok(client);
-                }
-                if offered {
-                    return Err(Failure::negative(line, Phase::Stls));
-                }
-                let mut f = Failure::new(
-                    FailureKind::StlsUnavailable,
-                    Phase::Stls,
-                    format!("STLS is required but the server does not offer it: {line}"),
-                );
-                f.reply = Some(line.to_string());
-                return Err(f);
-            }
-        };
-        let Stream::Plain(tcp) = stream else {
-            return Err(Failure::new(
-                FailureKind::ProtocolError,
-                Phase::Stls,
-                "STLS on a connection that is already TLS",
-            ));
-        };
-        let secured = self.handshake(tls_client, tcp, name).await?;
-        // Capabilities may change once TLS is up (RFC 2595 section 4);
-        // what was advertised in plaintext is stale.
-        self.capabilities = None;
-        Ok(Client::resume(secured, greeting, transcript))
-    }
-
-    /// Pick the method, refuse plaintext passwords, log in.
-    async fn login(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
-        let t = self.target;
-        let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
-            return Err(Failure::new(
-                FailureKind::ConfigError,
-                Phase::Auth,
-                format!("auth method {} needs a user name and a password", t.auth),
-            ));
-        };
-        let encrypted = client_is_tls(&client);
-        let method = match t.auth {
-            AuthMethod::Auto if self.apop_offered => AuthMethod::Apop,
-            AuthMethod::Auto => {
-                // Only here do we need (post-TLS) capabilities.
-                if self.capabilities.is_none() {
-                    self.capa(&mut client).await?;
-                }
-                if self
-                    .capabilities
-                    .as_ref()
-                    .is_some_and(|c| c.has_sasl("PLAIN"))
-                {
-                    AuthMethod::SaslPlain
-                } else {
-                    AuthMethod::User
-                }
-            }
-            m => m,
-        };
-        if method == AuthMethod::Apop && !self.apop_offered {
-            return Err(Failure::new(
-                FailureKind::AuthUnsupported,
-                Phase::Auth,
-                "APOP requested but the greeting carries no timestamp (APOP is not offered)",
-            ));
-        }
-        if method == AuthMethod::SaslPlain {
-            if let Some(caps) = self.capabilities.as_ref().filter(|c| !c.has_sasl("PLAIN")) {
-                return Err(Failure::new(
-                    FailureKind::AuthUnsupported,
-                    Phase::Auth,
-                    format!(
-                        "SASL PLAIN is not offered by the server (CAPA: SASL {})",
-                        caps.sasl.join(" ")
-                    ),
-                ));
-            }
-        }
-        if matches!(method, AuthMethod::User | AuthMethod::SaslPlain)
-            && !encrypted
-            && !t.allow_plaintext_password
-        {
-            return Err(Failure::new(
-                FailureKind::PlaintextRefused,
-                Phase::Auth,
-                format!(
-                    "refusing to send the password in cleartext ({} over a connection without TLS); use TLS, APOP, or set allow_plaintext_password",
-                    method
-                ),
-            ));
-        }
-        if matches!(method, AuthMethod::User | AuthMethod::SaslPlain) && !encrypted {
-            self.warnings
-                .push("the password was sent in cleartext (allow_plaintext_password)".into());
-        }
-        self.auth_used = Some(method);
-        let outcome = self
-            .phase(Phase::Auth, async move {
-                Ok(match method {
-                    AuthMethod::Apop => client.login_apop(&user, &password).await,
-                    AuthMethod::SaslPlain => client.login_plain(&user, &password).await,
-                    _ => client.login_user(&user, &password).await,
-                })
-            })
-            .await?;
-        let LoginFailure { error, client } = match outcome {
-            Ok(session) => return Ok(session),
-            Err(failure) => failure,
-        };
-        let mut failure = Failure::from_pop3(error, Phase::Auth);
-        // PLAIN was tried without knowing it is offered; Dovecot, for one,
-        // answers an unknown mechanism with [AUTH], which would read as a
-        // wrong password. Ask CAPA now, on the failure path only.
-        if let (AuthMethod::SaslPlain, None, Some(mut client)) =
-            (method, self.capabilities.as_ref(), client)
-        {
-            if let Ok(Some(caps)) = self.capa(&mut client).await {
-                if !caps.has_sasl("PLAIN") {
-                    failure.kind = FailureKind::AuthUnsupported;
-                    failure.message = format!(
-                        "SASL PLAIN is not offered by the server (CAPA: SASL {}): {}",
-                        caps.sasl.join(" "),
-                        failure.reply.as_deref().unwrap_or("")
-                    );
-                }
-            }
-        }
-        Err(failure)
-    }
-
     /// QUIT, without waiting for the answer (it cannot change the
     /// outcome). Failing even to send it is only a warning: the check
     /// already proved what it set out to.
-    async fn quit<F>(&mut self, send_quit: F)
+    async fn quit<F, E>(&mut self, send_quit: F)
     where
-        F: Future<Output = Result<(), pop3::Error>>,
+        F: Future<Output = Result<(), E>>,
+        E: Classify,
     {
         let r = self
             .phase(Phase::Quit, async {
-                send_quit
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Quit))
+                send_quit.await.map_err(|e| e.classify(Phase::Quit))
             })
             .await;
         if let Err(f) = r {
             self.warnings.push(format!("QUIT: {}", f.message));
+        }
+    }
+
+    /// Refuse to send a password over a connection without TLS unless the
+    /// monitor allows it. `sent` names what would carry the password,
+    /// `instead` what would protect it.
+    fn refuse_cleartext(&self, encrypted: bool, sent: &str, instead: &str) -> Result<(), Failure> {
+        if encrypted || self.target.allow_plaintext_password {
+            return Ok(());
+        }
+        Err(Failure::new(
+            FailureKind::PlaintextRefused,
+            Phase::Auth,
+            format!(
+                "refusing to send the password in cleartext ({sent} over a connection without TLS); use {instead}, or set allow_plaintext_password"
+            ),
+        ))
+    }
+
+    /// The password is about to go without TLS, as the monitor allows:
+    /// the result says so.
+    fn warn_cleartext(&mut self, encrypted: bool) {
+        if !encrypted {
+            self.warnings
+                .push("the password was sent in cleartext (allow_plaintext_password)".into());
         }
     }
 
@@ -704,24 +426,7 @@ impl<'a> Run<'a> {
                 f.reply,
             ),
             Ok(()) => {
-                let what = match (&self.mailbox, self.auth_used) {
-                    _ if self.summary.is_some() => self.summary.clone().unwrap_or_default(),
-                    _ if t.kind == Kind::Dns => {
-                        format!("{} resolves to {}", t.host, self.addresses.join(", "))
-                    }
-                    _ if t.kind == Kind::Tcp => format!(
-                        "connected to {}",
-                        self.address.as_deref().unwrap_or(t.host.as_str())
-                    ),
-                    (Some(m), Some(method)) => format!(
-                        "logged in with {method}; {} messages, {} octets",
-                        m.messages, m.octets
-                    ),
-                    _ if self.capabilities.is_some() => {
-                        "greeting and capabilities received (no login)".to_string()
-                    }
-                    _ => "greeting received (no login)".to_string(),
-                };
+                let what = self.summary.clone().unwrap_or_default();
                 if elapsed > t.critical {
                     (
                         Status::Down,
@@ -790,10 +495,6 @@ impl<'a> Run<'a> {
     }
 }
 
-fn client_is_tls(client: &Client<Stream>) -> bool {
-    client.stream_ref().is_tls()
-}
-
 fn micros_to_ms(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
@@ -831,19 +532,4 @@ fn scrub(result: &mut ProbeResult, forms: &[String]) {
             clean(i);
         }
     }
-}
-
-/// The password and its encodings that could appear on the wire.
-pub fn secret_forms(password: &str, user: Option<&str>) -> Vec<String> {
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut forms = vec![password.to_string(), b64.encode(password)];
-    if let Some(user) = user {
-        forms.push(b64.encode(format!("\0{user}\0{password}")));
-    }
-    // Longest first so a form that contains another is replaced whole.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    forms
 }

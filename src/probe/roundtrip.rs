@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::smtp::{failure as smtp_failure, local_literal};
-use super::{micros_to_ms, now_rfc3339, start, Failure, Run};
+use super::smtp::local_literal;
+use super::{micros_to_ms, now_rfc3339, start, Classify, Failure, Run};
 use super::{
     AuthMethod, FailureKind, Kind, Phase, PhaseTiming, ProbeResult, RoundtripFacts, Status, Target,
     TlsMode,
@@ -128,7 +128,7 @@ impl Run<'_> {
             .phase(Phase::Greeting, async {
                 smtp::Client::connect(stream, transcript)
                     .await
-                    .map_err(|e| smtp_failure(e, Phase::Greeting))
+                    .map_err(|e| e.classify(Phase::Greeting))
             })
             .await?;
         let software = banner_software(client.banner().first_line());
@@ -142,7 +142,7 @@ impl Run<'_> {
                 roundtrip::submit(done, from, to, text)
                     .await
                     .map_err(|(step, e)| {
-                        let mut f = smtp_failure(e, Phase::Submit);
+                        let mut f = e.classify(Phase::Submit);
                         f.message = format!("{}: {}", step.as_str(), f.message);
                         f
                     })
@@ -173,20 +173,20 @@ impl Run<'_> {
             .phase(Phase::Greeting, async {
                 Client::connect(stream, transcript)
                     .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Greeting))
+                    .map_err(|e| e.classify(Phase::Greeting))
             })
             .await?;
         self.apop_offered = client.greeting().apop_timestamp.is_some();
         if let (Some((tls_client, name)), TlsMode::Starttls | TlsMode::StarttlsIfAvailable) =
             (&tls, t.tls)
         {
-            client = self.starttls(client, tls_client, name.clone()).await?;
+            client = self.stls(client, tls_client, name.clone()).await?;
         }
-        let session = self.login(client).await?;
+        let session = self.pop3_login(client).await?;
         self.phase(Phase::Retrieve, async {
             roundtrip::sweep(session, verifier, wanted, stale_before_ms, foreign_seen)
                 .await
-                .map_err(|e| Failure::from_pop3(e, Phase::Retrieve))
+                .map_err(|e| e.classify(Phase::Retrieve))
         })
         .await
     }

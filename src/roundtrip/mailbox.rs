@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::pop3::command::Command;
 use crate::pop3::response::{self, StatusLine};
-use crate::pop3::{self, Conn, Error, Session};
+use crate::pop3::{self, Error, Session};
+use crate::wire::{sanitize, Command, Conn};
 
 use super::token::Verified;
 
@@ -163,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeletingSession<S> {
             let (Some(n), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(Error::Protocol(format!(
                     "unreadable UIDL line {:?}",
-                    response::sanitize(content)
+                    sanitize(content)
                 )));
             };
             // RFC 1939: 1 to 70 characters in 0x21..0x7E.
@@ -255,7 +255,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeletingSession<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pop3::{Client, Transcript};
+    use crate::pop3::Client;
+    use crate::wire::Transcript;
     use crate::roundtrip::token::{SigningKey, Token, Verifier};
     use secrecy::SecretString;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

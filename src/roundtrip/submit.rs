@@ -4,12 +4,11 @@
 
 use std::fmt;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::pop3::command::{BadArgument, Command};
-use crate::pop3::Conn;
 use crate::smtp::reply::{Assembler, Reply};
 use crate::smtp::{Authenticated, Error};
+use crate::wire::{BadArgument, Command, Conn};
 
 /// An envelope address (RFC 5321 `Mailbox`), checked so it cannot break out
 /// of its command line: no control characters, spaces or angle brackets.
@@ -77,6 +76,22 @@ impl fmt::Display for Quit {
 
 impl Command for Quit {}
 
+/// The message after DATA's 354, dot-stuffed, with the final `.`: sent
+/// whole like a command. The transcript shows its size, not its text.
+struct MessageBody(String);
+
+impl fmt::Display for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Command for MessageBody {
+    fn masked(&self) -> String {
+        format!("(the message, {} bytes)", self.0.len())
+    }
+}
+
 /// Which step of the submission a reply refused (the result says so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -100,16 +115,16 @@ impl Step {
 
 /// The message as lines: CRLF line ends and dot-stuffing (RFC 5321
 /// section 4.5.2), then the final `.`.
-pub(super) fn data_bytes(message: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + 64);
+pub(super) fn data_bytes(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 64);
     for line in message.lines() {
         if line.starts_with('.') {
-            out.push(b'.');
+            out.push('.');
         }
-        out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.push_str(line);
+        out.push_str("\r\n");
     }
-    out.extend_from_slice(b".\r\n");
+    out.push_str(".\r\n");
     out
 }
 
@@ -158,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Submission<S> {
         to: &Address,
         message: &str,
     ) -> Result<Reply, (Step, Error)> {
-        let io = |step: Step| move |e: crate::pop3::Error| (step, Error::from(e));
+        let io = |step: Step| move |e: crate::wire::Error| (step, Error::from(e));
         self.conn
             .send(&MailFrom(from))
             .await
@@ -168,23 +183,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Submission<S> {
         self.expect(Step::Rcpt, 2).await?;
         self.conn.send(&Data).await.map_err(io(Step::Data))?;
         self.expect(Step::Data, 3).await?;
-        let bytes = data_bytes(message);
         self.conn
-            .transcript
-            .note(format!("(message, {} bytes)", bytes.len()));
-        let w = self.conn.io.get_mut();
-        w.write_all(&bytes)
+            .send(&MessageBody(data_bytes(message)))
             .await
-            .map_err(|e| (Step::Message, Error::Io(e)))?;
-        w.flush().await.map_err(|e| (Step::Message, Error::Io(e)))?;
+            .map_err(io(Step::Message))?;
         self.expect(Step::Message, 2).await
     }
 
     /// QUIT without waiting: the server has the message already.
-    pub(super) async fn quit_nowait(mut self) -> Result<(), Error> {
-        self.conn.send(&Quit).await?;
-        self.conn.io.get_mut().shutdown().await.map_err(Error::Io)?;
-        Ok(())
+    pub(super) async fn quit_nowait(self) -> Result<(), Error> {
+        Ok(self.conn.send_and_close(&Quit).await?)
     }
 }
 
@@ -214,8 +222,8 @@ mod tests {
     fn data_is_dot_stuffed_with_crlf() {
         assert_eq!(
             data_bytes("Subject: x\n\n.hidden\nplain\n"),
-            b"Subject: x\r\n\r\n..hidden\r\nplain\r\n.\r\n".to_vec()
+            "Subject: x\r\n\r\n..hidden\r\nplain\r\n.\r\n"
         );
-        assert_eq!(data_bytes("a\r\nb"), b"a\r\nb\r\n.\r\n".to_vec());
+        assert_eq!(data_bytes("a\r\nb"), "a\r\nb\r\n.\r\n");
     }
 }
