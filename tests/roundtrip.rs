@@ -614,3 +614,36 @@ async fn config_errors_name_the_path() {
     );
     assert!(!format!("{:?}", c.problems).contains("short"));
 }
+
+#[tokio::test]
+async fn check_runs_one_round_trip_from_a_config_with_a_bounded_wait() {
+    let doc = config_json("rt-cli", "roundtrip@localhost", json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("monitors.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+        .args(["check", "roundtrip://rt-cli", "--config"])
+        .arg(&file)
+        .args(["--wait", "8s", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["kind"], "roundtrip");
+    assert_eq!(r["status"], "up");
+    assert!(r["roundtrip"]["delivery_ms"].is_number(), "{r}");
+    assert!(!stdout.contains(KEY));
+    // Without --config it is an unknown (3), naming the flag.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+        .args(["check", "roundtrip://rt-cli"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}

@@ -256,8 +256,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeletingSession<S> {
 mod tests {
     use super::*;
     use crate::pop3::Client;
-    use crate::wire::Transcript;
     use crate::roundtrip::token::{SigningKey, Token, Verifier};
+    use crate::wire::Transcript;
     use secrecy::SecretString;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
