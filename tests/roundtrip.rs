@@ -647,3 +647,82 @@ async fn check_runs_one_round_trip_from_a_config_with_a_bounded_wait() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
 }
+
+// ------------------------------------------------- the Lambda, against moto
+
+/// The Lambda handler with the real AWS adapters against moto: the config
+/// and the signing key in Secrets Manager, the outstanding messages in the
+/// DynamoDB state item, the alert through SNS.
+#[cfg(feature = "aws")]
+#[tokio::test]
+async fn the_lambda_keeps_round_trip_state_in_dynamodb() {
+    use common::moto;
+    use pop3_probe::aws::{AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
+    use pop3_probe::lambda::{self, ConfigCache, Settings};
+
+    let sdk = moto::sdk_config().await;
+    let table = moto::unique("rt-state");
+    moto::create_table(&sdk, &table).await;
+    let (topic, queue) = moto::topic_with_queue(&sdk, &moto::unique("rt-alerts")).await;
+    let key_secret = moto::unique("rt-key");
+    moto::create_secret(&sdk, &key_secret, KEY).await;
+    let mut doc = config_json("rt-lambda", "roundtrip@localhost", json!({}));
+    doc["credentials"]["roundtrip-key"] = json!({"secret_id": key_secret});
+    let down = doc["monitors"][0].clone();
+    let mut down = down;
+    down["name"] = json!("rt-lambda-submit-down");
+    down["submit"]["port"] = json!(common::dovecot::dovecot().port("CLOSED_PORT"));
+    doc["monitors"].as_array_mut().unwrap().push(down);
+    let config_secret = moto::unique("rt-config");
+    moto::create_secret(&sdk, &config_secret, &doc.to_string()).await;
+    let settings = Settings {
+        config_secret,
+        namespace: Some(moto::unique("Test/rt")),
+        topic_arn: topic.clone(),
+        state_table: table.clone(),
+        schedule: None,
+    };
+    let cache = ConfigCache::default();
+    let invoke = || async {
+        lambda::handle(
+            json!({"shard": 0, "shards": 1}),
+            Duration::from_secs(60),
+            &settings,
+            &cache,
+            &AwsSecrets::new(aws_sdk_secretsmanager::Client::new(&sdk), Duration::ZERO),
+            &CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+            &SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), topic.clone()),
+            &DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone()),
+        )
+        .await
+        .expect("the run")
+    };
+    let state_of =
+        |rows: &HashMap<String, HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+         m: &str| {
+            let st: pop3_probe::alert::MonitorState =
+                serde_json::from_str(&moto::attr(&rows[m], "state")).unwrap();
+            st
+        };
+
+    let first = invoke().await;
+    assert_eq!((first.up, first.down), (1, 1), "{:?}", first.failures);
+    let rows = moto::scan_table(&sdk, &table).await;
+    let st = state_of(&rows, "rt-lambda");
+    assert_eq!(st.roundtrip.as_ref().unwrap().next_seq, 1, "{st:?}");
+    assert!(st.roundtrip.unwrap().sent.is_empty());
+    let n = moto::drain(&sdk, &queue).await;
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].attr("monitor"), "rt-lambda-submit-down");
+    assert_eq!(n[0].attr("cause"), "connection_refused");
+    assert!(n[0].message.contains("in submit"), "{}", n[0].message);
+
+    let second = invoke().await;
+    assert_eq!(second.up, 1, "{:?}", second.failures);
+    let rows = moto::scan_table(&sdk, &table).await;
+    assert_eq!(state_of(&rows, "rt-lambda").roundtrip.unwrap().next_seq, 2);
+    assert!(
+        moto::drain(&sdk, &queue).await.is_empty(),
+        "still down: no second alert"
+    );
+}
