@@ -169,11 +169,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeletingSession<S> {
             // RFC 1939: 1 to 70 characters in 0x21..0x7E.
             let id_ok = id.len() <= 70 && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
             let n: u32 = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                Error::Protocol(format!("bad message number in UIDL line {text:?}"))
+                // Server text reaches the result only through `sanitize`.
+                Error::Protocol(format!(
+                    "bad message number in UIDL line {:?}",
+                    sanitize(content)
+                ))
             })?;
             if !id_ok {
                 return Err(Error::Protocol(format!(
-                    "bad unique id in UIDL line {text:?}"
+                    "bad unique id in UIDL line {:?}",
+                    sanitize(content)
                 )));
             }
             out.push((n, id.to_string()));
