@@ -11,6 +11,12 @@
 //!       in-memory sinks, prints one JSON line: wall, peak RSS (VmHWM),
 //!       CPU, most open descriptors, results + skipped.
 //!
+//!   fleet first-run --n N --store mem|file|dynamodb [--endpoint URL]
+//!       The first run of N new TCP monitors (one local listener), so every
+//!       monitor's state is new and saved: with the state in memory, in a
+//!       state file, or in DynamoDB at URL (moto: `moto_server -p PORT`).
+//!       Prints one JSON line: execute time, state writes, errors.
+//!
 //! Mix: 3% hanging servers; of the rest, half on the fake servers (half of
 //! those auth none, half APOP with their own account each) and half on the
 //! test Dovecot (auth none over plain, STLS and implicit TLS, plus 1% logins
@@ -26,7 +32,7 @@ use pop3_probe::alert::MonitorState;
 use pop3_probe::config;
 use pop3_probe::local::{PrintAlerts, WriterMetrics};
 use pop3_probe::pipeline::{self, Shard};
-use pop3_probe::sinks::{Datum, SecretSource, SinkError, StateStore};
+use pop3_probe::sinks::{Datum, SaveReport, SecretSource, SinkError, StateChanges, StateStore};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -43,7 +49,10 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("serve") => serve(&args),
         Some("run") => run(&args),
-        _ => eprintln!("usage: fleet serve ... | fleet run ... (see the file header)"),
+        Some("first-run") => first_run(&args),
+        _ => eprintln!(
+            "usage: fleet serve ... | fleet run ... | fleet first-run ... (see the file header)"
+        ),
     }
 }
 
@@ -161,18 +170,18 @@ impl StateStore for MemState {
             .filter_map(|m| s.get(m).map(|v| (m.clone(), v.clone())))
             .collect())
     }
-    async fn save(&self, state: &MonitorState) -> Result<(), SinkError> {
-        self.states
-            .lock()
-            .unwrap()
-            .insert(state.monitor.clone(), state.clone());
-        Ok(())
+    async fn save(&self, changes: StateChanges) -> SaveReport {
+        let mut s = self.states.lock().unwrap();
+        for state in changes.monitors {
+            s.insert(state.monitor.clone(), state);
+        }
+        SaveReport {
+            writes: 1,
+            errors: Vec::new(),
+        }
     }
-    async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
+    async fn load_pending_metrics(&self, _shard: u32) -> Result<Vec<Datum>, SinkError> {
         Ok(Vec::new())
-    }
-    async fn save_pending_metrics(&self, _data: &[Datum]) -> Result<(), SinkError> {
-        Ok(())
     }
 }
 
@@ -393,4 +402,119 @@ fn run(args: &[String]) {
     println!("{out}");
     // Keep stdin-driven servers honest: nothing else to do.
     let _ = std::io::stdin().lock().lines().next().filter(|_| false);
+}
+
+// ------------------------------------------------------------ first run
+
+fn first_run(args: &[String]) {
+    let n: usize = arg(args, "--n").map_or(10_000, |v| v.parse().unwrap());
+    let store = arg(args, "--store").unwrap_or_else(|| "file".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Accept and drop: a TCP check needs nothing more.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                drop(s);
+            }
+        });
+        let monitors: Vec<_> = (0..n)
+            .map(|i| json!({"name": format!("m{i:05}"), "kind": "tcp", "host": "127.0.0.1", "port": port}))
+            .collect();
+        let text = json!({
+            "version": 1,
+            "run": {"concurrency": 200, "retries": 0, "deadline_ms": 50_000},
+            "monitors": monitors,
+        })
+        .to_string();
+        let config = config::load(&text, &NoSecrets).await.expect("config");
+        assert!(config.problems.is_empty(), "{:?}", config.problems.first());
+        let deadline = tokio::time::Instant::now() + config.run.deadline;
+        let metrics = WriterMetrics::discard();
+        let alerts = PrintAlerts::new(Box::new(std::io::sink()));
+        let t0 = Instant::now();
+        let summary = match store.as_str() {
+            "mem" => {
+                let state = MemState::default();
+                pipeline::execute(&config, "Bench", Shard::default(), deadline, &metrics, &alerts, &state).await
+            }
+            "file" => {
+                let dir = tempfile_dir();
+                let state = pop3_probe::local::FileState::open(&dir.join("state.json")).unwrap();
+                let s = pipeline::execute(&config, "Bench", Shard::default(), deadline, &metrics, &alerts, &state).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                s
+            }
+            "dynamodb" => {
+                let endpoint = arg(args, "--endpoint").expect("--endpoint URL");
+                let sdk = pop3_probe::aws::with_limits(
+                    aws_config::defaults(aws_config::BehaviorVersion::latest())
+                        .region(aws_config::Region::new("us-east-1"))
+                        .endpoint_url(&endpoint)
+                        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                            "testing", "testing", None, None, "bench",
+                        )),
+                )
+                .load()
+                .await;
+                let client = aws_sdk_dynamodb::Client::new(&sdk);
+                let table = format!("bench-{}", std::process::id());
+                create_table(&client, &table).await;
+                let state = pop3_probe::aws::DynamoState::new(client, table);
+                pipeline::execute(&config, "Bench", Shard::default(), deadline, &metrics, &alerts, &state).await
+            }
+            other => panic!("--store mem|file|dynamodb, not {other}"),
+        };
+        let execute = t0.elapsed();
+        println!(
+            "{}",
+            json!({
+                "n": n,
+                "store": store,
+                "execute_ms": execute.as_secs_f64() * 1e3,
+                "probed": summary.probed,
+                "up": summary.up,
+                "state_writes": summary.state_writes,
+                "state_errors": summary.state_errors.len(),
+                "first_state_error": summary.state_errors.first(),
+            })
+        );
+    });
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fleet-first-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("monitor")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("monitor")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AlertSettings;
-use crate::drift::{self, CapabilitySet};
+use crate::drift::{self, CapabilitySet, Drift};
 use crate::net::rfc3339;
 use crate::probe::{FailureKind, ProbeResult, Status};
 
@@ -49,6 +49,10 @@ pub struct MonitorState {
     /// The LOGIN-DELAY already warned about, so the warning comes once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_delay_warned: Option<u64>,
+    /// The config problem already announced (`path: message`), so a broken
+    /// entry alerts once until it is fixed or changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
     /// Round trip: the next sequence number and the messages sent but not
     /// yet found (in the file or the DynamoDB item like the rest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +76,7 @@ impl MonitorState {
             blocked_by: None,
             capabilities: None,
             login_delay_warned: None,
+            config_error: None,
             roundtrip: None,
         }
     }
@@ -93,6 +98,8 @@ pub enum AlertKind {
     /// The server's LOGIN-DELAY is longer than the schedule: logins will
     /// start failing with [LOGIN-DELAY].
     LoginDelayConflict,
+    /// The monitor's config entry is unusable, so it is not being watched.
+    ConfigError,
 }
 
 impl AlertKind {
@@ -106,6 +113,7 @@ impl AlertKind {
             AlertKind::ProbeError => "probe_error",
             AlertKind::CapabilityChanged => "capability_changed",
             AlertKind::LoginDelayConflict => "login_delay_conflict",
+            AlertKind::ConfigError => "config_error",
         }
     }
 }
@@ -142,7 +150,7 @@ pub struct Alert {
     pub category: Category,
     /// The failure kind behind it (`auth_failed`, …), if any.
     pub cause: Option<FailureKind>,
-    /// At most 100 characters (SNS e-mail subject limit).
+    /// At most [`SUBJECT_MAX`] ASCII characters (what SNS accepts).
     pub subject: String,
     /// At most 140 characters: monitor, status, cause.
     pub sms: String,
@@ -161,7 +169,8 @@ impl Alert {
                 AlertKind::Degraded
                 | AlertKind::CertificateExpiring
                 | AlertKind::CapabilityChanged
-                | AlertKind::LoginDelayConflict,
+                | AlertKind::LoginDelayConflict
+                | AlertKind::ConfigError,
                 _,
             ) => "warning",
         }
@@ -189,6 +198,8 @@ pub fn evaluate(
         .unwrap_or_else(|| MonitorState::new(&result.monitor, now_ms));
     s.version += 1;
     s.last_result_ms = now_ms;
+    // Probed, so its entry is usable again.
+    s.config_error = None;
     let mut alerts = Vec::new();
     let needed = settings.failures_before_alert.max(1);
     if let Some(b) = &result.blocked_by {
@@ -277,30 +288,14 @@ pub fn evaluate(
         if let Some(before) = &s.capabilities {
             let drift = drift::compare(before, &seen, result.kind);
             if !drift.security.is_empty() {
-                let mut a = render(AlertKind::CapabilityChanged, result, &s, settings, now_ms);
-                a.subject = truncate(
-                    &format!(
-                        "[CAPABILITIES] {}: {}",
-                        result.monitor,
-                        drift.security.join("; ")
-                    ),
-                    100,
-                );
-                a.sms = truncate(
-                    &format!(
-                        "CAPABILITIES {}: {}",
-                        result.monitor,
-                        drift.security.join("; ")
-                    ),
-                    140,
-                );
-                let mut body = format!("{}\n\nChanged since the last probe:\n", a.subject);
-                for line in drift.security.iter().chain(&drift.other) {
-                    let _ = writeln!(body, "  - {line}");
-                }
-                let _ = writeln!(body, "\n{}", a.body.split_once("\n\n").map_or("", |x| x.1));
-                a.body = body;
-                alerts.push(a);
+                alerts.push(render_with(
+                    AlertKind::CapabilityChanged,
+                    result,
+                    &s,
+                    settings,
+                    now_ms,
+                    Some(&drift),
+                ));
             }
         }
         // Only a monitor that logs in is refused by LOGIN-DELAY.
@@ -391,6 +386,19 @@ fn render(
     settings: &AlertSettings,
     now_ms: i64,
 ) -> Alert {
+    render_with(kind, r, s, settings, now_ms, None)
+}
+
+/// The alert for `kind`; `drift` is what a `capability_changed` alert
+/// reports (its subject and a section of the body).
+fn render_with(
+    kind: AlertKind,
+    r: &ProbeResult,
+    s: &MonitorState,
+    settings: &AlertSettings,
+    now_ms: i64,
+    drift: Option<&Drift>,
+) -> Alert {
     let name = &r.monitor;
     let cause = match (r.failure, r.failed_phase) {
         (Some(f), Some(p)) => format!("{f} in {p}"),
@@ -438,10 +446,20 @@ fn render(
             format!("[PROBE ERROR] {name}"),
             format!("PROBE ERROR {name}"),
         ),
-        // The caller words the subject from the drift it found.
-        AlertKind::CapabilityChanged => (
-            format!("[CAPABILITIES] {name}: capabilities changed"),
-            format!("CAPABILITIES {name}: changed"),
+        AlertKind::CapabilityChanged => match drift.filter(|d| !d.security.is_empty()) {
+            Some(d) => (
+                format!("[CAPABILITIES] {name}: {}", d.security.join("; ")),
+                format!("CAPABILITIES {name}: {}", d.security.join("; ")),
+            ),
+            None => (
+                format!("[CAPABILITIES] {name}: capabilities changed"),
+                format!("CAPABILITIES {name}: changed"),
+            ),
+        },
+        // Rendered by `config_problem`, which has no probe result.
+        AlertKind::ConfigError => (
+            format!("[CONFIG ERROR] {name}"),
+            format!("CONFIG ERROR {name}"),
         ),
         AlertKind::LoginDelayConflict => {
             let delay = r
@@ -470,9 +488,17 @@ fn render(
                 format!("{sms} (+{n} dependent)"),
             )
         };
+    let subject = subject_line(&subject);
     let mut body = String::new();
     let _ = writeln!(body, "{subject}");
     let _ = writeln!(body);
+    if let Some(d) = drift {
+        let _ = writeln!(body, "Changed since the last probe:");
+        for line in d.security.iter().chain(&d.other) {
+            let _ = writeln!(body, "  - {line}");
+        }
+        let _ = writeln!(body);
+    }
     let _ = writeln!(
         body,
         "Monitor:   {name} ({}:{}, tls {}, auth {})",
@@ -566,20 +592,39 @@ fn render(
         kind,
         category,
         cause: cause_kind,
-        subject: truncate(&subject, 100),
-        sms: truncate(sms.trim(), 140),
+        subject,
+        sms: truncate(sms.trim(), SMS_MAX),
         body,
         at_ms: now_ms,
     }
 }
 
+/// SNS subjects are ASCII without control characters and under 100
+/// characters: the one limit every alert's subject is cut to.
+pub const SUBJECT_MAX: usize = 99;
+/// One SMS segment in the GSM alphabet.
+pub const SMS_MAX: usize = 140;
+
+/// A subject SNS accepts: ASCII, no control characters, at most
+/// [`SUBJECT_MAX`] characters.
+pub fn subject_line(s: &str) -> String {
+    let ascii: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    truncate(&ascii, SUBJECT_MAX)
+}
+
 /// An alert about the probe itself (nothing could be probed).
 pub fn probe_error(source: &str, message: &str, now_ms: i64) -> Alert {
-    let subject = truncate(
-        &format!("[PROBE ERROR] pop3-probe cannot run: {message}"),
-        100,
-    );
-    let sms = truncate(&format!("PROBE ERROR pop3-probe: {message}"), 140);
+    let subject = subject_line(&format!("[PROBE ERROR] pop3-probe cannot run: {message}"));
+    let sms = truncate(&format!("PROBE ERROR pop3-probe: {message}"), SMS_MAX);
     let body = format!(
         "The POP3 probe could not run, so no monitor was checked.\n\nSource: {source}\nError:  {message}\nAt:     {}\n\nWhat to check: the config secret (its JSON and the Lambda's permission to read it), then the Lambda's logs.\n",
         rfc3339(now_ms / 1000)
@@ -594,6 +639,67 @@ pub fn probe_error(source: &str, message: &str, now_ms: i64) -> Alert {
         body,
         at_ms: now_ms,
     }
+}
+
+/// The probe runs again after a `probe_error`.
+pub fn probe_recovered(source: &str, now_ms: i64) -> Alert {
+    let subject = subject_line("[RECOVERED] pop3-probe runs again");
+    let body = format!(
+        "{subject}\n\nThe POP3 probe can read its configuration again and checks the monitors.\n\nSource: {source}\nAt:     {}\n",
+        rfc3339(now_ms / 1000)
+    );
+    Alert {
+        monitor: "pop3-probe".into(),
+        kind: AlertKind::Recovered,
+        category: Category::Probe,
+        cause: None,
+        subject,
+        sms: "RECOVERED pop3-probe runs again".into(),
+        body,
+        at_ms: now_ms,
+    }
+}
+
+/// A monitor whose config entry is unusable is not probed: say so once
+/// (until the entry is fixed or its error changes), so it is never
+/// silently unwatched. `path` is the JSON path of the offending field.
+pub fn config_problem(
+    prev: Option<&MonitorState>,
+    monitor: &str,
+    path: &str,
+    message: &str,
+    now_ms: i64,
+) -> Step {
+    let mut s = prev
+        .cloned()
+        .unwrap_or_else(|| MonitorState::new(monitor, now_ms));
+    let error = format!("{path}: {message}");
+    let mut alerts = Vec::new();
+    if s.config_error.as_deref() != Some(error.as_str()) {
+        s.version += 1;
+        s.config_error = Some(error);
+        let subject = subject_line(&format!("[CONFIG ERROR] {monitor} is not watched: {path}"));
+        let sms = truncate(
+            &format!("CONFIG ERROR {monitor} not watched: {path}: {message}"),
+            SMS_MAX,
+        );
+        let body = format!(
+            "{subject}\n\nMonitor:   {monitor}\nField:     {path}\nError:     {message}\nAt:        {}\n\nThis monitor is not probed until its entry in the monitor list is fixed; no other alert will come for it meanwhile.\n\nWhat to check: {}\n",
+            rfc3339(now_ms / 1000),
+            runbook_hint(Some(FailureKind::ConfigError))
+        );
+        alerts.push(Alert {
+            monitor: monitor.to_string(),
+            kind: AlertKind::ConfigError,
+            category: Category::Probe,
+            cause: Some(FailureKind::ConfigError),
+            subject,
+            sms,
+            body,
+            at_ms: now_ms,
+        });
+    }
+    Step { next: s, alerts }
 }
 
 #[cfg(test)]
@@ -1048,5 +1154,54 @@ mod tests {
         let mut no_login = with_caps(false, &[], false, Some(900));
         no_login.auth_used = None;
         assert!(evaluate(None, &no_login, &set, 0).alerts.is_empty());
+    }
+
+    #[test]
+    fn every_subject_fits_sns_whoever_renders_it() {
+        let long = format!("{}\u{e9}\u{1b}]0;x", "m".repeat(150));
+        let mut r = down(FailureKind::Timeout);
+        r.monitor = long.clone();
+        let subjects = [
+            evaluate(None, &r, &settings(1, None), 0).alerts[0]
+                .subject
+                .clone(),
+            probe_error("config", &long, 0).subject,
+            probe_recovered("config", 0).subject,
+            config_problem(None, &long, "monitors[0].tls", "bad", 0).alerts[0]
+                .subject
+                .clone(),
+        ];
+        for s in subjects {
+            assert!(s.chars().count() <= SUBJECT_MAX, "{s}");
+            assert!(
+                s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()),
+                "{s:?}"
+            );
+            // The SNS adapter changes nothing more.
+            assert_eq!(subject_line(&s), s);
+        }
+    }
+
+    #[test]
+    fn a_config_problem_alerts_once_per_error_and_clears_when_probed() {
+        let first = config_problem(None, "m", "monitors[3].port", "out of range", 0);
+        assert_eq!(first.alerts.len(), 1);
+        assert_eq!(first.alerts[0].kind, AlertKind::ConfigError);
+        assert!(first.alerts[0].body.contains("monitors[3].port"));
+        let again = config_problem(
+            Some(&first.next),
+            "m",
+            "monitors[3].port",
+            "out of range",
+            1,
+        );
+        assert!(again.alerts.is_empty());
+        assert_eq!(again.next, first.next, "nothing to save");
+        let other = config_problem(Some(&again.next), "m", "monitors[3].host", "empty", 2);
+        assert_eq!(other.alerts.len(), 1);
+        let mut fixed = up();
+        fixed.monitor = "m".into();
+        let probed = evaluate(Some(&other.next), &fixed, &settings(1, None), 3);
+        assert_eq!(probed.next.config_error, None);
     }
 }

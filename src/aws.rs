@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::DateTime;
@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use crate::alert::{Alert, MonitorState};
 use crate::sinks::{
-    AlertSink, Datum, MetricsSink, PublishReport, SecretSource, SinkError, StateStore, Unit,
+    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SecretSource, SinkError,
+    StateChanges, StateStore, Unit,
 };
 
 /// An SDK error as one readable line (code and message, no request body).
@@ -24,26 +25,41 @@ pub(crate) fn describe<E: std::error::Error>(e: &E) -> String {
     DisplayErrorContext(e).to_string()
 }
 
-/// Throttling, timeouts and server errors are worth another try.
-fn is_transient<E, R>(e: &aws_sdk_cloudwatch::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_cloudwatch::error::ProvideErrorMetadata,
-{
-    use aws_sdk_cloudwatch::error::SdkError;
-    match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(s) => {
-            let code = s.err().code().unwrap_or_default();
-            code.contains("Throttl")
-                || code.contains("LimitExceeded")
-                || code == "ServiceUnavailable"
-                || code == "InternalFailure"
-                || code == "InternalServiceError"
-        }
-        _ => false,
-    }
+/// A try of one AWS call may take this long (connect included)...
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// ...and the call with its retries this long: no more than the smallest
+/// safety margin the Lambda keeps for delivery (`lambda::safety_margin`),
+/// so one slow call cannot eat the time the state save needs.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// Tries per call, backoff between them (throttling, 5xx, timeouts): the
+/// SDK's standard retry strategy, for every client.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The SDK configuration every client of the probe uses: the usual
+/// credential and region chain, with the timeouts and retries above.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    with_limits(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// Apply the probe's timeouts and retry policy to an SDK config loader
+/// (tests point the loader at moto first).
+pub fn with_limits(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(100))
+                .with_max_backoff(Duration::from_secs(1)),
+        )
 }
 
 /// Secrets Manager, with a TTL cache so a warm Lambda does not re-read every
@@ -143,13 +159,14 @@ impl AwsSecrets {
     }
 }
 
-/// CloudWatch PutMetricData, batched within the API's limits.
+/// CloudWatch PutMetricData, batched within the API's limits. Retries are
+/// the SDK's (see [`with_limits`]).
 pub struct CloudWatchMetrics {
     client: aws_sdk_cloudwatch::Client,
-    /// Pause before the first retry; doubles each time.
-    pub backoff: Duration,
-    pub attempts: u32,
 }
+
+/// PutMetricData requests in flight at once.
+const METRIC_REQUESTS_IN_FLIGHT: usize = 4;
 
 /// The API allows 1,000 values and 1 MB per request; stay under both, with
 /// room for the request's own overhead.
@@ -185,11 +202,7 @@ pub fn batches(data: Vec<Datum>) -> Vec<Vec<Datum>> {
 
 impl CloudWatchMetrics {
     pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
-        CloudWatchMetrics {
-            client,
-            backoff: Duration::from_millis(200),
-            attempts: 4,
-        }
+        CloudWatchMetrics { client }
     }
 
     fn datum(d: &Datum) -> MetricDatum {
@@ -207,45 +220,47 @@ impl CloudWatchMetrics {
         if let Some(m) = &d.monitor {
             b = b.dimensions(Dimension::builder().name("Monitor").value(m).build());
         }
+        if let Some(shard) = d.shard {
+            b = b.dimensions(
+                Dimension::builder()
+                    .name("Shard")
+                    .value(shard.to_string())
+                    .build(),
+            );
+        }
         b.build()
     }
 }
 
 impl MetricsSink for CloudWatchMetrics {
     async fn publish(&self, namespace: &str, data: Vec<Datum>) -> PublishReport {
-        let mut report = PublishReport::default();
-        for batch in batches(data) {
-            let datums: Vec<MetricDatum> = batch.iter().map(Self::datum).collect();
-            let mut delay = self.backoff;
-            let mut attempt = 1;
-            loop {
-                report.requests += 1;
+        use futures::StreamExt as _;
+        let sent: Vec<_> = futures::stream::iter(batches(data))
+            .map(|batch| async move {
                 let r = self
                     .client
                     .put_metric_data()
                     .namespace(namespace)
-                    .set_metric_data(Some(datums.clone()))
+                    .set_metric_data(Some(batch.iter().map(Self::datum).collect()))
                     .send()
                     .await;
-                match r {
-                    Ok(_) => {
-                        report.published += batch.len();
-                        break;
-                    }
-                    Err(e) if is_transient(&e) && attempt < self.attempts => {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                        attempt += 1;
-                    }
-                    Err(e) => {
-                        report.errors.push(format!(
-                            "PutMetricData ({} values, attempt {attempt}): {}",
-                            batch.len(),
-                            describe(&e)
-                        ));
-                        report.failed.extend(batch);
-                        break;
-                    }
+                (batch, r)
+            })
+            .buffer_unordered(METRIC_REQUESTS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut report = PublishReport::default();
+        for (batch, r) in sent {
+            report.requests += 1;
+            match r {
+                Ok(_) => report.published += batch.len(),
+                Err(e) => {
+                    report.errors.push(format!(
+                        "PutMetricData ({} values, after up to {MAX_ATTEMPTS} tries): {}",
+                        batch.len(),
+                        describe(&e)
+                    ));
+                    report.failed.extend(batch);
                 }
             }
         }
@@ -268,19 +283,10 @@ impl SnsAlerts {
     }
 }
 
-/// SNS subjects must be ASCII without control characters, under 100.
+/// SNS subjects must be ASCII without control characters, under 100
+/// characters: the alert module's one rule for subjects.
 pub fn sns_subject(s: &str) -> String {
-    let ascii: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    crate::alert::truncate(&ascii, 99)
+    crate::alert::subject_line(s)
 }
 
 /// The JSON message body: per-protocol texts.
@@ -345,18 +351,29 @@ pub struct DynamoState {
     client: aws_sdk_dynamodb::Client,
     table: String,
     /// Unpublished metrics that could not be stored either (the table was
-    /// unreachable too): kept in memory, which a warm Lambda keeps.
-    fallback: Mutex<Vec<Datum>>,
+    /// unreachable too), per shard: kept in memory, which a warm Lambda keeps.
+    fallback: Mutex<HashMap<u32, Vec<Datum>>>,
 }
 
-const PENDING_KEY: &str = "#pending-metrics";
+/// The row of a shard's unpublished metrics: one per shard, so that
+/// concurrent shards never publish each other's values twice.
+pub fn pending_key(shard: u32) -> String {
+    format!("#pending-metrics:{shard}")
+}
+
+/// BatchWriteItem takes at most 25 items.
+pub const WRITE_BATCH: usize = 25;
+/// Batch requests in flight at once (reads and writes).
+const BATCHES_IN_FLIGHT: usize = 8;
+/// Rounds of retrying what DynamoDB left unprocessed (throttling).
+const UNPROCESSED_ROUNDS: u32 = 5;
 
 impl DynamoState {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoState {
             client,
             table: table.into(),
-            fallback: Mutex::new(Vec::new()),
+            fallback: Mutex::new(HashMap::new()),
         }
     }
 
@@ -369,47 +386,147 @@ impl DynamoState {
         &self,
         names: &[String],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
+        use futures::StreamExt as _;
+        let owned: Vec<Vec<String>> = names.chunks(100).map(<[String]>::to_vec).collect();
+        let chunks: Vec<Result<Vec<_>, SinkError>> = futures::stream::iter(owned)
+            .map(|chunk| async move { self.get_chunk(&chunk).await })
+            .buffer_unordered(BATCHES_IN_FLIGHT)
+            .collect()
+            .await;
         let mut items = Vec::new();
-        for chunk in names.chunks(100) {
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.iter().map(|n| Self::key(n)).collect()))
-                .build()
-                .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
-            let mut delay = Duration::from_millis(50);
-            for round in 0.. {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request.clone())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        SinkError::transient(
+        for c in chunks {
+            items.extend(c?);
+        }
+        Ok(items)
+    }
+
+    async fn get_chunk(
+        &self,
+        chunk: &[String],
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
+        let mut items = Vec::new();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.iter().map(|n| Self::key(n)).collect()))
+            .build()
+            .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
+        let mut delay = Duration::from_millis(50);
+        for round in 0.. {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request.clone())
+                .send()
+                .await
+                .map_err(|e| {
+                    SinkError::transient(
+                        "dynamodb",
+                        format!("BatchGetItem on {}: {}", self.table, describe(&e)),
+                    )
+                })?;
+            if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
+                items.extend(found.iter().cloned());
+            }
+            match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                Some(rest) if !rest.keys().is_empty() => {
+                    if round == UNPROCESSED_ROUNDS {
+                        return Err(SinkError::transient(
                             "dynamodb",
-                            format!("BatchGetItem on {}: {}", self.table, describe(&e)),
-                        )
-                    })?;
-                if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
-                    items.extend(found.iter().cloned());
-                }
-                match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    Some(rest) if !rest.keys().is_empty() => {
-                        if round == 5 {
-                            return Err(SinkError::transient(
-                                "dynamodb",
-                                "BatchGetItem left keys unprocessed after 5 retries",
-                            ));
-                        }
-                        request = rest.clone();
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
+                            format!("BatchGetItem left keys unprocessed after {UNPROCESSED_ROUNDS} retries"),
+                        ));
                     }
-                    _ => break,
+                    request = rest.clone();
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
                 }
+                _ => break,
             }
         }
         Ok(items)
     }
+
+    /// One BatchWriteItem of at most 25 puts, retrying what comes back
+    /// unprocessed. Returns the requests made.
+    async fn write_chunk(&self, chunk: Vec<WriteRequest>) -> (usize, Result<(), SinkError>) {
+        let mut pending = chunk;
+        let mut delay = Duration::from_millis(50);
+        let mut requests = 0;
+        for round in 0.. {
+            requests += 1;
+            let out = match self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return (
+                        requests,
+                        Err(SinkError::transient(
+                            "dynamodb",
+                            format!(
+                                "BatchWriteItem of {} items on {}: {}",
+                                pending.len(),
+                                self.table,
+                                describe(&e)
+                            ),
+                        )),
+                    )
+                }
+            };
+            match out.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                Some(rest) if !rest.is_empty() => {
+                    if round == UNPROCESSED_ROUNDS {
+                        return (
+                            requests,
+                            Err(SinkError::transient(
+                                "dynamodb",
+                                format!(
+                                    "BatchWriteItem left {} items unprocessed after {UNPROCESSED_ROUNDS} retries",
+                                    rest.len()
+                                ),
+                            )),
+                        );
+                    }
+                    pending = rest.clone();
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                _ => break,
+            }
+        }
+        (requests, Ok(()))
+    }
+}
+
+fn put(item: HashMap<String, AttributeValue>) -> Result<WriteRequest, SinkError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+fn state_item(state: &MonitorState) -> Result<HashMap<String, AttributeValue>, SinkError> {
+    let json =
+        serde_json::to_string(state).map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
+    Ok(HashMap::from([
+        ("monitor".into(), AttributeValue::S(state.monitor.clone())),
+        (
+            "status".into(),
+            AttributeValue::S(state.status.as_str().to_string()),
+        ),
+        (
+            "version".into(),
+            AttributeValue::N(state.version.to_string()),
+        ),
+        (
+            "since".into(),
+            AttributeValue::S(crate::net::rfc3339(state.since_ms / 1000)),
+        ),
+        ("state".into(), AttributeValue::S(json)),
+    ]))
 }
 
 fn text_attr<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
@@ -434,64 +551,78 @@ impl StateStore for DynamoState {
         Ok(out)
     }
 
-    async fn save(&self, state: &MonitorState) -> Result<(), SinkError> {
-        let json =
-            serde_json::to_string(state).map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("monitor", AttributeValue::S(state.monitor.clone()))
-            .item(
-                "status",
-                AttributeValue::S(state.status.as_str().to_string()),
-            )
-            .item("version", AttributeValue::N(state.version.to_string()))
-            .item(
-                "since",
-                AttributeValue::S(crate::net::rfc3339(state.since_ms / 1000)),
-            )
-            .item("state", AttributeValue::S(json));
-        request = if state.version <= 1 {
-            request.condition_expression("attribute_not_exists(monitor)")
-        } else {
-            request
-                .condition_expression("attribute_not_exists(monitor) OR version = :prev")
-                .expression_attribute_values(
-                    ":prev",
-                    AttributeValue::N((state.version - 1).to_string()),
-                )
-        };
-        request.send().await.map_err(|e| {
-            let conflict = e
-                .as_service_error()
-                .is_some_and(|s| s.is_conditional_check_failed_exception());
-            if conflict {
-                SinkError::new(
-                    "dynamodb",
-                    format!(
-                        "{}: state moved on in another run (version conflict)",
-                        state.monitor
-                    ),
-                )
-            } else {
-                SinkError::transient(
-                    "dynamodb",
-                    format!("PutItem on {}: {}", self.table, describe(&e)),
-                )
+    /// BatchWriteItem in chunks of 25. A batch write cannot be conditional,
+    /// so unlike the file store this one does not refuse a version that
+    /// moved on: rows are per shard, so only two overlapping runs of one
+    /// shard can race, and the later one's state wins.
+    async fn save(&self, changes: StateChanges) -> SaveReport {
+        use futures::StreamExt as _;
+        let mut report = SaveReport::default();
+        let mut requests = Vec::with_capacity(changes.monitors.len() + 1);
+        let pending_key = pending_key(changes.shard);
+        if let Some(data) = &changes.pending_metrics {
+            let item = serde_json::to_string(data)
+                .map_err(|e| SinkError::new("dynamodb", e.to_string()))
+                .and_then(|json| {
+                    put(HashMap::from([
+                        ("monitor".into(), AttributeValue::S(pending_key.clone())),
+                        ("data".into(), AttributeValue::S(json)),
+                    ]))
+                });
+            match item {
+                Ok(r) => requests.push(r),
+                Err(e) => report.errors.push(e),
             }
-        })?;
-        Ok(())
+        }
+        for state in &changes.monitors {
+            match state_item(state).and_then(put) {
+                Ok(r) => requests.push(r),
+                Err(e) => report.errors.push(e),
+            }
+        }
+        let mut chunks = Vec::new();
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(WRITE_BATCH));
+            chunks.push(std::mem::replace(&mut requests, rest));
+        }
+        // The pending-metrics row, if any, is the first item of chunk 0.
+        let results: Vec<(usize, usize, Result<(), SinkError>)> =
+            futures::stream::iter(chunks.into_iter().enumerate())
+                .map(|(i, chunk)| async move {
+                    let (n, r) = self.write_chunk(chunk).await;
+                    (i, n, r)
+                })
+                .buffer_unordered(BATCHES_IN_FLIGHT)
+                .collect()
+                .await;
+        let mut pending_saved = true;
+        for (i, n, r) in results {
+            report.writes += n;
+            if let Err(e) = r {
+                if i == 0 {
+                    pending_saved = false;
+                }
+                report.errors.push(e);
+            }
+        }
+        if let (Some(data), Ok(mut held)) = (changes.pending_metrics, self.fallback.lock()) {
+            if pending_saved {
+                held.remove(&changes.shard);
+            } else {
+                held.insert(changes.shard, data);
+            }
+        }
+        report
     }
 
-    async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
-        let held = std::mem::take(
-            &mut *self
-                .fallback
-                .lock()
-                .map_err(|_| SinkError::new("dynamodb", "lock poisoned"))?,
-        );
-        let stored = match self.get_many(&[PENDING_KEY.to_string()]).await {
+    async fn load_pending_metrics(&self, shard: u32) -> Result<Vec<Datum>, SinkError> {
+        let held = self
+            .fallback
+            .lock()
+            .map_err(|_| SinkError::new("dynamodb", "lock poisoned"))?
+            .remove(&shard)
+            .unwrap_or_default();
+        let stored = match self.get_many(&[pending_key(shard)]).await {
             Ok(items) => match items.first().and_then(|i| text_attr(i, "data")) {
                 Some(json) => serde_json::from_str::<Vec<Datum>>(json).map_err(|e| {
                     SinkError::new("dynamodb", format!("pending metrics unreadable: {e}"))
@@ -503,38 +634,5 @@ impl StateStore for DynamoState {
             Err(_) => Vec::new(),
         };
         Ok(stored.into_iter().chain(held).collect())
-    }
-
-    async fn save_pending_metrics(&self, data: &[Datum]) -> Result<(), SinkError> {
-        let result = self.store_pending(data).await;
-        if let Ok(mut held) = self.fallback.lock() {
-            *held = if result.is_err() {
-                data.to_vec()
-            } else {
-                Vec::new()
-            };
-        }
-        result
-    }
-}
-
-impl DynamoState {
-    async fn store_pending(&self, data: &[Datum]) -> Result<(), SinkError> {
-        let json =
-            serde_json::to_string(data).map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("monitor", AttributeValue::S(PENDING_KEY.to_string()))
-            .item("data", AttributeValue::S(json))
-            .send()
-            .await
-            .map_err(|e| {
-                SinkError::transient(
-                    "dynamodb",
-                    format!("PutItem on {}: {}", self.table, describe(&e)),
-                )
-            })?;
-        Ok(())
     }
 }

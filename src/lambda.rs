@@ -7,11 +7,11 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::alert::{self, AlertKind, MonitorState};
+use crate::alert::{self, MonitorState};
 use crate::config::Config;
 use crate::pipeline::{self, RunSummary, Shard};
 use crate::probe::Status;
-use crate::sinks::{AlertSink, MetricsSink, SecretSource, StateStore};
+use crate::sinks::{AlertSink, MetricsSink, SecretSource, StateChanges, StateStore};
 
 /// What the function reads from its environment (set by infra/lambda.tf).
 #[derive(Debug, Clone)]
@@ -65,6 +65,14 @@ pub enum RunError {
     Input(String),
     #[error("config secret {secret}: {message}")]
     Config { secret: String, message: String },
+    /// The run happened and its state is saved, but alerts were lost: the
+    /// invocation fails so that the Lambda's Errors metric (and whoever
+    /// watches it) hears about it. The lost alerts are retried next run.
+    #[error("{} alert(s) could not be delivered ({first}); the state is saved and they are retried next run", summary.alerts_failed.len())]
+    AlertsUndelivered {
+        first: String,
+        summary: Box<RunSummary>,
+    },
 }
 
 impl RunError {
@@ -72,6 +80,7 @@ impl RunError {
         match self {
             RunError::Input(_) => "InvalidInput",
             RunError::Config { .. } => "ConfigUnavailable",
+            RunError::AlertsUndelivered { .. } => "AlertsUndelivered",
         }
     }
 }
@@ -132,8 +141,14 @@ impl ConfigCache {
     }
 }
 
-/// Name of the state row that tracks whether the probe itself can run.
-pub const PROBE_ROW: &str = "#probe";
+/// Name of the state row that tracks whether the probe itself can run, one
+/// per shard (shards run concurrently and must not overwrite each other).
+pub fn probe_row(shard: u32) -> String {
+    format!("#probe:{shard}")
+}
+
+/// Time kept back from the invocation's very end for returning the result.
+const RETURN_MARGIN: Duration = Duration::from_millis(500);
 
 /// One invocation.
 #[allow(clippy::too_many_arguments)]
@@ -188,11 +203,11 @@ where
                 message,
             };
             tracing::error!(error = %err, "run aborted");
-            probe_health(false, &err.to_string(), alerts, state).await;
+            probe_health(shard.shard, false, &err.to_string(), alerts, state).await;
             return Err(err);
         }
     };
-    probe_health(true, "", alerts, state).await;
+    probe_health(shard.shard, true, "", alerts, state).await;
     let namespace = settings
         .namespace
         .clone()
@@ -200,14 +215,12 @@ where
     let budget = remaining
         .saturating_sub(safety_margin(remaining))
         .min(config.run.deadline);
+    let deadlines = pipeline::Deadlines {
+        probing: started + budget,
+        finish: started + remaining.saturating_sub(RETURN_MARGIN).max(budget),
+    };
     let summary = pipeline::execute(
-        &config,
-        &namespace,
-        shard,
-        started + budget,
-        metrics,
-        alerts,
-        state,
+        &config, &namespace, shard, deadlines, metrics, alerts, state,
     )
     .await;
     for r in &summary.results {
@@ -241,34 +254,43 @@ where
         duration_ms = summary.duration_ms,
         "run finished"
     );
+    if summary.has_undelivered_alerts() {
+        let first = summary
+            .alerts_failed
+            .first()
+            .map(|a| format!("{} {}: {}", a.monitor, a.kind, a.error))
+            .unwrap_or_default();
+        let err = RunError::AlertsUndelivered {
+            first,
+            summary: Box::new(summary),
+        };
+        tracing::error!(error = %err, "alerts undelivered");
+        return Err(err);
+    }
     Ok(summary)
 }
 
 /// Alert once when the probe cannot run, and once when it can again; the
-/// `#probe` state row remembers which was last said. Best effort: if the
-/// state store is the thing that is broken, alert anyway.
+/// shard's `#probe` state row remembers which was last said. Best effort:
+/// if the state store is the thing that is broken, alert anyway.
 async fn probe_health<A: AlertSink, St: StateStore>(
+    shard: u32,
     ok: bool,
     message: &str,
     alerts: &A,
     state: &St,
 ) {
     let now = pipeline::now_ms();
+    let row = probe_row(shard);
     let prev = state
-        .load(&[PROBE_ROW.to_string()])
+        .load(std::slice::from_ref(&row))
         .await
-        .map(|mut m| m.remove(PROBE_ROW));
+        .map(|mut m| m.remove(&row));
     let was_down = matches!(&prev, Ok(Some(s)) if s.status == Status::Down);
     let unknown = prev.is_err();
     let alert = match (ok, was_down) {
         (false, false) => Some(alert::probe_error("config", message, now)),
-        (true, true) => {
-            let mut a = alert::probe_error("config", "the probe runs again", now);
-            a.kind = AlertKind::Recovered;
-            a.subject = "[RECOVERED] pop3-probe runs again".into();
-            a.sms = "RECOVERED pop3-probe runs again".into();
-            Some(a)
-        }
+        (true, true) => Some(alert::probe_recovered("config", now)),
         _ => None,
     };
     let Some(alert) = alert else { return };
@@ -278,13 +300,20 @@ async fn probe_health<A: AlertSink, St: StateStore>(
     let mut next = prev
         .ok()
         .flatten()
-        .unwrap_or_else(|| MonitorState::new(PROBE_ROW, now));
+        .unwrap_or_else(|| MonitorState::new(&row, now));
     next.version += 1;
     next.status = if ok { Status::Up } else { Status::Down };
     next.since_ms = now;
     next.last_alert_ms = Some(now);
     next.last_result_ms = now;
-    if let Err(e) = state.save(&next).await {
+    let saved = state
+        .save(StateChanges {
+            shard,
+            monitors: vec![next],
+            pending_metrics: None,
+        })
+        .await;
+    for e in saved.errors {
         tracing::warn!(error = %e, "could not record the probe's own state");
     }
 }

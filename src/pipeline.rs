@@ -7,11 +7,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::alert::{self, Alert};
+use futures::StreamExt as _;
+
+use crate::alert::{self, Alert, MonitorState};
 use crate::config::{Config, ConfigProblem};
+use crate::metrics as names;
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
 use crate::run::{self, Skipped};
-use crate::sinks::{AlertSink, Datum, MetricsSink, StateStore, Unit};
+use crate::sinks::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
 
 /// Which part of the fleet this run probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -85,7 +88,12 @@ pub struct RunSummary {
     /// Values that could not be published; kept and retried next run.
     pub metrics_unpublished: usize,
     pub metric_errors: Vec<String>,
+    /// Values from earlier runs that were re-sent this run.
+    pub metrics_pending: usize,
     pub state_errors: Vec<String>,
+    /// State write requests made (one file write, or one per
+    /// `BatchWriteItem` of 25).
+    pub state_writes: usize,
     #[serde(skip)]
     pub results: Vec<ProbeResult>,
 }
@@ -93,9 +101,16 @@ pub struct RunSummary {
 impl RunSummary {
     /// Whether anything about the run itself (not the monitors) went wrong.
     pub fn has_delivery_errors(&self) -> bool {
-        !self.alerts_failed.is_empty()
+        self.has_undelivered_alerts()
             || self.metrics_unpublished > 0
             || !self.state_errors.is_empty()
+    }
+
+    /// Whether alerts were lost this run: `run` exits non-zero and the
+    /// Lambda invocation fails (after the state is saved), so the probe's
+    /// own failure is heard.
+    pub fn has_undelivered_alerts(&self) -> bool {
+        !self.alerts_failed.is_empty()
     }
 }
 
@@ -112,7 +127,8 @@ pub const MAX_PENDING_METRICS: usize = 2000;
 /// CloudWatch accepts values up to two weeks old; keep a margin.
 const MAX_PENDING_AGE_MS: i64 = 13 * 24 * 3600 * 1000;
 
-/// The metric values for one run's results.
+/// The metric values for one run's results (names and units from
+/// [`crate::metrics`]).
 pub fn metrics(
     config: &Config,
     results: &[ProbeResult],
@@ -124,11 +140,18 @@ pub fn metrics(
         .iter()
         .map(|m| (m.target.name.as_str(), m.detailed_metrics))
         .collect();
-    let mut data = Vec::with_capacity(results.len() * 3 + 5);
-    let mut push = |name: &str, monitor: Option<&str>, value: f64, unit: Unit| {
+    let mut data = Vec::with_capacity(results.len() * 3 + 9);
+    let mut push = |name: &'static str, monitor: Option<&str>, value: f64| {
+        let def = names::lookup(name);
+        let unit = def.map_or(Unit::None, |d| d.unit);
+        let shard = match def.map(|d| d.dimensions) {
+            Some(names::Dimensions::Shard) => Some(summary.shard.shard),
+            _ => None,
+        };
         data.push(Datum {
             name: name.to_string(),
             monitor: monitor.map(str::to_string),
+            shard,
             value,
             unit,
             timestamp_ms: now,
@@ -137,72 +160,93 @@ pub fn metrics(
     for r in results {
         let m = Some(r.monitor.as_str());
         push(
-            "Availability",
+            names::AVAILABILITY,
             m,
             if r.status == Status::Down { 0.0 } else { 1.0 },
-            Unit::None,
         );
         // Latency of a service that answered; a timeout's "duration" is the
         // timeout, which would only pollute percentiles.
         if r.failure.is_none() || r.failure == Some(FailureKind::ResponseTimeCritical) {
-            push("ResponseTime", m, r.response_time_ms, Unit::Milliseconds);
+            push(names::RESPONSE_TIME, m, r.response_time_ms);
         }
         // The round trip's own number: submission to arrival.
         if let Some(d) = r.roundtrip.as_ref().and_then(|f| f.delivery_ms) {
-            push("DeliveryTime", m, d, Unit::Milliseconds);
+            push(names::DELIVERY_TIME, m, d);
         }
         if let Some(c) = r.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
             push(
-                "CertificateDaysRemaining",
+                names::CERTIFICATE_DAYS_REMAINING,
                 m,
                 c.days_remaining as f64,
-                Unit::None,
             );
         }
         if detailed.get(r.monitor.as_str()).copied().unwrap_or(false) {
-            for p in &r.phases {
-                push(&phase_metric(p.phase), m, p.ms, Unit::Milliseconds);
+            // Delivery is published above already, detailed or not.
+            for p in r.phases.iter().filter(|p| p.phase != Phase::Delivery) {
+                push(names::phase_time(p.phase), m, p.ms);
             }
             if let Some(mb) = &r.mailbox {
-                push("MailboxMessages", m, mb.messages as f64, Unit::Count);
-                push("MailboxSize", m, mb.octets as f64, Unit::Bytes);
+                push(names::MAILBOX_MESSAGES, m, mb.messages as f64);
+                push(names::MAILBOX_SIZE, m, mb.octets as f64);
             }
         }
     }
-    push("ProbeRuns", None, 1.0, Unit::Count);
+    push(names::PROBE_RUNS, None, 1.0);
     push(
-        "MonitorsUp",
+        names::MONITORS_UP,
         None,
         (summary.up + summary.degraded) as f64,
-        Unit::Count,
     );
-    push("MonitorsDown", None, summary.down as f64, Unit::Count);
+    push(names::MONITORS_DOWN, None, summary.down as f64);
+    push(names::RUN_DURATION, None, summary.duration_ms as f64);
     push(
-        "RunDuration",
+        names::ALERTS_FAILED,
         None,
-        summary.duration_ms as f64,
-        Unit::Milliseconds,
+        summary.alerts_failed.len() as f64,
+    );
+    push(names::METRICS_PENDING, None, summary.metrics_pending as f64);
+    push(names::MONITORS_SKIPPED, None, summary.skipped.len() as f64);
+    push(
+        names::MONITORS_MISCONFIGURED,
+        None,
+        summary.config_problems.len() as f64,
     );
     data
 }
 
-fn phase_metric(p: Phase) -> String {
-    let name = p.as_str();
-    let mut chars = name.chars();
-    let first = chars
-        .next()
-        .map(|c| c.to_ascii_uppercase())
-        .unwrap_or_default();
-    format!("{first}{}Time", chars.as_str())
+/// When a run must be done: probing stops at `probing`; alerts, metrics
+/// and the one state save share what is left until `finish`.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub probing: Instant,
+    pub finish: Instant,
 }
 
-/// Probe, publish and alert. `config` has its credentials resolved;
-/// `deadline` bounds the probing (publishing comes after it).
+/// Time after the probing deadline for delivery when the caller sets no
+/// harder limit (`run` on a terminal): the Lambda's largest safety margin.
+pub const DELIVERY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl From<Instant> for Deadlines {
+    fn from(probing: Instant) -> Deadlines {
+        Deadlines {
+            probing,
+            finish: probing + DELIVERY_GRACE,
+        }
+    }
+}
+
+/// How many alerts are in flight at once (SNS takes thousands a second;
+/// one at a time, a fleet-wide outage would outlast the run).
+const ALERTS_IN_FLIGHT: usize = 8;
+
+/// Probe, alert, publish, and save the state once. `config` has its
+/// credentials resolved; `deadline` bounds the probing, and (given as
+/// [`Deadlines`]) everything after it.
 pub async fn execute<M, A, S>(
     config: &Config,
     namespace: &str,
     shard: Shard,
-    deadline: Instant,
+    deadline: impl Into<Deadlines>,
     metrics_sink: &M,
     alert_sink: &A,
     state: &S,
@@ -212,6 +256,7 @@ where
     A: AlertSink,
     S: StateStore,
 {
+    let deadlines: Deadlines = deadline.into();
     let started = Instant::now();
     let started_ms = now_ms();
     let in_shard = |name: &str| run::shard_of(name, shard.shards) == shard.shard;
@@ -258,7 +303,7 @@ where
     if roundtrip_state_error.is_some() {
         monitors.retain(|m| m.roundtrip.is_none());
     }
-    let mut probed = run::run_all(monitors, &config.run, deadline).await;
+    let mut probed = run::run_all(monitors, &config.run, deadlines.probing).await;
     if let Some(e) = roundtrip_state_error {
         for name in roundtrips {
             probed.skipped.push(run::Skipped {
@@ -302,13 +347,95 @@ where
         metrics_published: 0,
         metrics_unpublished: 0,
         metric_errors: Vec::new(),
+        metrics_pending: 0,
         state_errors: Vec::new(),
+        state_writes: 0,
         results: Vec::new(),
     };
 
-    // Metrics: this run's, after whatever an earlier run could not publish.
+    // What is left after probing is shared out: alerts first (they matter
+    // most), then metrics, then the one state save, which must happen
+    // before the end so that nothing delivered is forgotten.
+    let after_probing = Instant::now();
+    let left = deadlines.finish.saturating_duration_since(after_probing);
+    let alerts_until = after_probing + left / 2;
+    let metrics_until = after_probing + left * 3 / 4;
+
+    // Alerts and the state they move forward.
     let now = now_ms();
-    let mut data = match state.load_pending_metrics().await {
+    let mut changes = StateChanges {
+        shard: shard.shard,
+        ..Default::default()
+    };
+    let names: Vec<String> = probed
+        .results
+        .iter()
+        .map(|r| r.monitor.clone())
+        .chain(summary.config_problems.iter().map(|p| p.monitor.clone()))
+        .collect();
+    match state.load(&names).await {
+        Err(e) => {
+            // Without the last state, a transition cannot be told from a
+            // steady state: alerting now would repeat old alerts.
+            summary
+                .state_errors
+                .push(format!("alert state not loaded, no alerts this run: {e}"));
+        }
+        Ok(previous) => {
+            let mut steps: Vec<(Option<&MonitorState>, alert::Step)> = Vec::new();
+            for r in &probed.results {
+                let Some(settings) = settings.get(&r.monitor) else {
+                    continue;
+                };
+                let prev = previous.get(&r.monitor);
+                let mut step = alert::evaluate(prev, r, settings, now);
+                // A round trip's outstanding messages ride with its state.
+                if let Some(next) = r.roundtrip.as_ref().and_then(|f| f.next_state.clone()) {
+                    step.next.roundtrip = Some(next);
+                }
+                steps.push((prev, step));
+            }
+            for p in &summary.config_problems {
+                let prev = previous.get(&p.monitor);
+                let step =
+                    alert::config_problem(prev, &p.monitor, &p.error.path, &p.error.message, now);
+                steps.push((prev, step));
+            }
+            let delivered: Vec<_> = futures::stream::iter(steps)
+                .map(|(prev, step)| async move {
+                    let outcome = deliver(&step.alerts, alert_sink, alerts_until).await;
+                    (prev, step, outcome)
+                })
+                .buffered(ALERTS_IN_FLIGHT)
+                .collect()
+                .await;
+            for (prev, step, outcome) in delivered {
+                let all_sent = outcome.iter().all(Result::is_ok);
+                for (a, r) in step.alerts.iter().zip(outcome) {
+                    match r {
+                        Ok(()) => {
+                            summary
+                                .alerts_sent
+                                .push(format!("{}: {}", a.monitor, a.kind.as_str()))
+                        }
+                        Err(error) => summary.alerts_failed.push(AlertFailure {
+                            monitor: a.monitor.clone(),
+                            kind: a.kind.as_str(),
+                            error,
+                        }),
+                    }
+                }
+                // A lost alert is retried next run from the old state.
+                if !all_sent || prev.is_some_and(|p| same_state(p, &step.next)) {
+                    continue;
+                }
+                changes.monitors.push(step.next);
+            }
+        }
+    }
+
+    // Metrics: this run's, after whatever an earlier run could not publish.
+    let mut data = match state.load_pending_metrics(shard.shard).await {
         Ok(pending) => pending
             .into_iter()
             .filter(|d| now - d.timestamp_ms < MAX_PENDING_AGE_MS)
@@ -319,8 +446,25 @@ where
         }
     };
     let had_pending = !data.is_empty();
+    summary.metrics_pending = data.len();
+    summary.duration_ms = started.elapsed().as_millis() as u64;
     data.extend(metrics(config, &probed.results, &summary, now));
-    let report = metrics_sink.publish(namespace, data).await;
+    let total = data.len();
+    let report =
+        match tokio::time::timeout_at(metrics_until, metrics_sink.publish(namespace, data.clone()))
+            .await
+        {
+            Ok(r) => r,
+            // Unknown how much arrived: keep it all (a repeat is one more
+            // sample; a loss is a gap).
+            Err(_) => crate::sinks::PublishReport {
+                failed: data,
+                errors: vec![format!(
+                "publishing {total} values did not finish in the run's time; kept for the next run"
+            )],
+                ..Default::default()
+            },
+        };
     summary.metrics_published = report.published;
     summary.metrics_unpublished = report.failed.len();
     summary.metric_errors = report.errors;
@@ -334,41 +478,22 @@ where
                 "{drop} unpublished values dropped (over {MAX_PENDING_METRICS} pending)"
             ));
         }
-        if let Err(e) = state.save_pending_metrics(&keep).await {
-            summary.state_errors.push(format!("pending metrics: {e}"));
-        }
+        changes.pending_metrics = Some(keep);
     }
 
-    // Alerts and state.
-    let names: Vec<String> = probed.results.iter().map(|r| r.monitor.clone()).collect();
-    match state.load(&names).await {
-        Err(e) => {
-            // Without the last state, a transition cannot be told from a
-            // steady state: alerting now would repeat old alerts.
-            summary
-                .state_errors
-                .push(format!("alert state not loaded, no alerts this run: {e}"));
-        }
-        Ok(previous) => {
-            for r in &probed.results {
-                let Some(settings) = settings.get(&r.monitor) else {
-                    continue;
-                };
-                let prev = previous.get(&r.monitor);
-                let mut step = alert::evaluate(prev, r, settings, now);
-                if let Some(next) = r.roundtrip.as_ref().and_then(|f| f.next_state.clone()) {
-                    step.next.roundtrip = Some(next);
-                }
-                if !deliver(&step.alerts, alert_sink, &mut summary).await {
-                    continue;
-                }
-                if prev.is_some_and(|p| same_state(p, &step.next)) {
-                    continue;
-                }
-                if let Err(e) = state.save(&step.next).await {
-                    summary.state_errors.push(format!("{}: {e}", r.monitor));
-                }
+    // One save for the whole run.
+    if !changes.is_empty() {
+        let n = changes.monitors.len();
+        match tokio::time::timeout_at(deadlines.finish, state.save(changes)).await {
+            Ok(saved) => {
+                summary.state_writes = saved.writes;
+                summary
+                    .state_errors
+                    .extend(saved.errors.into_iter().map(|e| e.to_string()));
             }
+            Err(_) => summary.state_errors.push(format!(
+                "saving the state of {n} monitors did not finish in the run's time; their alerts may repeat next run"
+            )),
         }
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
@@ -376,25 +501,23 @@ where
     summary
 }
 
-/// Send every alert; true only if all were accepted.
-async fn deliver<A: AlertSink>(alerts: &[Alert], sink: &A, summary: &mut RunSummary) -> bool {
-    let mut all = true;
+/// Send a step's alerts in order, each bounded by `until`; what became of
+/// each, in the same order.
+async fn deliver<A: AlertSink>(
+    alerts: &[Alert],
+    sink: &A,
+    until: Instant,
+) -> Vec<Result<(), String>> {
+    let mut out = Vec::with_capacity(alerts.len());
     for a in alerts {
-        match sink.send(a).await {
-            Ok(()) => summary
-                .alerts_sent
-                .push(format!("{}: {}", a.monitor, a.kind.as_str())),
-            Err(e) => {
-                all = false;
-                summary.alerts_failed.push(AlertFailure {
-                    monitor: a.monitor.clone(),
-                    kind: a.kind.as_str(),
-                    error: e.to_string(),
-                });
-            }
-        }
+        let r = match tokio::time::timeout_at(until, sink.send(a)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("not sent: the run's time for alerts was used up".to_string()),
+        };
+        out.push(r);
     }
-    all
+    out
 }
 
 /// Whether saving would change anything but the bookkeeping: a steady

@@ -73,6 +73,10 @@ pub struct Datum {
     pub name: String,
     /// `None` for run-level metrics, the monitor's name otherwise.
     pub monitor: Option<String>,
+    /// The `Shard` dimension (run-level metrics that a per-shard alarm
+    /// watches, `ProbeRuns`); `None` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
     pub value: f64,
     pub unit: Unit,
     /// Milliseconds since the epoch.
@@ -102,17 +106,47 @@ pub trait AlertSink: Sync {
     fn send(&self, alert: &Alert) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
-/// Alert state per monitor, plus metrics that still await publishing.
+/// What one run changes in the state store, written in one go: a first
+/// run of 10,000 monitors is one file write or 400 `BatchWriteItem` calls,
+/// not 10,000 rewrites.
+#[derive(Debug, Clone, Default)]
+pub struct StateChanges {
+    /// The shard whose rows (pending metrics) these are.
+    pub shard: u32,
+    /// Monitor states to write; each over `version - 1` of what is stored.
+    pub monitors: Vec<MonitorState>,
+    /// The shard's unpublished metrics, replacing what is stored; `None`
+    /// leaves them as they are.
+    pub pending_metrics: Option<Vec<Datum>>,
+}
+
+impl StateChanges {
+    pub fn is_empty(&self) -> bool {
+        self.monitors.is_empty() && self.pending_metrics.is_none()
+    }
+}
+
+/// What a save achieved.
+#[derive(Debug, Clone, Default)]
+pub struct SaveReport {
+    /// Write requests made (file writes, `BatchWriteItem` calls).
+    pub writes: usize,
+    /// What was not saved, one line each (a version conflict names its
+    /// monitor; an outage names the call).
+    pub errors: Vec<SinkError>,
+}
+
+/// Alert state per monitor, plus metrics that still await publishing (one
+/// row per shard, so concurrent shards never share one).
 pub trait StateStore: Sync {
     fn load(
         &self,
         monitors: &[String],
     ) -> impl Future<Output = Result<HashMap<String, MonitorState>, SinkError>> + Send;
-    /// Write `state` unless someone else moved it past `state.version - 1`.
-    fn save(&self, state: &MonitorState) -> impl Future<Output = Result<(), SinkError>> + Send;
-    fn load_pending_metrics(&self) -> impl Future<Output = Result<Vec<Datum>, SinkError>> + Send;
-    fn save_pending_metrics(
+    /// Write a run's changes in as few requests as the store allows.
+    fn save(&self, changes: StateChanges) -> impl Future<Output = SaveReport> + Send;
+    fn load_pending_metrics(
         &self,
-        data: &[Datum],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+        shard: u32,
+    ) -> impl Future<Output = Result<Vec<Datum>, SinkError>> + Send;
 }

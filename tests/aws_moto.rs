@@ -23,7 +23,7 @@ use pop3_probe::config;
 use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
 use pop3_probe::pipeline::{self, RunSummary, Shard};
 use pop3_probe::probe::{FailureKind, Status};
-use pop3_probe::sinks::{Datum, MetricsSink, SecretSource, StateStore, Unit};
+use pop3_probe::sinks::{Datum, MetricsSink, SecretSource, StateChanges, StateStore, Unit};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::time::Instant;
@@ -112,6 +112,7 @@ fn datum(name: &str, monitor: Option<&str>, value: f64, unit: Unit, ts: i64) -> 
     Datum {
         name: name.into(),
         monitor: monitor.map(str::to_string),
+        shard: None,
         value,
         unit,
         timestamp_ms: ts,
@@ -135,11 +136,14 @@ async fn list_metrics(sdk: &SdkConfig, namespace: &str) -> BTreeMap<String, BTre
         for m in page.metrics() {
             let dims = m.dimensions();
             assert!(dims.len() <= 1, "more than one dimension: {m:?}");
+            // A Monitor dimension as its value; any other as name=value.
             let monitor = match dims.first() {
-                Some(d) => {
-                    assert_eq!(d.name(), Some("Monitor"), "{m:?}");
-                    d.value().unwrap_or_default().to_string()
-                }
+                Some(d) if d.name() == Some("Monitor") => d.value().unwrap_or_default().to_string(),
+                Some(d) => format!(
+                    "{}={}",
+                    d.name().unwrap_or_default(),
+                    d.value().unwrap_or_default()
+                ),
                 None => String::new(),
             };
             out.entry(m.metric_name().unwrap_or_default().to_string())
@@ -174,8 +178,12 @@ async fn stats(
             .end_time(DateTime::from_millis(now + 300_000));
         for (i, (name, monitor)) in chunk.iter().enumerate() {
             let mut metric = Metric::builder().namespace(namespace).metric_name(*name);
+            // "Shard=0" asks for that dimension; anything else is a monitor.
             if let Some(m) = monitor {
-                metric = metric.dimensions(Dimension::builder().name("Monitor").value(*m).build());
+                let (dim, value) = m
+                    .strip_prefix("Shard=")
+                    .map_or(("Monitor", *m), |v| ("Shard", v));
+                metric = metric.dimensions(Dimension::builder().name(dim).value(value).build());
             }
             req = req.metric_data_queries(
                 MetricDataQuery::builder()
@@ -422,7 +430,7 @@ async fn a_malformed_config_secret_aborts_the_run_with_its_json_path() {
     // Still broken: no second probe_error alert.
     assert!(s.notifications().await.is_empty());
     let rows = moto::scan_table(&s.sdk, &s.table).await;
-    assert_eq!(attr(&rows[lambda::PROBE_ROW], "status"), "down");
+    assert_eq!(attr(&rows[&lambda::probe_row(0)], "status"), "down");
 
     // In one monitor it only takes that monitor out; the others run.
     let d = dovecot();
@@ -460,15 +468,49 @@ async fn a_malformed_config_secret_aborts_the_run_with_its_json_path() {
         p.error
     );
     assert_eq!((summary.probed, summary.up), (1, 1), "{summary:?}");
-    // And the probe runs again: one recovery notice.
-    let n = s.notifications().await;
-    assert_eq!(n.len(), 1, "{n:?}");
+    // And the probe runs again: one recovery notice, and one config_error
+    // for the monitor that is not watched, naming it and the JSON path.
+    let mut n = s.notifications().await;
+    n.sort_by_key(|x| x.attr("status").to_string());
+    assert_eq!(n.len(), 2, "{n:?}");
     assert_eq!(
-        (n[0].attr("status"), n[0].attr("category")),
+        (
+            n[0].attr("status"),
+            n[0].attr("monitor"),
+            n[0].attr("category")
+        ),
+        ("config_error", "cfg-typo", "probe")
+    );
+    assert!(n[0].subject.contains("monitors[0].tls"), "{}", n[0].subject);
+    assert!(n[0].message.contains("unknown variant"), "{}", n[0].message);
+    assert_eq!(
+        (n[1].attr("status"), n[1].attr("category")),
         ("recovered", "probe")
     );
+    // Still broken next run: said once, kept in the state row; counted.
+    s.invoke(&cache, Duration::from_secs(30))
+        .await
+        .expect("runs");
+    assert!(s.notifications().await.is_empty());
     let rows = moto::scan_table(&s.sdk, &s.table).await;
-    assert_eq!(attr(&rows[lambda::PROBE_ROW], "status"), "up");
+    assert!(rows["cfg-typo"]["state"]
+        .as_s()
+        .unwrap()
+        .contains("monitors[0].tls"));
+    assert_eq!(
+        stat1(
+            &s.sdk,
+            &s.namespace,
+            "MonitorsMisconfigured",
+            None,
+            StandardUnit::Count,
+            "Sum"
+        )
+        .await,
+        Some(2.0)
+    );
+    let rows = moto::scan_table(&s.sdk, &s.table).await;
+    assert_eq!(attr(&rows[&lambda::probe_row(0)], "status"), "up");
 }
 
 // ---------------------------------------------------------------- metrics
@@ -739,43 +781,22 @@ fn state_of(monitor: &str, version: u64, status: Status) -> MonitorState {
     st
 }
 
+fn changes(shard: u32, monitors: Vec<MonitorState>, pending: Option<Vec<Datum>>) -> StateChanges {
+    StateChanges {
+        shard,
+        monitors,
+        pending_metrics: pending,
+    }
+}
+
 #[tokio::test]
-async fn dynamodb_state_round_trips_with_optimistic_locking() {
+async fn dynamodb_state_is_saved_in_batches_of_25_with_rows_per_shard() {
     let s = stack("state").await;
     let store = s.state();
     let names: Vec<String> = (0..150).map(|i| format!("m{i:03}")).collect();
     assert!(store.load(&names).await.unwrap().is_empty());
 
-    let first = state_of("m000", 1, Status::Up);
-    store.save(&first).await.expect("first save");
-    let second = state_of("m000", 2, Status::Down);
-    store.save(&second).await.expect("next version");
-    // Someone else's stale view: version 2 again, and a fresh version 1.
-    let err = store
-        .save(&state_of("m000", 2, Status::Up))
-        .await
-        .unwrap_err();
-    assert!(err.message.contains("version conflict"), "{err}");
-    assert!(!err.transient);
-    let err = store
-        .save(&state_of("m000", 1, Status::Up))
-        .await
-        .unwrap_err();
-    assert!(err.message.contains("version conflict"), "{err}");
-    let loaded = store.load(&names[..1]).await.unwrap();
-    assert_eq!(loaded.get("m000"), Some(&second));
-
-    // More than one BatchGetItem's worth (100 keys).
-    for n in &names[1..] {
-        store.save(&state_of(n, 1, Status::Up)).await.unwrap();
-    }
-    let all = store.load(&names).await.unwrap();
-    assert_eq!(all.len(), 150);
-    assert_eq!(all["m149"].status, Status::Up);
-    assert_eq!(all["m000"], second);
-
-    // Metrics that await publishing.
-    assert!(store.load_pending_metrics().await.unwrap().is_empty());
+    // 150 new monitors and shard 0's pending metrics: 151 items, 7 calls.
     let pending = vec![
         datum(
             "Availability",
@@ -786,19 +807,52 @@ async fn dynamodb_state_round_trips_with_optimistic_locking() {
         ),
         datum("ProbeRuns", None, 1.0, Unit::Count, 1_700_000_060_000),
     ];
-    store.save_pending_metrics(&pending).await.unwrap();
-    assert_eq!(store.load_pending_metrics().await.unwrap(), pending);
-    store.save_pending_metrics(&[]).await.unwrap();
-    assert!(store.load_pending_metrics().await.unwrap().is_empty());
+    let first: Vec<MonitorState> = names.iter().map(|n| state_of(n, 1, Status::Up)).collect();
+    let saved = store.save(changes(0, first, Some(pending.clone()))).await;
+    assert!(saved.errors.is_empty(), "{:?}", saved.errors);
+    assert_eq!(saved.writes, 151usize.div_ceil(25), "BatchWriteItem calls");
+    let second = state_of("m000", 2, Status::Down);
+    let saved = store.save(changes(0, vec![second.clone()], None)).await;
+    assert!(saved.errors.is_empty(), "{:?}", saved.errors);
+    assert_eq!(saved.writes, 1);
+
+    // More than one BatchGetItem's worth (100 keys).
+    let all = store.load(&names).await.unwrap();
+    assert_eq!(all.len(), 150);
+    assert_eq!(all["m149"].status, Status::Up);
+    assert_eq!(all["m000"], second);
+
+    // Pending metrics are per shard: shard 1 neither sees nor clears
+    // shard 0's values.
+    assert_eq!(store.load_pending_metrics(0).await.unwrap(), pending);
+    assert!(store.load_pending_metrics(1).await.unwrap().is_empty());
+    let other = vec![datum(
+        "ProbeRuns",
+        None,
+        1.0,
+        Unit::Count,
+        1_700_000_120_000,
+    )];
+    store.save(changes(1, vec![], Some(other.clone()))).await;
+    assert_eq!(store.load_pending_metrics(1).await.unwrap(), other);
+    assert_eq!(store.load_pending_metrics(0).await.unwrap(), pending);
+    store.save(changes(0, vec![], Some(vec![]))).await;
+    assert!(store.load_pending_metrics(0).await.unwrap().is_empty());
+    assert_eq!(store.load_pending_metrics(1).await.unwrap(), other);
 
     let rows = moto::scan_table(&s.sdk, &s.table).await;
-    assert_eq!(rows.len(), 151, "150 monitors and the pending-metrics row");
+    assert_eq!(rows.len(), 152, "150 monitors and two shards' pending rows");
     assert_eq!(attr(&rows["m000"], "status"), "down");
     assert_eq!(attr(&rows["m000"], "version"), "2");
     assert_eq!(attr(&rows["m042"], "status"), "up");
     assert_eq!(attr(&rows["m042"], "version"), "1");
     assert!(attr(&rows["m000"], "since").ends_with('Z'));
-    assert!(rows.contains_key("#pending-metrics"));
+    assert!(rows.contains_key(&pop3_probe::aws::pending_key(0)));
+    assert!(rows.contains_key(&pop3_probe::aws::pending_key(1)));
+    assert!(
+        !rows.contains_key("#pending-metrics"),
+        "no row shared by all shards"
+    );
 }
 
 // ---------------------------------------------------------------- whole runs
@@ -874,13 +928,27 @@ async fn a_run_against_moto_and_dovecot_alerts_once() {
         !listed["ResponseTime"].contains("run-expired"),
         "{listed:?}"
     );
-    for run_level in ["ProbeRuns", "MonitorsUp", "MonitorsDown", "RunDuration"] {
+    for run_level in [
+        "MonitorsUp",
+        "MonitorsDown",
+        "RunDuration",
+        "AlertsFailed",
+        "MetricsPending",
+        "MonitorsSkipped",
+        "MonitorsMisconfigured",
+    ] {
         assert_eq!(
             listed[run_level],
             BTreeSet::from([String::new()]),
             "{run_level}"
         );
     }
+    // The heartbeat is per shard, and only per shard.
+    assert_eq!(
+        listed["ProbeRuns"],
+        BTreeSet::from(["Shard=0".to_string()]),
+        "{listed:?}"
+    );
     let avail = stats(
         &s.sdk,
         &s.namespace,
@@ -923,16 +991,24 @@ async fn a_run_against_moto_and_dovecot_alerts_once() {
     assert!(second.alerts_sent.is_empty(), "{:?}", second.alerts_sent);
     assert!(!second.has_delivery_errors(), "{second:?}");
     assert!(s.notifications().await.is_empty());
-    let runs = stat1(
-        &s.sdk,
-        &s.namespace,
-        "ProbeRuns",
-        None,
-        StandardUnit::Count,
-        "Sum",
-    )
-    .await;
-    assert_eq!(runs, Some(2.0));
+    // GetMetricStatistics: moto's GetMetricData drops the namespace filter
+    // once dimensions are given (other tests' shard 0 would count).
+    let now = std::time::SystemTime::now();
+    let out = aws_sdk_cloudwatch::Client::new(&s.sdk)
+        .get_metric_statistics()
+        .namespace(&s.namespace)
+        .metric_name("ProbeRuns")
+        .dimensions(Dimension::builder().name("Shard").value("0").build())
+        .start_time(DateTime::from(now - Duration::from_secs(3600)))
+        .end_time(DateTime::from(now + Duration::from_secs(600)))
+        .period(60)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    let runs: f64 = out.datapoints().iter().filter_map(|d| d.sum()).sum();
+    assert_eq!(runs, 2.0);
+    // (No dimensionless ProbeRuns: `listed` above has only Shard=0.)
     let down = stat1(
         &s.sdk,
         &s.namespace,
@@ -1083,7 +1159,7 @@ async fn an_alert_sns_refused_is_sent_on_the_next_run() {
         moto::sdk_config_impatient(&format!("http://127.0.0.1:{}", moto::free_port())).await;
     let broken_sns = SnsAlerts::new(aws_sdk_sns::Client::new(&closed), s.topic.clone());
     let cache = ConfigCache::default();
-    let summary = lambda::handle(
+    let err = lambda::handle(
         json!({"shard": 0, "shards": 1}),
         Duration::from_secs(60),
         &s.settings(),
@@ -1094,7 +1170,18 @@ async fn an_alert_sns_refused_is_sent_on_the_next_run() {
         &s.state(),
     )
     .await
-    .expect("runs");
+    .expect_err("a lost alert fails the invocation");
+    // The invocation reports an error (the Lambda's Errors metric counts
+    // it), after the run's state was saved.
+    assert_eq!(err.kind(), "AlertsUndelivered");
+    assert!(
+        err.to_string()
+            .starts_with("1 alert(s) could not be delivered (sns-expired down: sns: Publish to"),
+        "{err}"
+    );
+    let RunError::AlertsUndelivered { summary, .. } = err else {
+        unreachable!()
+    };
     assert_eq!(summary.down, 1);
     assert!(summary.alerts_sent.is_empty());
     assert_eq!(
@@ -1117,6 +1204,19 @@ async fn an_alert_sns_refused_is_sent_on_the_next_run() {
     let rows = moto::scan_table(&s.sdk, &s.table).await;
     assert!(!rows.contains_key("sns-expired"), "{:?}", rows.keys());
     assert_eq!(attr(&rows["sns-good"], "status"), "up");
+    // The metric the alarm watches.
+    assert_eq!(
+        stat1(
+            &s.sdk,
+            &s.namespace,
+            "AlertsFailed",
+            None,
+            StandardUnit::Count,
+            "Sum"
+        )
+        .await,
+        Some(1.0)
+    );
 
     let next = s
         .invoke(&cache, Duration::from_secs(60))
@@ -1305,4 +1405,75 @@ async fn dependencies_smtp_and_drift_through_the_handler() {
         smtp.capabilities.is_some_and(|c| c.sasl.contains("PLAIN")),
         "SMTP's AUTH mechanisms are tracked too"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_exits_non_zero_when_an_alert_is_lost_and_keeps_the_state() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config = dir.path().join("monitors.json");
+    let write_config = |port: u16| {
+        let doc = json!({
+            "run": {"retries": 0, "deadline_ms": 10000},
+            "defaults": {"failures_before_alert": 1, "timeout_ms": 2000,
+                         "warning_ms": 1000, "critical_ms": 1500},
+            "monitors": [
+                {"name": "cli-flip", "kind": "tcp", "host": "127.0.0.1", "port": port},
+                {"name": "cli-steady", "kind": "tcp", "host": "127.0.0.1", "port": open}
+            ]
+        });
+        std::fs::write(&config, doc.to_string()).unwrap();
+    };
+    let closed_sns = format!("http://127.0.0.1:{}", moto::free_port());
+    let run = |sns: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(&state)
+            .arg("--json")
+            .env("AWS_ENDPOINT_URL", &closed_sns)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", moto::REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        if sns {
+            cmd.args([
+                "--sns-topic-arn",
+                "arn:aws:sns:us-east-1:123456789012:unreachable",
+            ]);
+        }
+        cmd.output().unwrap()
+    };
+    // Down, announced on stderr (no SNS): the state says down.
+    write_config(moto::free_port());
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(2));
+    // Back up, but the recovery cannot be delivered: everything is up, yet
+    // the run must not exit 0, and what was saved stays saved.
+    write_config(open);
+    let out = run(true);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &doc["summary"];
+    assert_eq!(summary["down"], 0, "{summary}");
+    assert_eq!(
+        summary["alerts_failed"].as_array().unwrap().len(),
+        1,
+        "{summary}"
+    );
+    assert_eq!(summary["alerts_failed"][0]["kind"], "recovered");
+    assert_eq!(out.status.code(), Some(2), "{summary}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    // Not moved forward: the recovery is retried next run.
+    assert_eq!(saved["monitors"]["cli-flip"]["status"], "down");
+    assert_eq!(saved["monitors"]["cli-steady"]["status"], "up");
 }

@@ -12,6 +12,8 @@ use common::fake::{self, line, Reply};
 use common::mem::{MemAlerts, MemMetrics, MemState};
 use pop3_probe::alert::AlertKind;
 use pop3_probe::config::Config;
+use pop3_probe::local::FileState;
+use pop3_probe::metrics;
 use pop3_probe::pipeline::{self, Shard};
 use pop3_probe::probe::{FailureKind, Phase, Status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -240,14 +242,14 @@ async fn unpublished_metrics_are_kept_and_sent_next_run() {
     assert_eq!(r.metrics_published, 0);
     let kept = r.metrics_unpublished;
     assert!(kept >= 6, "{kept}");
-    assert_eq!(s.pending.lock().unwrap().len(), kept);
+    assert_eq!(s.pending_of(0).len(), kept);
     let r = run(&c, &m, &a, &s).await;
     assert_eq!(
         r.metrics_published,
         2 * kept,
         "old values go out with the new"
     );
-    assert!(s.pending.lock().unwrap().is_empty());
+    assert!(s.pending_of(0).is_empty());
     let runs = m
         .got
         .lock()
@@ -404,10 +406,218 @@ async fn default_metrics_are_few_and_detailed_ones_opt_in() {
             "{n} missing from {detailed:?}"
         );
     }
-    assert_eq!(
-        names_for(None),
-        ["MonitorsDown", "MonitorsUp", "ProbeRuns", "RunDuration"]
-    );
+    let mut run_level = vec![
+        metrics::ALERTS_FAILED,
+        metrics::METRICS_PENDING,
+        metrics::MONITORS_DOWN,
+        metrics::MONITORS_MISCONFIGURED,
+        metrics::MONITORS_SKIPPED,
+        metrics::MONITORS_UP,
+        metrics::PROBE_RUNS,
+        metrics::RUN_DURATION,
+    ];
+    run_level.sort();
+    assert_eq!(names_for(None), run_level);
+    // Every published name is in the one table, with its unit.
+    for d in got.iter() {
+        let def =
+            metrics::lookup(&d.name).unwrap_or_else(|| panic!("{} not in metrics.rs", d.name));
+        assert_eq!(def.unit, d.unit, "{}", d.name);
+    }
     let down = got.iter().find(|d| d.name == "MonitorsDown").unwrap();
     assert_eq!(down.value, 1.0);
+}
+
+/// A listener that accepts and hangs up: all a TCP check needs.
+async fn accepting() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    port
+}
+
+async fn tcp_fleet(n: usize, port: u16, extra: &str) -> Config {
+    let mut monitors: Vec<String> = (0..n)
+        .map(|i| {
+            format!(r#"{{"name": "t{i:05}", "kind": "tcp", "host": "127.0.0.1", "port": {port}}}"#)
+        })
+        .collect();
+    if !extra.is_empty() {
+        monitors.push(extra.to_string());
+    }
+    let text = format!(
+        r#"{{"run": {{"retries": 0, "deadline_ms": 30000, "concurrency": 100}},
+             "defaults": {{"failures_before_alert": 1}},
+             "monitors": [{}]}}"#,
+        monitors.join(",")
+    );
+    pop3_probe::config::load(&text, &common::NoSecrets)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_of_thousands_of_new_monitors_is_one_state_write() {
+    let port = accepting().await;
+    let n = 3000;
+    let c = tcp_fleet(n, port, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let state = FileState::open(&path).unwrap();
+    let (m, a) = (MemMetrics::default(), MemAlerts::default());
+    let deadline = Instant::now() + c.run.deadline;
+    let r = pipeline::execute(&c, "Test", Shard::default(), deadline, &m, &a, &state).await;
+    assert_eq!(r.probed, n, "{:?}", r.skipped.first());
+    assert!(r.state_errors.is_empty(), "{:?}", r.state_errors);
+    assert_eq!(
+        state.writes(),
+        1,
+        "one state write for the whole run, not one per monitor"
+    );
+    assert_eq!(r.state_writes, 1);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["monitors"].as_object().unwrap().len(), n);
+    // The same through the port: one save call.
+    let mem = MemState::default();
+    let r = run(&c, &m, &a, &mem).await;
+    assert_eq!(r.probed, n);
+    assert_eq!(mem.writes.load(Ordering::SeqCst), 1);
+    assert_eq!(mem.saves.load(Ordering::SeqCst), n);
+}
+
+#[tokio::test]
+async fn a_broken_monitor_alerts_once_until_fixed_and_is_counted() {
+    let port = accepting().await;
+    let broken = r#"{"name": "cfg-typo", "kind": "tcp", "host": "127.0.0.1", "port": 70000}"#;
+    let c = tcp_fleet(1, port, broken).await;
+    assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+    let path = c.problems[0].error.path.clone();
+    assert!(path.starts_with("monitors[1]"), "{path}");
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    let misconfigured = |m: &MemMetrics| -> Vec<f64> {
+        m.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.name == metrics::MONITORS_MISCONFIGURED)
+            .map(|d| d.value)
+            .collect()
+    };
+    for _ in 0..3 {
+        run(&c, &m, &a, &s).await;
+    }
+    assert_eq!(
+        a.kinds(),
+        [("cfg-typo".to_string(), AlertKind::ConfigError)]
+    );
+    let alert = a.got.lock().unwrap()[0].clone();
+    assert!(
+        alert.subject.contains("cfg-typo") && alert.subject.contains(&path),
+        "{}",
+        alert.subject
+    );
+    assert!(alert.body.contains(&path), "{}", alert.body);
+    assert_eq!(alert.severity(), "warning");
+    assert_eq!(misconfigured(&m), [1.0, 1.0, 1.0]);
+    assert!(s.rows.lock().unwrap()["cfg-typo"].config_error.is_some());
+
+    // Fixed: watched again, the remembered error is cleared.
+    let fixed =
+        format!(r#"{{"name": "cfg-typo", "kind": "tcp", "host": "127.0.0.1", "port": {port}}}"#);
+    let good = tcp_fleet(1, port, &fixed).await;
+    let r = run(&good, &m, &a, &s).await;
+    assert_eq!(r.probed, 2);
+    assert_eq!(s.rows.lock().unwrap()["cfg-typo"].config_error, None);
+    assert_eq!(a.kinds().len(), 1);
+    // Broken again: said again.
+    run(&c, &m, &a, &s).await;
+    assert_eq!(a.kinds().len(), 2);
+}
+
+#[tokio::test]
+async fn lost_alerts_are_counted_and_the_state_still_saved_once() {
+    let c = config(
+        r#"{"name": "dead-1", "host": "127.0.0.1", "port": 1, "auth": "none"},
+           {"name": "dead-2", "host": "127.0.0.1", "port": 1, "auth": "none"}"#,
+        "",
+    )
+    .await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    a.fail_next.store(1, Ordering::SeqCst);
+    let r = run(&c, &m, &a, &s).await;
+    assert!(r.has_undelivered_alerts());
+    assert_eq!(r.alerts_failed.len(), 1);
+    assert_eq!(r.alerts_sent.len(), 1);
+    // The delivered alert's state is saved; the lost one is retried.
+    assert_eq!(s.writes.load(Ordering::SeqCst), 1);
+    assert_eq!(s.rows.lock().unwrap().len(), 1);
+    let failed: Vec<f64> = m
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.name == metrics::ALERTS_FAILED)
+        .map(|d| d.value)
+        .collect();
+    assert_eq!(failed, [1.0]);
+    let r = run(&c, &m, &a, &s).await;
+    assert!(!r.has_undelivered_alerts());
+    assert_eq!(r.alerts_sent.len(), 1, "only the lost one again");
+}
+
+#[tokio::test]
+async fn probe_runs_carries_the_shard_and_pending_values_are_counted() {
+    let port = accepting().await;
+    let c = tcp_fleet(20, port, "").await;
+    let (m, a, s) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    m.fail_next.store(1, Ordering::SeqCst);
+    let shard = Shard {
+        shard: 1,
+        shards: 3,
+    };
+    let deadline = Instant::now() + c.run.deadline;
+    let first = pipeline::execute(&c, "Test", shard, deadline, &m, &a, &s).await;
+    assert!(first.metrics_unpublished > 0);
+    assert!(s.pending_of(0).is_empty(), "kept under the shard's own key");
+    assert_eq!(s.pending_of(1).len(), first.metrics_unpublished);
+    let deadline = Instant::now() + c.run.deadline;
+    let second = pipeline::execute(&c, "Test", shard, deadline, &m, &a, &s).await;
+    assert_eq!(second.metrics_pending, first.metrics_unpublished);
+    let got = m.got.lock().unwrap();
+    let runs: Vec<_> = got
+        .iter()
+        .filter(|d| d.name == metrics::PROBE_RUNS)
+        .collect();
+    assert_eq!(runs.len(), 2, "this run's and the one kept from the last");
+    assert!(runs.iter().all(|d| d.shard == Some(1)), "{runs:?}");
+    assert!(got
+        .iter()
+        .filter(|d| d.name != metrics::PROBE_RUNS)
+        .all(|d| d.shard.is_none()));
+    let pending: Vec<f64> = got
+        .iter()
+        .filter(|d| d.name == metrics::METRICS_PENDING)
+        .map(|d| d.value)
+        .collect();
+    assert!(
+        pending.contains(&(first.metrics_unpublished as f64)),
+        "{pending:?}"
+    );
 }

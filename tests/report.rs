@@ -35,6 +35,7 @@ fn run_data(t0: i64, i: i64, a: &str, b: &str) -> Vec<Datum> {
     let d = |name: &str, monitor: Option<&str>, value: f64, unit: Unit| Datum {
         name: name.into(),
         monitor: monitor.map(str::to_string),
+        shard: None,
         value,
         unit,
         timestamp_ms: at,

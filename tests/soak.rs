@@ -337,9 +337,12 @@ async fn fault_soak() {
                     "the run ended before the kill"
                 );
             } else {
-                let summary = run
-                    .await
-                    .unwrap_or_else(|e| panic!("cycle {cycle} step {step}: {e}"));
+                // Lost alerts fail the invocation, with the run's summary.
+                let summary = match run.await {
+                    Ok(s) => s,
+                    Err(lambda::RunError::AlertsUndelivered { summary, .. }) => *summary,
+                    Err(e) => panic!("cycle {cycle} step {step}: {e}"),
+                };
                 if std::env::var_os("SOAK_DEBUG").is_some() {
                     eprintln!(
                         "step {step}: up {} down {} sent {:?} failed {:?} state {:?} failures {:?}",

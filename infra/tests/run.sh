@@ -232,6 +232,7 @@ else
       python3 "$TESTS_DIR/policy_vs_code.py" --src "$REPO_ROOT/src" --policy "$POLICY"
   fi
 fi
+run_check "metrics-vs-code: every metric infra/*.tf names is one src/metrics.rs publishes" bash -c 'python3 "$0/metrics_vs_code.py" --self-test && python3 "$0/metrics_vs_code.py"' "$TESTS_DIR"
 
 echo
 if [ "$FAILED" -gt 0 ]; then

@@ -65,7 +65,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %e, "cannot start");
         e
     })?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Timeouts and retries that fit the run's safety margin (aws::with_limits).
+    let sdk = pop3_probe::aws::sdk_config().await;
     // Build the TLS roots now, not in the first probe.
     let _ = pop3_probe::net::TlsClient::webpki();
     let app = App {

@@ -35,6 +35,7 @@ Examples:
   pop3-probe run --config-secret pop3-probe/config --sns-topic-arn arn:aws:sns:eu-west-1:123456789012:pop3-alerts
 
 Exit codes: 0 all up, 1 something degraded, 2 something down or misconfigured,
+or an alert could not be delivered (the state is saved; it is retried next run),
 3 the run could not start (unreadable config).")]
 pub struct RunArgs {
     /// The monitor list (JSON; see schema/monitors.schema.json). Example: --config examples/monitors.json
@@ -104,7 +105,7 @@ impl LazySecrets {
     async fn get(&self) -> &AwsSecrets {
         self.inner
             .get_or_init(|| async {
-                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let sdk = pop3_probe::aws::sdk_config().await;
                 AwsSecrets::new(
                     aws_sdk_secretsmanager::Client::new(&sdk),
                     Duration::from_secs(300),
@@ -248,7 +249,8 @@ fn table(summary: &RunSummary) -> String {
 }
 
 fn exit_code(s: &RunSummary) -> i32 {
-    if s.down > 0 || !s.config_problems.is_empty() {
+    // A lost alert is the probe's own failure: it must not exit 0.
+    if s.down > 0 || !s.config_problems.is_empty() || s.has_undelivered_alerts() {
         output::EXIT_CRITICAL
     } else if s.degraded > 0 || s.results.iter().any(|r| r.status == Status::Degraded) {
         output::EXIT_WARNING
@@ -281,11 +283,7 @@ pub async fn run(args: RunArgs) -> i32 {
                 MetricsArg::Emf => MetricsFormat::Emf,
             };
             let out: Box<dyn Write + Send> = match file {
-                Some(path) => match std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                {
+                Some(path) => match pop3_probe::local::open_append_no_follow(path) {
                     Ok(f) => Box::new(f),
                     Err(e) => {
                         eprintln!("pop3-probe run: --metrics-file {}: {e}", path.display());
@@ -302,7 +300,7 @@ pub async fn run(args: RunArgs) -> i32 {
     };
     let alerts = match &args.sns_topic_arn {
         Some(arn) => {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let sdk = pop3_probe::aws::sdk_config().await;
             Alerts::Sns(SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), arn.clone()))
         }
         None => Alerts::Print(PrintAlerts::new(Box::new(std::io::stderr()))),

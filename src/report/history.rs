@@ -312,6 +312,7 @@ mod tests {
         Datum {
             name: name.into(),
             monitor: monitor.map(str::to_string),
+            shard: None,
             value,
             unit: Unit::None,
             timestamp_ms: 1_700_000_000_000,

@@ -27,9 +27,8 @@ pub mod history;
 pub mod html;
 pub mod render;
 
-/// The per-monitor metrics a report reads (see `pipeline::metrics`).
-pub const AVAILABILITY: &str = "Availability";
-pub const RESPONSE_TIME: &str = "ResponseTime";
+/// The per-monitor metrics a report reads (named in `crate::metrics`).
+pub use crate::metrics::{AVAILABILITY, RESPONSE_TIME};
 
 /// One point of a series: the mean of `count` probe values at `t_ms`.
 /// The local history has one probe per sample; CloudWatch gives one sample

@@ -6,13 +6,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use pop3_probe::alert::{Alert, AlertKind, MonitorState};
-use pop3_probe::sinks::{AlertSink, Datum, MetricsSink, PublishReport, SinkError, StateStore};
+use pop3_probe::sinks::{
+    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError, StateChanges, StateStore,
+};
 
 #[derive(Default)]
 pub struct MemState {
     pub rows: Mutex<HashMap<String, MonitorState>>,
-    pub pending: Mutex<Vec<Datum>>,
+    /// Unpublished metrics per shard.
+    pub pending: Mutex<HashMap<u32, Vec<Datum>>>,
+    /// Monitor rows written.
     pub saves: AtomicUsize,
+    /// `save` calls that wrote something (one per run when batched).
+    pub writes: AtomicUsize,
+}
+
+impl MemState {
+    pub fn pending_of(&self, shard: u32) -> Vec<Datum> {
+        self.pending
+            .lock()
+            .unwrap()
+            .get(&shard)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 impl StateStore for MemState {
@@ -23,24 +40,29 @@ impl StateStore for MemState {
             .filter_map(|m| rows.get(m).map(|s| (m.clone(), s.clone())))
             .collect())
     }
-    async fn save(&self, state: &MonitorState) -> Result<(), SinkError> {
+    async fn save(&self, changes: StateChanges) -> SaveReport {
         let mut rows = self.rows.lock().unwrap();
-        let current = rows.get(&state.monitor).map(|s| s.version).unwrap_or(0);
-        assert_eq!(
-            current + 1,
-            state.version,
-            "state saved over a newer version"
-        );
-        rows.insert(state.monitor.clone(), state.clone());
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        for state in changes.monitors {
+            let current = rows.get(&state.monitor).map(|s| s.version).unwrap_or(0);
+            assert_eq!(
+                current + 1,
+                state.version,
+                "state saved over a newer version"
+            );
+            rows.insert(state.monitor.clone(), state);
+            self.saves.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(p) = changes.pending_metrics {
+            self.pending.lock().unwrap().insert(changes.shard, p);
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        SaveReport {
+            writes: 1,
+            errors: Vec::new(),
+        }
     }
-    async fn load_pending_metrics(&self) -> Result<Vec<Datum>, SinkError> {
-        Ok(self.pending.lock().unwrap().clone())
-    }
-    async fn save_pending_metrics(&self, data: &[Datum]) -> Result<(), SinkError> {
-        *self.pending.lock().unwrap() = data.to_vec();
-        Ok(())
+    async fn load_pending_metrics(&self, shard: u32) -> Result<Vec<Datum>, SinkError> {
+        Ok(self.pending_of(shard))
     }
 }
 
