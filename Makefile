@@ -62,8 +62,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
+# Doc tests too: --all-targets leaves them out, and the round-trip type
+# rule is shown by compile-fail doc tests (src/roundtrip/mod.rs).
 test-rust: dovecot-start smtp-start
 	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --doc
 
 # No server, no AWS emulator, no browser: the unit tests and the test files
 # that play the server themselves. A minute or two on a warm build.

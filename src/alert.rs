@@ -53,6 +53,10 @@ pub struct MonitorState {
     /// entry alerts once until it is fixed or changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// Round trip: the next sequence number and the messages sent but not
+    /// yet found (in the file or the DynamoDB item like the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roundtrip: Option<crate::probe::roundtrip::Outstanding>,
 }
 
 impl MonitorState {
@@ -73,6 +77,7 @@ impl MonitorState {
             capabilities: None,
             login_delay_warned: None,
             config_error: None,
+            roundtrip: None,
         }
     }
 }
@@ -369,6 +374,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
         Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
+        Some(F::MessageLost) => "Submission accepted the probe message but it never reached the mailbox: check the submission server's queue and logs (deferred, bounced, filtered as spam), then the delivery path to the mailbox.",
         None => "",
     }
 }
@@ -743,6 +749,7 @@ mod tests {
             transcript: vec![],
             blocked_by: None,
             blocking: vec![],
+            roundtrip: None,
         }
     }
 

@@ -18,6 +18,9 @@ use crate::probe::{AuthMethod, Kind, Target, TlsMode, DEFAULT_TIMEOUT};
 use crate::profile;
 use crate::sinks::SecretSource;
 
+mod roundtrip;
+pub use roundtrip::RoundtripSpec;
+
 /// An error that names where in the document it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{path}: {message}")]
@@ -240,6 +243,9 @@ pub struct MonitorSpec {
     /// The monitors linked by `depends_on` share a shard: the smallest
     /// name of the group. Without dependencies, the monitor's own name.
     pub shard_key: String,
+    /// `kind: roundtrip` only: the submit side, envelope, key, thresholds
+    /// and the outstanding messages. `target` is then the retrieve side.
+    pub roundtrip: Option<Box<RoundtripSpec>>,
 }
 
 /// A monitor whose settings are unusable; reported, not probed.
@@ -369,8 +375,11 @@ impl Config {
                 // A name that fails validation is still shown: harmlessly.
                 .map(crate::text::terminal_safe)
                 .unwrap_or_else(|| path.clone());
-            let spec =
-                typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path));
+            let spec = if raw.get("kind").and_then(Value::as_str) == Some("roundtrip") {
+                roundtrip::parse(&config, raw, &path)
+            } else {
+                typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path))
+            };
             match spec {
                 Ok(None) => config.disabled.push(label),
                 Ok(Some(spec)) => {
@@ -610,6 +619,15 @@ impl Config {
             ));
         }
         let kind = m.kind.unwrap_or_default();
+        if kind == Kind::Roundtrip {
+            // Its shape (submit, retrieve, from, to, signing_key) is not a
+            // single endpoint's: `roundtrip::parse` reads it. Only a leg
+            // or a caller's mistake reaches here with it.
+            return Err(ConfigError::new(
+                at("kind"),
+                "a roundtrip monitor has submit, retrieve, from, to and signing_key; see docs/roundtrip.md",
+            ));
+        }
         let profile = profile::of(kind);
         // The defaults' protocol settings were written for the kinds that
         // take them (POP3); another kind takes only what the monitor says.
@@ -774,6 +792,12 @@ impl Config {
                     ));
                 }
                 Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(c)) if c.username.is_none() && c.secret_id.is_none() => {
+                    return Err(ConfigError::new(
+                        format!("{}.username", key_path("credentials", name)),
+                        "required (unless the secret_id secret holds it)",
+                    ));
+                }
                 Some(Ok(_)) => {}
             }
         }
@@ -857,6 +881,7 @@ impl Config {
             path: path.to_string(),
             shard_key: m.name.clone(),
             depends_on,
+            roundtrip: None,
         }))
     }
 
@@ -867,10 +892,10 @@ impl Config {
             HashMap::new();
         for (name, entry) in &self.credentials {
             let Ok(cred) = entry else { continue };
-            let used = self
-                .monitors
-                .iter()
-                .any(|m| m.credentials.as_deref() == Some(name));
+            let used = self.monitors.iter().any(|m| {
+                m.credentials.as_deref() == Some(name)
+                    || roundtrip::extra_credentials(m).contains(&name.as_str())
+            });
             if used {
                 resolved.insert(name.clone(), read_credential(cred, secrets).await);
             }
@@ -899,6 +924,15 @@ impl Config {
                             ),
                         });
                         continue;
+                    }
+                    if let Some(rt) = spec.roundtrip.as_mut() {
+                        if let Err(error) = roundtrip::resolve(self, rt, &resolved) {
+                            self.problems.push(ConfigProblem {
+                                monitor: spec.target.name.clone(),
+                                error,
+                            });
+                            continue;
+                        }
                     }
                     ready.push(spec);
                 }
@@ -1107,12 +1141,8 @@ fn validate_credential(c: Credential, path: &str) -> Result<Credential, ConfigEr
             "set exactly one of password, password_env, password_file, secret_id",
         ));
     }
-    if c.username.is_none() && c.secret_id.is_none() {
-        return Err(ConfigError::new(
-            format!("{path}.username"),
-            "required (unless the secret_id secret holds it)",
-        ));
-    }
+    // A login needs a user name, from here or the secret; a round trip's
+    // signing key is a password alone. Checked where an entry is used.
     if let Some(u) = &c.username {
         if u.is_empty() || u.chars().any(|ch| ch.is_control()) {
             return Err(ConfigError::new(

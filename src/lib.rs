@@ -26,6 +26,7 @@ pub mod pop3;
 pub mod probe;
 pub mod profile;
 pub mod report;
+pub mod roundtrip;
 pub mod run;
 pub mod sasl;
 pub mod sinks;

@@ -41,6 +41,9 @@ pub const RESPONSE_TIME: &str = "ResponseTime";
 pub const CERTIFICATE_DAYS_REMAINING: &str = "CertificateDaysRemaining";
 pub const MAILBOX_MESSAGES: &str = "MailboxMessages";
 pub const MAILBOX_SIZE: &str = "MailboxSize";
+/// Round trip: submitted to found (always published for a round trip that
+/// found a message; it is also the `delivery` phase's timing name).
+pub const DELIVERY_TIME: &str = "DeliveryTime";
 // Per run.
 pub const PROBE_RUNS: &str = "ProbeRuns";
 pub const MONITORS_UP: &str = "MonitorsUp";
@@ -69,6 +72,9 @@ pub fn phase_time(p: Phase) -> &'static str {
         Phase::Auth => "AuthTime",
         Phase::Stat => "StatTime",
         Phase::Quit => "QuitTime",
+        Phase::Submit => "SubmitTime",
+        Phase::Retrieve => "RetrieveTime",
+        Phase::Delivery => DELIVERY_TIME,
     }
 }
 

@@ -34,6 +34,7 @@ fn mode_label(r: &ProbeResult) -> String {
         Kind::Smtp => format!("smtp, tls {}, auth {}", r.tls_mode, r.auth_method),
         Kind::Tcp => "tcp connect".to_string(),
         Kind::Dns => "dns".to_string(),
+        Kind::Roundtrip => format!("round trip, retrieve tls {}", r.tls_mode),
     }
 }
 

@@ -169,6 +169,10 @@ pub fn metrics(
         if r.failure.is_none() || r.failure == Some(FailureKind::ResponseTimeCritical) {
             push(names::RESPONSE_TIME, m, r.response_time_ms);
         }
+        // The round trip's own number: submission to arrival.
+        if let Some(d) = r.roundtrip.as_ref().and_then(|f| f.delivery_ms) {
+            push(names::DELIVERY_TIME, m, d);
+        }
         if let Some(c) = r.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
             push(
                 names::CERTIFICATE_DAYS_REMAINING,
@@ -177,7 +181,8 @@ pub fn metrics(
             );
         }
         if detailed.get(r.monitor.as_str()).copied().unwrap_or(false) {
-            for p in &r.phases {
+            // Delivery is published above already, detailed or not.
+            for p in r.phases.iter().filter(|p| p.phase != Phase::Delivery) {
                 push(names::phase_time(p.phase), m, p.ms);
             }
             if let Some(mb) = &r.mailbox {
@@ -272,7 +277,41 @@ where
         .iter()
         .map(|m| (m.target.name.clone(), m.alert.clone()))
         .collect();
+    // Round trips need their outstanding messages before they run.
+    let mut monitors = monitors;
+    let roundtrips: Vec<String> = monitors
+        .iter()
+        .filter(|m| m.roundtrip.is_some())
+        .map(|m| m.target.name.clone())
+        .collect();
+    let mut roundtrip_state_error = None;
+    if !roundtrips.is_empty() {
+        match state.load(&roundtrips).await {
+            Ok(states) => {
+                for m in &mut monitors {
+                    if let (Some(rt), Some(st)) = (m.roundtrip.as_mut(), states.get(&m.target.name))
+                    {
+                        rt.state = st.roundtrip.clone().unwrap_or_default();
+                    }
+                }
+            }
+            // Without its state a round trip would reuse sequence numbers
+            // and forget what it awaits: it is not run this time.
+            Err(e) => roundtrip_state_error = Some(e.to_string()),
+        }
+    }
+    if roundtrip_state_error.is_some() {
+        monitors.retain(|m| m.roundtrip.is_none());
+    }
     let mut probed = run::run_all(monitors, &config.run, deadlines.probing).await;
+    if let Some(e) = roundtrip_state_error {
+        for name in roundtrips {
+            probed.skipped.push(run::Skipped {
+                monitor: name,
+                reason: format!("round trip not run: its state could not be loaded: {e}"),
+            });
+        }
+    }
     run::apply_dependencies(&mut probed.results, &depends_on);
 
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
@@ -349,7 +388,12 @@ where
                     continue;
                 };
                 let prev = previous.get(&r.monitor);
-                steps.push((prev, alert::evaluate(prev, r, settings, now)));
+                let mut step = alert::evaluate(prev, r, settings, now);
+                // A round trip's outstanding messages ride with its state.
+                if let Some(next) = r.roundtrip.as_ref().and_then(|f| f.next_state.clone()) {
+                    step.next.roundtrip = Some(next);
+                }
+                steps.push((prev, step));
             }
             for p in &summary.config_problems {
                 let prev = previous.get(&p.monitor);

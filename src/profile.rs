@@ -211,6 +211,20 @@ pub const PROFILES: &[Profile] = &[
         }],
         why_not: " (it only resolves the name)",
     },
+    // Two endpoints, not one: its settings are its legs' (`submit` an smtp
+    // monitor's, `retrieve` a pop3 monitor's), read by config::roundtrip.
+    Profile {
+        kind: Kind::Roundtrip,
+        tls: None,
+        port: PortRule::NoPort,
+        login: LoginRule::Never,
+        auth: &[],
+        fields: &[],
+        takes_defaults: false,
+        capabilities: CapabilityRule::Never,
+        schemes: &[],
+        why_not: " (set it in its submit or retrieve side)",
+    },
 ];
 
 /// The scheme a bare `host[:port]` target gets.

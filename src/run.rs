@@ -138,6 +138,14 @@ async fn probe_with_retries(
     }
     let mut target = m.target.clone();
     target.timeout = target.timeout.min(left);
+    if let Some(rt) = &m.roundtrip {
+        // Never retried: every attempt sends mail, and a slow delivery is
+        // picked up by the next run anyway.
+        let Some(plan) = rt.plan(&target) else {
+            return Err("round trip without its signing key (credentials not resolved)".into());
+        };
+        return Ok(probe::roundtrip::probe_keeping_state(&plan, &rt.state).await);
+    }
     let mut result = probe::check(&target).await;
     let mut attempts = 1;
     while result.status == Status::Down && retryable(result.failure) && attempts <= cfg.retries {

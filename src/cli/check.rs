@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
@@ -112,6 +112,10 @@ Examples:
   pop3-probe check tcp://mail.example.com:995
   pop3-probe check dns://mail.example.com
 
+  # One mail round trip: the roundtrip monitor mail-roundtrip of a config
+  # file (its credentials and key as the file says), polling up to 20 s:
+  pop3-probe check roundtrip://mail-roundtrip --config monitors.json --wait 20s
+
 Exit codes: 0 up, 1 degraded (slow, or certificate expiring), 2 down, 3 unknown
 (bad arguments or an unusable monitor setting), as Nagios plugins use them.")]
 pub struct CheckArgs {
@@ -122,7 +126,17 @@ pub struct CheckArgs {
     /// 25, STARTTLS if offered), submission:// (587, STARTTLS required),
     /// smtps:// (465, implicit TLS); with a user name SMTP logs in (AUTH).
     /// tcp://host:port connects only; dns://host resolves only.
+    /// roundtrip://NAME runs the round-trip monitor NAME of --config once.
     pub target: String,
+
+    /// The monitor list that roundtrip://NAME comes from. Example: --config monitors.json
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Round trip: poll the mailbox for the message this long (default the
+    /// monitor's wait_ms); the run's time limit grows to fit. Example: --wait 20s
+    #[arg(long, value_parser = duration)]
+    pub wait: Option<Duration>,
 
     /// TLS mode; overrides what the URL scheme implies. Example: --tls starttls
     #[arg(long, value_enum)]
@@ -330,7 +344,67 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
 }
 
 /// Run the check and print; returns the process exit code.
+/// `check roundtrip://NAME --config FILE`: one round trip, no state kept
+/// (earlier checks' messages are removed as stale by later runs).
+async fn roundtrip(args: &CheckArgs, name: &str) -> anyhow::Result<(probe::ProbeResult, Target)> {
+    let Some(file) = &args.config else {
+        bail!("roundtrip://{name} needs --config FILE, the monitor list that defines it");
+    };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("--config: cannot read {}", file.display()))?;
+    let mut config = pop3_probe::config::Config::parse(&text)
+        .map_err(anyhow::Error::new)
+        .context("--config")?;
+    config
+        .resolve_credentials(&super::run::LazySecrets::new())
+        .await;
+    if let Some(p) = config.problems.iter().find(|p| p.monitor == name) {
+        bail!("monitor {name}: {}", p.error);
+    }
+    let Some(m) = config.monitors.iter().find(|m| m.target.name == name) else {
+        bail!(
+            "--config {} has no enabled monitor named {name:?}",
+            file.display()
+        );
+    };
+    let Some(plan) = m.roundtrip.as_ref().and_then(|rt| rt.plan(&m.target)) else {
+        bail!("monitor {name} is not a roundtrip monitor");
+    };
+    let mut plan = plan;
+    if let Some(wait) = args.wait {
+        plan.wait = wait;
+        plan.timeout = plan.timeout.max(wait + Duration::from_secs(10));
+    }
+    let (result, _) = probe::roundtrip::probe(&plan, &Default::default()).await;
+    Ok((result, m.target.clone()))
+}
+
 pub async fn run(args: CheckArgs) -> i32 {
+    if let Some(name) = args.target.strip_prefix("roundtrip://") {
+        let format = if args.json { Format::Json } else { args.format };
+        return match roundtrip(&args, name).await {
+            Ok((result, target)) => {
+                if args.verbose {
+                    eprint!("{}", output::transcript(&result));
+                }
+                match format {
+                    Format::Human => print!("{}", output::human(&result)),
+                    Format::Json => println!("{}", output::json(&result)),
+                    Format::Nagios => print!("{}", output::nagios(&result, &target)),
+                }
+                output::exit_code(&result)
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if format == Format::Nagios {
+                    println!("ROUNDTRIP UNKNOWN - {}", msg.replace('|', "/"));
+                } else {
+                    eprintln!("pop3-probe check: {msg}");
+                }
+                output::EXIT_UNKNOWN
+            }
+        };
+    }
     let target = match target(&args) {
         Ok(t) => t,
         Err(e) => {

@@ -90,11 +90,18 @@ pub struct RunArgs {
 }
 
 /// Secrets Manager, set up only if a config actually refers to a secret.
-struct LazySecrets {
+pub(crate) struct LazySecrets {
     inner: OnceCell<AwsSecrets>,
 }
 
 impl LazySecrets {
+    /// Also for `check roundtrip://NAME`, which reads a config file.
+    pub(crate) fn new() -> LazySecrets {
+        LazySecrets {
+            inner: OnceCell::new(),
+        }
+    }
+
     async fn get(&self) -> &AwsSecrets {
         self.inner
             .get_or_init(|| async {

@@ -311,6 +311,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         capa(&mut self.conn).await
     }
 
+    /// The connection, for the round-trip monitor's mailbox session
+    /// (`roundtrip::mailbox`), the one place with UIDL, TOP and DELE. This
+    /// type stays without them.
+    pub(crate) fn into_conn(self) -> Conn<S> {
+        self.conn
+    }
+
     /// QUIT. With no DELE ever sent, the UPDATE state removes nothing.
     pub async fn quit(self) -> Result<StatusLine, Error> {
         quit(self.conn).await

@@ -13,6 +13,7 @@
 //! and the probe stops there.
 
 pub mod pop3;
+pub mod roundtrip;
 pub mod smtp;
 mod tcp;
 mod types;
@@ -127,6 +128,18 @@ pub async fn check(target: &Target) -> ProbeResult {
         Kind::Pop3 => pop3::probe(target).await,
         Kind::Smtp => smtp::probe(target).await,
         Kind::Tcp | Kind::Dns => tcp::probe(target).await,
+        // A round trip is two endpoints and state, not one target: it runs
+        // through `roundtrip::probe`. Reaching here is a caller's mistake.
+        Kind::Roundtrip => {
+            let run = start(target);
+            let started_at = now_rfc3339();
+            let f = Failure::new(
+                FailureKind::ConfigError,
+                Phase::Submit,
+                "a roundtrip monitor runs through probe::roundtrip, not probe::check",
+            );
+            run.finish(Err(f), started_at)
+        }
     }
 }
 
@@ -475,6 +488,7 @@ impl<'a> Run<'a> {
             transcript: self.transcript.lines(),
             blocked_by: None,
             blocking: Vec::new(),
+            roundtrip: None,
         };
         scrub(&mut result, &self.secrets);
         result

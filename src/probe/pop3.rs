@@ -145,7 +145,7 @@ impl Run<'_> {
         Ok(result)
     }
 
-    async fn stls(
+    pub(super) async fn stls(
         &mut self,
         client: Client<Stream>,
         tls_client: &TlsClient,
@@ -198,7 +198,10 @@ impl Run<'_> {
     }
 
     /// Pick the method, refuse plaintext passwords, log in.
-    async fn pop3_login(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
+    pub(super) async fn pop3_login(
+        &mut self,
+        mut client: Client<Stream>,
+    ) -> Result<Session<Stream>, Failure> {
         let t = self.target;
         let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
             return Err(Failure::new(

@@ -115,7 +115,7 @@ fn auth_refusal(reply: &Reply) -> (FailureKind, &'static str) {
 
 /// The local address as an EHLO address literal (`[127.0.0.1]`,
 /// `[IPv6:::1]`): true, and it names no host the monitor does not own.
-fn local_literal(stream: &Stream) -> HelloName {
+pub(super) fn local_literal(stream: &Stream) -> HelloName {
     let tcp = match stream {
         Stream::Plain(tcp) => tcp,
         Stream::Tls(tls) => tls.get_ref().0,
@@ -184,7 +184,7 @@ impl Run<'_> {
     /// The user name and password when the monitor logs in; `None` for a
     /// check without AUTH. POP3's methods and half-given credentials are
     /// configuration mistakes.
-    fn smtp_credentials(&self) -> Result<Option<(String, SecretString)>, Failure> {
+    pub(super) fn smtp_credentials(&self) -> Result<Option<(String, SecretString)>, Failure> {
         let t = self.target;
         if matches!(t.auth, AuthMethod::Apop | AuthMethod::User) {
             return Err(Failure::new(
@@ -211,7 +211,7 @@ impl Run<'_> {
     }
 
     /// EHLO (HELO as a fallback) and record what it announced.
-    async fn hello(
+    pub(super) async fn hello(
         &mut self,
         client: Client<Stream>,
         name: &HelloName,
@@ -237,7 +237,7 @@ impl Run<'_> {
     /// STARTTLS, the handshake, and EHLO again over TLS. With
     /// `starttls-if-available`, a server that does not offer or refuses
     /// STARTTLS is a recorded fallback instead of a failure.
-    async fn smtp_starttls(
+    pub(super) async fn smtp_starttls(
         &mut self,
         session: Session<Stream>,
         (tls_client, server_name): &TlsSetup,
@@ -301,7 +301,7 @@ impl Run<'_> {
     }
 
     /// Pick the mechanism, refuse a cleartext password, AUTH.
-    async fn smtp_login(
+    pub(super) async fn smtp_login(
         &mut self,
         session: Session<Stream>,
         user: String,

@@ -28,6 +28,9 @@ pub enum Kind {
     Tcp,
     /// Name resolution only.
     Dns,
+    /// Submit a signed message by SMTP, find it by POP3, remove only the
+    /// probe's own messages (`probe::roundtrip`).
+    Roundtrip,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
             Kind::Smtp => "smtp",
             Kind::Tcp => "tcp",
             Kind::Dns => "dns",
+            Kind::Roundtrip => "roundtrip",
         }
     }
 
@@ -256,10 +260,17 @@ pub enum Phase {
     Auth,
     Stat,
     Quit,
+    /// Round trip: the SMTP leg (everything up to the server taking the
+    /// message).
+    Submit,
+    /// Round trip: the POP3 leg (every look into the mailbox).
+    Retrieve,
+    /// Round trip: from submission to the message being found.
+    Delivery,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 13] = [
         Phase::Resolve,
         Phase::Connect,
         Phase::Tls,
@@ -270,6 +281,9 @@ impl Phase {
         Phase::Auth,
         Phase::Stat,
         Phase::Quit,
+        Phase::Submit,
+        Phase::Retrieve,
+        Phase::Delivery,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -284,6 +298,9 @@ impl Phase {
             Phase::Auth => "auth",
             Phase::Stat => "stat",
             Phase::Quit => "quit",
+            Phase::Submit => "submit",
+            Phase::Retrieve => "retrieve",
+            Phase::Delivery => "delivery",
         }
     }
 }
@@ -349,6 +366,9 @@ pub enum FailureKind {
     /// A monitor this one depends on is down: its alert names the cause,
     /// this one's is held back.
     BlockedByDependency,
+    /// Round trip: the probe message was not found within
+    /// `max_delivery_ms` of being submitted.
+    MessageLost,
 }
 
 impl FailureKind {
@@ -380,11 +400,12 @@ impl FailureKind {
             FailureKind::ResponseTimeCritical => "response_time_critical",
             FailureKind::ConfigError => "config_error",
             FailureKind::BlockedByDependency => "blocked_by_dependency",
+            FailureKind::MessageLost => "message_lost",
         }
     }
 
     /// Every kind, for docs and exhaustive tests.
-    pub const ALL: [FailureKind; 26] = [
+    pub const ALL: [FailureKind; 27] = [
         FailureKind::DnsFailure,
         FailureKind::ConnectionRefused,
         FailureKind::ConnectionFailed,
@@ -411,6 +432,7 @@ impl FailureKind {
         FailureKind::ResponseTimeCritical,
         FailureKind::ConfigError,
         FailureKind::BlockedByDependency,
+        FailureKind::MessageLost,
     ];
 
     /// Failures that are about the technical account rather than the mail
@@ -514,6 +536,48 @@ pub struct ProbeResult {
     /// The monitors this one's failure blocks (it alerts for them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocking: Vec<String>,
+    /// Round trip only: delivery, cleanup and the leg that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roundtrip: Option<RoundtripFacts>,
+}
+
+/// What a round trip found beyond the common fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundtripFacts {
+    /// The leg that failed: `submit` (SMTP) or `retrieve` (POP3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_leg: Option<Phase>,
+    /// The phase inside that leg (`connect`, `auth`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leg_phase: Option<Phase>,
+    /// The sequence number of the message this run sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_seq: Option<u64>,
+    /// Found minus sent, ms, for the message delivered this run (the
+    /// newest, when an earlier one also arrived); polling limits its
+    /// precision to `poll_interval_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_ms: Option<f64>,
+    /// The same from the newest `Received:` header (second precision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub received_delivery_ms: Option<f64>,
+    pub poll_interval_ms: u64,
+    /// How many times the mailbox was looked into.
+    pub polls: u32,
+    /// Messages that are not the probe's (forged tokens included): never
+    /// touched.
+    pub foreign_messages: u64,
+    /// The probe's own messages removed (found and stale).
+    pub deleted: u64,
+    pub stale_deleted: u64,
+    /// Sent messages still awaited after this run.
+    pub outstanding: u64,
+    /// Messages this run declared lost.
+    pub lost: u64,
+    /// The state to keep for the next run (the pipeline stores it with the
+    /// monitor's alert state); not part of the reported result.
+    #[serde(skip)]
+    pub next_state: Option<super::roundtrip::Outstanding>,
 }
 
 fn one() -> u32 {

@@ -318,6 +318,13 @@ pub struct Authenticated<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Authenticated<S> {
+    /// The connection, for the round-trip monitor's submission
+    /// (`roundtrip::submit`), the one place with MAIL, RCPT and DATA. This
+    /// type stays without them.
+    pub(crate) fn into_conn(self) -> Conn<S> {
+        self.conn
+    }
+
     /// Send QUIT and close without waiting for the answer: once AUTH has
     /// succeeded, the reply to QUIT cannot change the outcome.
     pub async fn quit_nowait(self) -> Result<(), Error> {

@@ -20,6 +20,9 @@ DIR=$(p3p_resolve_dir "$1")
 
 TEST_USER=probe
 EMPTY_USER=empty
+# The round-trip monitor's mailbox: the test Exim delivers into its Maildir
+# (tests/smtp/ensure.sh), so its content varies and healthy() does not count it.
+ROUNDTRIP_USER=roundtrip
 PASSWORD=Pr0be-Secret-42
 SERVER_NAME=localhost
 WAIT_SECS=${DOVECOT_WAIT_SECS:-20}
@@ -187,12 +190,13 @@ openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" >/dev/null \
 
 # --- passwd-file + maildirs --------------------------------------------------
 MAILROOT=$DIR/mail
-for u in "$TEST_USER" "$EMPTY_USER"; do
+for u in "$TEST_USER" "$EMPTY_USER" "$ROUNDTRIP_USER"; do
     mkdir -p "$MAILROOT/$u/Maildir/cur" "$MAILROOT/$u/Maildir/new" "$MAILROOT/$u/Maildir/tmp"
 done
 cat >"$DIR/users" <<EOF
 $TEST_USER:{PLAIN}$PASSWORD:$MAIL_UID:$MAIL_GID::$MAILROOT/$TEST_USER::
 $EMPTY_USER:{PLAIN}$PASSWORD:$MAIL_UID:$MAIL_GID::$MAILROOT/$EMPTY_USER::
+$ROUNDTRIP_USER:{PLAIN}$PASSWORD:$MAIL_UID:$MAIL_GID::$MAILROOT/$ROUNDTRIP_USER::
 EOF
 chmod 644 "$DIR/users"
 
@@ -220,7 +224,7 @@ for i in 1 2 3; do
     touch -d "2024-01-01 00:00:0$i UTC" "$f"
 done
 
-chmod 700 "$MAILROOT/$TEST_USER" "$MAILROOT/$EMPTY_USER"
+chmod 700 "$MAILROOT/$TEST_USER" "$MAILROOT/$EMPTY_USER" "$MAILROOT/$ROUNDTRIP_USER"
 if ((ROOT_MODE)); then
     chown -R "$MAIL_UID:$MAIL_GID" "$MAILROOT"
     # The mail/auth processes run as $MAIL_USER and must be able to reach DIR.
@@ -290,6 +294,14 @@ userdb {
   args = username_format=%u $DIR/users
 }
 mail_location = maildir:~/Maildir
+# Every expunge (what a POP3 DELE becomes at QUIT) and flag change is logged
+# with the message's Message-ID: the round-trip tests read
+# from this log that no message but the probe's own was ever removed.
+mail_plugins = \$mail_plugins notify mail_log
+plugin {
+  mail_log_events = delete undelete expunge flag_change
+  mail_log_fields = uid box msgid flags
+}
 
 ssl = $ssl
 EOF
@@ -458,6 +470,10 @@ PASSWORD=$PASSWORD
 MSG_COUNT=$MSG_COUNT
 MSG_OCTETS=$MSG_OCTETS
 EMPTY_USER=$EMPTY_USER
+ROUNDTRIP_USER=$ROUNDTRIP_USER
+ROUNDTRIP_MAILDIR=$MAILROOT/$ROUNDTRIP_USER/Maildir
+MAIL_UID=$MAIL_UID
+MAIL_GID=$MAIL_GID
 DOVECOT_LOG=$LOG
 PIDS=${PIDS[*]}
 DOVECOT_DIR=$DIR

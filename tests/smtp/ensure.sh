@@ -28,6 +28,15 @@ SERVER_NAME=localhost
 WRONG_NAME=wrong.pop3-probe.test
 HOSTNAME_SMTP=smtp.pop3-probe.test
 WAIT_SECS=${SMTP_WAIT_SECS:-20}
+# Mail accepted on the submission listener is delivered into the test
+# Dovecot's Maildirs (tests/dovecot/ensure.sh, same default DIR as the
+# tests): ROUNDTRIP_RCPT lands in DOVECOT_DIR/mail/roundtrip/Maildir, and
+# BLACKHOLE_RCPT is accepted and discarded (a route that loses mail).
+DOVECOT_DIR=${POP3_PROBE_DOVECOT_DIR:-/tmp/pop3-probe-dovecot}
+MAILROOT=$DOVECOT_DIR/mail
+ROUNDTRIP_LOCAL=roundtrip
+BLACKHOLE_LOCAL=blackhole
+MAIL_DOMAIN=localhost
 
 # exim lives in /usr/sbin, often not on a normal user's PATH.
 PATH=$PATH:/usr/sbin:/sbin
@@ -37,9 +46,21 @@ command -v flock >/dev/null || p3p_die "flock not found (util-linux)"
 command -v python3 >/dev/null || p3p_die "python3 not found (used to pick free ports)"
 
 # A stamp of the harness version + user: if the scripts change, rebuild.
-STAMP=$(cat "$HERE/ensure.sh" "$HERE/stop.sh" "$HERE/../dovecot/lib.sh" | sha256sum | cut -c1-16)-uid$(id -u)
+STAMP=$( (cat "$HERE/ensure.sh" "$HERE/stop.sh" "$HERE/../dovecot/lib.sh"; echo "$MAILROOT") | sha256sum | cut -c1-16)-uid$(id -u)
 CONF=$DIR/exim.conf
 PIDFILE=$DIR/exim.pid
+
+# Exim runs as the caller (exim_user below). What it delivers into the
+# Dovecot Maildir must belong to Dovecot's mail user, so the transport runs
+# as that user: as root, the Dovecot harness's rule (the 'dovecot' user);
+# otherwise the caller, like everything else.
+if [[ "$(id -u)" == 0 ]] && getent passwd dovecot >/dev/null; then
+    MAIL_USER=dovecot
+    MAIL_GROUP=$(id -gn dovecot)
+else
+    MAIL_USER=$(id -un)
+    MAIL_GROUP=$(id -gn)
+fi
 LOG=$DIR/log/mainlog
 
 p3p_lock "$DIR"
@@ -122,7 +143,7 @@ healthy() {
     [[ "$(cat "$DIR/.stamp")" == "$STAMP" ]] || return 1
     [[ -n "$(exim_pid)" ]] || return 1
     local key
-    for key in SMTP_PORT SMTP_WRONGCERT_PORT SMTP_NOTLS_PORT; do
+    for key in SMTP_PORT SMTP_WRONGCERT_PORT SMTP_NOTLS_PORT SMTP_SUBMIT_PORT; do
         [[ "$(smtp_banner "$(env_get "$key")" || true)" == "220 "* ]] || return 1
     done
     p3p_port_open "$(env_get SMTPS_PORT)" || return 1
@@ -207,7 +228,7 @@ smtp_accept_max = 500
 smtp_accept_max_per_host = 500
 smtp_accept_queue_per_connection = 0
 
-local_interfaces = <; 127.0.0.1.$P_SMTP ; 127.0.0.1.$P_SMTPS ; 127.0.0.1.$P_WRONG ; 127.0.0.1.$P_NOTLS ; 127.0.0.1.$P_REJECT
+local_interfaces = <; 127.0.0.1.$P_SMTP ; 127.0.0.1.$P_SMTPS ; 127.0.0.1.$P_WRONG ; 127.0.0.1.$P_NOTLS ; 127.0.0.1.$P_REJECT ; 127.0.0.1.$P_SUBMIT
 tls_on_connect_ports = $P_SMTPS
 tls_advertise_hosts = \${if eq{\$received_port}{$P_NOTLS}{}{*}}
 tls_certificate = \${if eq{\$received_port}{$P_WRONG}{$PKI/wrong.pem}{$PKI/server.pem}}
@@ -215,10 +236,13 @@ tls_privatekey = \${if eq{\$received_port}{$P_WRONG}{$PKI/wrong.key}{$PKI/server
 
 acl_smtp_connect = check_connect
 acl_smtp_helo = log_helo
-acl_smtp_mail = no_mail
-acl_smtp_rcpt = no_mail
-acl_smtp_predata = no_mail
-acl_smtp_data = no_mail
+acl_smtp_mail = check_mail
+acl_smtp_rcpt = check_rcpt
+acl_smtp_predata = check_mail
+acl_smtp_data = check_mail
+# Mail is delivered at once, by the process that took it (no queue runner).
+queue_only = false
+message_size_limit = 1M
 
 begin acl
 
@@ -233,9 +257,55 @@ log_helo:
   warn logwrite = helo \$sender_helo_name from port \$sender_host_port
   accept
 
-# A probe never sends mail; should one try, the log says so.
-no_mail:
-  deny message = 550 5.7.1 this test server takes no mail
+# Only the submission listener takes mail, and only after AUTH (which it
+# offers only after STARTTLS). Elsewhere a probe never sends mail; should
+# one try, the log says so.
+check_mail:
+  deny condition = \${if !eq{\$received_port}{$P_SUBMIT}}
+       message = 550 5.7.1 this test server takes no mail
+  deny !authenticated = *
+       message = 530 5.7.0 authentication required
+  accept
+
+check_rcpt:
+  deny condition = \${if !eq{\$received_port}{$P_SUBMIT}}
+       message = 550 5.7.1 this test server takes no mail
+  deny !authenticated = *
+       message = 530 5.7.0 authentication required
+  accept domains = $MAIL_DOMAIN
+         local_parts = $ROUNDTRIP_LOCAL : $BLACKHOLE_LOCAL
+  deny message = 550 5.1.1 no such mailbox here (pop3-probe test)
+
+begin routers
+
+# The lossy route: accepted, then thrown away without a bounce.
+blackhole:
+  driver = redirect
+  domains = $MAIL_DOMAIN
+  local_parts = $BLACKHOLE_LOCAL
+  data = :blackhole:
+
+roundtrip:
+  driver = accept
+  domains = $MAIL_DOMAIN
+  local_parts = $ROUNDTRIP_LOCAL
+  transport = dovecot_maildir
+
+begin transports
+
+# Straight into the Dovecot user's Maildir (new/), as Dovecot's own LDA
+# would store it; Exim adds its Received: header first.
+dovecot_maildir:
+  driver = appendfile
+  directory = $MAILROOT/$ROUNDTRIP_LOCAL/Maildir
+  maildir_format
+  create_directory
+  delivery_date_add
+  envelope_to_add
+  return_path_add
+  user = $MAIL_USER
+  group = $MAIL_GROUP
+  mode = 0600
 
 begin authenticators
 
@@ -270,7 +340,7 @@ fail_with_log() {
 
 started=0
 for attempt in 1 2 3; do
-    read -r P_SMTP P_SMTPS P_WRONG P_NOTLS P_REJECT <<<"$(p3p_pick_ports 5)"
+    read -r P_SMTP P_SMTPS P_WRONG P_NOTLS P_REJECT P_SUBMIT <<<"$(p3p_pick_ports 6)"
     write_conf
     exim -C "$CONF" -bV >"$DIR/check.log" 2>&1 || { cat "$DIR/check.log" >&2; p3p_die "exim rejects the generated configuration $CONF"; }
     # -bd daemonizes; fd 9 (our flock) must not leak into the daemon, and
@@ -308,6 +378,13 @@ smtp_ehlo "$P_NOTLS" | grep -qx STARTTLS && fail_with_log "port $P_NOTLS offers 
 [[ "$(smtp_auth_plain "$P_NOTLS" "$SMTP_USER" "not-the-password")" == 535 ]] \
     || fail_with_log "AUTH PLAIN with a wrong password did not get 535 on port $P_NOTLS"
 [[ "$(smtp_banner "$P_REJECT" || true)" == "554 "* ]] || fail_with_log "port $P_REJECT does not answer 554"
+smtp_ehlo "$P_SUBMIT" | grep -qx STARTTLS || fail_with_log "port $P_SUBMIT does not offer STARTTLS"
+smtp_ehlo "$P_SUBMIT" | grep -q '^AUTH' && fail_with_log "port $P_SUBMIT offers AUTH before STARTTLS"
+# The routes, without sending anything.
+exim -C "$CONF" -bt "$ROUNDTRIP_LOCAL@$MAIL_DOMAIN" 2>&1 | grep -q 'transport = dovecot_maildir' \
+    || fail_with_log "$ROUNDTRIP_LOCAL@$MAIL_DOMAIN is not routed to the Dovecot Maildir"
+exim -C "$CONF" -bt "$BLACKHOLE_LOCAL@$MAIL_DOMAIN" 2>&1 | grep -qi 'discarded' \
+    || fail_with_log "$BLACKHOLE_LOCAL@$MAIL_DOMAIN is not discarded"
 [[ "$(starttls_subject "$P_SMTP")" == *"CN = $SERVER_NAME"* ]] \
     || fail_with_log "port $P_SMTP does not serve the $SERVER_NAME certificate after STARTTLS"
 [[ "$(starttls_subject "$P_WRONG")" == *"CN = $WRONG_NAME"* ]] \
@@ -320,6 +397,10 @@ SMTPS_PORT=$P_SMTPS
 SMTP_WRONGCERT_PORT=$P_WRONG
 SMTP_NOTLS_PORT=$P_NOTLS
 SMTP_REJECT_PORT=$P_REJECT
+SMTP_SUBMIT_PORT=$P_SUBMIT
+ROUNDTRIP_RCPT=$ROUNDTRIP_LOCAL@$MAIL_DOMAIN
+BLACKHOLE_RCPT=$BLACKHOLE_LOCAL@$MAIL_DOMAIN
+DELIVERY_MAILROOT=$MAILROOT
 SMTP_USER=$SMTP_USER
 SMTP_PASSWORD=$SMTP_PASSWORD
 SERVER_NAME=$SERVER_NAME
