@@ -11,13 +11,20 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 need_apt=()
-for pkg in dovecot-pop3d dovecot-imapd openssl util-linux python3-venv exim4-daemon-light chromium fonts-liberation; do
+for pkg in dovecot-pop3d dovecot-imapd openssl util-linux python3-venv exim4-daemon-light chromium fonts-liberation curl nodejs; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
     echo "setup: apt-get install ${need_apt[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# npm for the OAuth2 test server (tests/oauth2/ensure.sh runs `npm ci`):
+# part of some nodejs builds, its own package in Debian's.
+if ! command -v npm >/dev/null; then
+    echo "setup: apt-get install npm"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
 fi
 
 # The Debian packages try to start dovecot and exim as services; the tests
