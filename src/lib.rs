@@ -22,5 +22,6 @@ pub mod pop3;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod sasl;
 pub mod sinks;
 pub mod smtp;

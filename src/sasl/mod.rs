@@ -1,0 +1,3 @@
+//! SASL mechanisms shared by POP3 and SMTP.
+
+pub mod oauth;
