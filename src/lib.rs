@@ -16,6 +16,7 @@ pub mod drift;
 pub mod lambda;
 pub mod local;
 pub mod net;
+pub mod oauth2;
 pub mod output;
 pub mod pipeline;
 pub mod pop3;
