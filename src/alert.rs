@@ -203,9 +203,7 @@ pub fn evaluate(
             if s.status != Status::Down && s.consecutive_failures >= needed {
                 s.status = Status::Down;
                 s.failure = result.failure;
-                s.credentials_problem = result
-                    .failure
-                    .is_some_and(FailureKind::is_credentials_problem);
+                s.credentials_problem = result.is_credentials_problem();
                 s.since_ms = now_ms;
                 s.last_alert_ms = Some(now_ms);
                 alerts.push(render(AlertKind::Down, result, &s, settings, now_ms));
@@ -374,6 +372,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
         Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
+        Some(F::Oauth2TokenFailed) => "No OAuth2 access token: with an OAuth error (invalid_client, unauthorized_client, invalid_grant, invalid_scope) check the app registration, its client secret (expired?) and consent; without one, check the probe's route to the token endpoint.",
         None => "",
     }
 }
@@ -637,6 +636,7 @@ mod tests {
             transcript: vec![],
             blocked_by: None,
             blocking: vec![],
+            oauth2: None,
         }
     }
 

@@ -93,3 +93,241 @@ async fn fifty_monitors_sharing_one_credential_fetch_one_token() {
     // only "at least one" can be said of the server's own count).
     assert!(s.issued() > before);
 }
+
+// ---------------------------------------------------------------------------
+// Whole probes: token phase, then XOAUTH2 / OAUTHBEARER at the real Dovecot.
+// ---------------------------------------------------------------------------
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use common::oauth2::OAuth2Servers;
+use pop3_probe::probe::{self, AuthMethod, FailureKind, Phase, ProbeResult, Status, Target};
+
+fn target(s: &OAuth2Servers, auth: AuthMethod, cache: &Arc<TokenCache>) -> Target {
+    let mut t = Target::new("oauth-pop3s", "127.0.0.1", s.port("POP3S_OAUTH_PORT"));
+    t.auth = auth;
+    t.username = Some(s.get("MAILBOX").to_string());
+    t.ca_pem = Some(s.pem("CA_PEM"));
+    t.tls_server_name = Some(s.get("SERVER_NAME").to_string());
+    t.timeout = Duration::from_secs(20);
+    t.warning = Duration::from_secs(15);
+    t.critical = Duration::from_secs(18);
+    t.transcript = true;
+    t.capabilities = true;
+    t.oauth2 = Some(Arc::new(s.credential()));
+    t.token_cache = Some(cache.clone());
+    t
+}
+
+/// Nothing secret in any form, in the human and JSON outputs.
+fn assert_no_secrets(s: &OAuth2Servers, r: &ProbeResult, tokens: &[String]) {
+    let b64 = |x: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, x);
+    let shown = format!(
+        "{}\n{}\n{r:?}",
+        pop3_probe::output::human(r),
+        serde_json::to_string(r).unwrap()
+    );
+    for secret in s.secrets().iter().chain(tokens) {
+        assert!(!shown.contains(secret.as_str()), "a secret leaked:\n{shown}");
+        assert!(!shown.contains(&b64(secret)), "a base64 secret leaked:\n{shown}");
+    }
+    for t in tokens {
+        let x = b64(&format!("user={}\x01auth=Bearer {t}\x01\x01", s.get("MAILBOX")));
+        assert!(!shown.contains(&x), "the XOAUTH2 response leaked");
+    }
+}
+
+fn assert_up_with_stat(s: &OAuth2Servers, r: &ProbeResult) {
+    assert_eq!(r.status, Status::Up, "{}", pop3_probe::output::human(r));
+    let m = r.mailbox.expect("STAT numbers");
+    assert_eq!(m.messages.to_string(), s.get("MSG_COUNT"));
+    assert_eq!(m.octets.to_string(), s.get("MSG_OCTETS"));
+    assert!(r.phase_ms(Phase::Token).is_some(), "a token phase");
+    assert_eq!(r.phases[0].phase, Phase::Token, "token comes first");
+}
+
+async fn current_token(cache: &TokenCache, s: &OAuth2Servers) -> String {
+    cache
+        .get(&s.credential(), s.get("MAILBOX"), BUDGET)
+        .await
+        .unwrap()
+        .token
+        .token
+        .expose_secret()
+        .to_string()
+}
+
+#[tokio::test]
+async fn xoauth2_and_oauthbearer_logins_are_up_with_the_mailbox() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    for auth in [AuthMethod::Xoauth2, AuthMethod::Oauthbearer] {
+        let r = probe::probe(&target(s, auth, &cache)).await;
+        assert_up_with_stat(s, &r);
+        assert_eq!(r.auth_used, Some(auth));
+        let o = r.oauth2.as_ref().unwrap();
+        assert_eq!(o.grant, "client_credentials");
+        assert!(o.token_remaining_s.unwrap() > 500);
+        // --verbose shows the masked layout, never the token.
+        let sent: Vec<&str> = r.transcript.iter().map(|l| l.line.as_str()).collect();
+        assert!(sent.iter().any(|l| l.contains("auth=Bearer ***^A^A")), "{sent:?}");
+        assert_no_secrets(s, &r, &[current_token(&cache, s).await]);
+    }
+    // One token served both logins.
+    assert_eq!(cache.fetches(), 1);
+}
+
+#[tokio::test]
+async fn auto_picks_oauthbearer_when_advertised() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let r = probe::probe(&target(s, AuthMethod::Auto, &cache)).await;
+    assert_up_with_stat(s, &r);
+    assert_eq!(r.auth_used, Some(AuthMethod::Oauthbearer));
+}
+
+#[tokio::test]
+async fn wrong_client_secret_is_oauth2_token_failed_in_token() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let mut t = target(s, AuthMethod::Xoauth2, &cache);
+    let mut c = s.credential();
+    c.client_secret = Some(SecretString::from("Wrong-Secret-0000".to_string()));
+    t.oauth2 = Some(Arc::new(c));
+    let r = probe::probe(&t).await;
+    assert_eq!(r.failure, Some(FailureKind::Oauth2TokenFailed), "{}", r.message);
+    assert_eq!(r.failed_phase, Some(Phase::Token));
+    let o = r.oauth2.as_ref().unwrap();
+    assert_eq!(o.error.as_deref(), Some("invalid_client"));
+    assert_eq!(o.category.as_deref(), Some("credentials"));
+    assert!(r.is_credentials_problem());
+    // The mail server was never contacted.
+    assert!(r.phase_ms(Phase::Connect).is_none(), "{:?}", r.phases);
+    assert!(r.message.contains("invalid_client"), "{}", r.message);
+    let shown = serde_json::to_string(&r).unwrap();
+    assert!(!shown.contains("Wrong-Secret-0000"));
+    println!("{}", pop3_probe::output::human(&r));
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_auth_failed_with_the_decoded_status() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    for auth in [AuthMethod::Xoauth2, AuthMethod::Oauthbearer] {
+        let mut t = target(s, auth, &cache);
+        let mut c = s.credential();
+        c.client_id = s.get("OTHER_CLIENT_ID").to_string();
+        c.client_secret = Some(SecretString::from(s.get("OTHER_CLIENT_SECRET").to_string()));
+        c.scope = None;
+        t.oauth2 = Some(Arc::new(c.clone()));
+        let r = probe::probe(&t).await;
+        assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{}", pop3_probe::output::human(&r));
+        assert_eq!(r.failed_phase, Some(Phase::Auth));
+        assert!(!r.is_credentials_problem() || r.failure == Some(FailureKind::AuthFailed));
+        let status = r.oauth2.as_ref().unwrap().server_status.clone().unwrap();
+        let expected = match auth {
+            AuthMethod::Xoauth2 => "status=401",
+            _ => "status=invalid_token",
+        };
+        assert!(status.starts_with(expected), "{status}");
+        assert!(r.message.contains("freshly issued"), "{}", r.message);
+        // Answered as each spec says: XOAUTH2 an empty line, OAUTHBEARER %x01.
+        let lines: Vec<&str> = r.transcript.iter().map(|l| l.line.as_str()).collect();
+        let reply = match auth {
+            AuthMethod::Xoauth2 => "",
+            _ => "AQ==",
+        };
+        assert!(lines.contains(&reply), "{lines:?}");
+        let token = cache
+            .get(&c, s.get("MAILBOX"), BUDGET)
+            .await
+            .unwrap()
+            .token
+            .token
+            .expose_secret()
+            .to_string();
+        assert_no_secrets(s, &r, &[token]);
+        println!("{}", pop3_probe::output::human(&r));
+    }
+}
+
+#[tokio::test]
+async fn token_endpoint_down_is_oauth2_token_failed_and_spares_the_mail_server() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let mut t = target(s, AuthMethod::Xoauth2, &cache);
+    let mut c = s.credential();
+    c.token_url = format!("https://127.0.0.1:{}/token", s.port("OAUTH2_CLOSED_PORT"));
+    t.oauth2 = Some(Arc::new(c));
+    let r = probe::probe(&t).await;
+    assert_eq!(r.failure, Some(FailureKind::Oauth2TokenFailed));
+    assert_eq!(r.failed_phase, Some(Phase::Token));
+    assert_eq!(r.oauth2.as_ref().unwrap().category.as_deref(), Some("probe"));
+    assert!(!r.is_credentials_problem());
+    assert!(r.phase_ms(Phase::Connect).is_none());
+    println!("{}", pop3_probe::output::human(&r));
+}
+
+#[tokio::test]
+async fn an_expired_cached_token_is_replaced_and_the_probe_is_up() {
+    let s = servers();
+    let now = Arc::new(Mutex::new(Instant::now()));
+    let n = now.clone();
+    let cache = Arc::new(TokenCache::with_clock(Box::new(move || *n.lock().unwrap())));
+    let first = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    assert_up_with_stat(s, &first);
+    let second = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    assert!(second.oauth2.as_ref().unwrap().cached);
+    assert_eq!(cache.fetches(), 1);
+    // Past its lifetime (600 s, less the margin).
+    *now.lock().unwrap() += Duration::from_secs(600);
+    let third = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    assert_up_with_stat(s, &third);
+    assert!(!third.oauth2.as_ref().unwrap().cached);
+    assert_eq!(cache.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_cached_token_is_dropped_fetched_again_once_and_up() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let token = current_token(&cache, s).await;
+    // The authorization server revokes it; the cache still thinks it good.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", s.get("REVOCATION_URL_HTTP")])
+        .args(["-d", &format!("token={token}")])
+        .args(["-d", &format!("client_id={}", s.get("CLIENT_ID"))])
+        .args(["-d", &format!("client_secret={}", s.get("CLIENT_SECRET"))])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    assert_up_with_stat(s, &r);
+    let o = r.oauth2.as_ref().unwrap();
+    assert!(o.refetched, "{o:?}");
+    assert_eq!(cache.fetches(), 2);
+    let fresh = current_token(&cache, s).await;
+    assert_ne!(fresh, token);
+    assert_no_secrets(s, &r, &[token, fresh]);
+}
+
+#[tokio::test]
+async fn fifty_monitors_probing_with_one_credential_fetch_one_token() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let mut t = target(s, AuthMethod::Xoauth2, &cache);
+            t.name = format!("m{i}");
+            t.transcript = false;
+            t.capabilities = false;
+            tokio::spawn(async move { probe::probe(&t).await })
+        })
+        .collect();
+    for task in tasks {
+        let r = task.await.unwrap();
+        assert_eq!(r.status, Status::Up, "{}", r.message);
+    }
+    assert_eq!(cache.fetches(), 1);
+}

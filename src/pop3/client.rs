@@ -128,6 +128,22 @@ impl Transcript {
     }
 }
 
+/// The outcome of an OAuth2 login, with the status from the server's error
+/// challenge when it sent one.
+pub struct OauthLogin<S> {
+    pub result: Result<Session<S>, LoginFailure<S>>,
+    pub status: Option<crate::sasl::oauth::ErrorStatus>,
+}
+
+/// The text after `+` of a SASL continuation line (`+` alone: empty).
+fn continuation(line: &[u8]) -> Option<&[u8]> {
+    match line {
+        [b'+'] => Some(&[]),
+        [b'+', b' ', rest @ ..] => Some(rest),
+        _ => None,
+    }
+}
+
 /// The buffered stream plus the transcript; reads are capped per line.
 /// Shared with the SMTP client, whose lines are read the same way.
 pub(crate) struct Conn<S> {
@@ -346,6 +362,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     ) -> Result<Session<S>, LoginFailure<S>> {
         let r = self.plain(user, password).await;
         self.finish_login(r)
+    }
+
+    /// XOAUTH2 or OAUTHBEARER in the two-line form: `AUTH <mech>`, wait for
+    /// `+`, send the client response. A server that refuses the token may
+    /// first send an error challenge (`+ <base64 JSON>`): it is answered as
+    /// the mechanism's spec says, and its decoded status handed back with
+    /// the `-ERR` that follows.
+    pub async fn login_oauth(
+        mut self,
+        response: &crate::sasl::oauth::ClientResponse,
+        mechanism: crate::sasl::oauth::OauthMechanism,
+    ) -> OauthLogin<S> {
+        let mut status = None;
+        let r = self.oauth(mechanism, response, &mut status).await;
+        OauthLogin {
+            result: self.finish_login(r),
+            status,
+        }
+    }
+
+    async fn oauth(
+        &mut self,
+        mechanism: crate::sasl::oauth::OauthMechanism,
+        response: &crate::sasl::oauth::ClientResponse,
+        status: &mut Option<crate::sasl::oauth::ErrorStatus>,
+    ) -> Result<(), Error> {
+        self.conn.send(&command::AuthStart(mechanism)).await?;
+        let line = self.conn.read_line().await?.to_vec();
+        if continuation(&line).is_none() {
+            return Err(match response::parse_status(&line) {
+                Ok(s) if !s.is_ok() => Error::Negative(s),
+                _ => Error::Protocol("expected a SASL continuation (+)".into()),
+            });
+        }
+        self.conn.send(&command::OauthResponse(response)).await?;
+        let line = self.conn.read_line().await?.to_vec();
+        if let Some(challenge) = continuation(&line) {
+            *status = crate::sasl::oauth::decode_error_challenge(&String::from_utf8_lossy(challenge));
+            self.conn.send(&command::OauthErrorReply(mechanism)).await?;
+            self.conn.expect_ok().await?;
+            // A server that accepts after its own error challenge is
+            // broken; take the +OK it sent.
+            return Ok(());
+        }
+        match response::parse_status(&line)? {
+            s if s.is_ok() => Ok(()),
+            s => Err(Error::Negative(s)),
+        }
     }
 
     /// A `-ERR` leaves the session in AUTHORIZATION state, so the client is

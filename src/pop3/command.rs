@@ -284,6 +284,49 @@ impl Command for SaslResponse<'_> {
     }
 }
 
+/// `AUTH <mechanism>` without an initial response (RFC 5034's two-line
+/// form): the OAuth2 mechanisms always use it, because a token does not
+/// fit POP3's 255-octet command line and Microsoft requires it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthStart(pub crate::sasl::oauth::OauthMechanism);
+
+impl fmt::Display for AuthStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AUTH {}\r\n", self.0.name())
+    }
+}
+
+impl Command for AuthStart {}
+
+/// An OAuth2 client response line (XOAUTH2 or OAUTHBEARER), after `+`.
+/// The transcript shows its decoded layout with the token masked.
+pub struct OauthResponse<'a>(pub &'a crate::sasl::oauth::ClientResponse);
+
+impl fmt::Display for OauthResponse<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\r\n", self.0.encoded().expose_secret())
+    }
+}
+
+impl Command for OauthResponse<'_> {
+    fn masked(&self) -> String {
+        self.0.masked().to_string()
+    }
+}
+
+/// The client's answer to an OAuth2 error challenge (see
+/// [`crate::sasl::oauth::OauthMechanism::error_reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OauthErrorReply(pub crate::sasl::oauth::OauthMechanism);
+
+impl fmt::Display for OauthErrorReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}\r\n", self.0.error_reply())
+    }
+}
+
+impl Command for OauthErrorReply {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

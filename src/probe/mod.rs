@@ -144,6 +144,9 @@ struct Run<'a> {
     warnings: Vec<String>,
     /// What a successful dialogue other than POP3's did, for the message.
     summary: Option<String>,
+    /// The OAuth2 facts for the result, and the token the login uses.
+    oauth2: Option<OAuth2Facts>,
+    token: Option<crate::oauth2::Obtained>,
 }
 
 /// Check one target of any kind.
@@ -214,6 +217,8 @@ impl<'a> Run<'a> {
             warnings: Vec::new(),
             summary: None,
             secrets,
+            oauth2: None,
+            token: None,
         }
     }
 
@@ -330,6 +335,9 @@ impl<'a> Run<'a> {
 
     async fn dialogue(&mut self) -> Result<(), Failure> {
         let t = self.target;
+        if t.auth != AuthMethod::None {
+            self.token_phase().await?;
+        }
         let (stream, tls) = self.open().await?;
 
         let transcript = self.transcript.clone();
@@ -556,9 +564,216 @@ impl<'a> Run<'a> {
         Ok(Client::resume(secured, greeting, transcript))
     }
 
+    /// The `token` phase: an OAuth2 access token before anything touches
+    /// the mail server, so a broken token service is never blamed on it.
+    /// Nothing to do without an OAuth2 credential.
+    async fn token_phase(&mut self) -> Result<(), Failure> {
+        let t = self.target;
+        let Some(cred) = t.oauth2.clone() else {
+            return Ok(());
+        };
+        let mut facts = self.oauth2.take().unwrap_or_else(|| OAuth2Facts {
+            grant: cred.grant.kind().as_str().to_string(),
+            token_endpoint: url::Url::parse(&cred.token_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string)),
+            insecure_http: crate::oauth2::uses_insecure_http(&cred),
+            ..OAuth2Facts::default()
+        });
+        if facts.insecure_http && !self.warnings.iter().any(|w| w.contains("http://")) {
+            self.warnings.push(
+                "the OAuth2 token was fetched over plain http:// from a host that is not loopback (allow_insecure_http)".into(),
+            );
+        }
+        let cache = t
+            .token_cache
+            .clone()
+            .unwrap_or_else(crate::oauth2::TokenCache::global);
+        let user = t.username.clone().unwrap_or_default();
+        let budget = self.remaining();
+        let got = self
+            .phase(Phase::Token, async {
+                Ok(cache.get(&cred, &user, budget).await)
+            })
+            .await;
+        let got = match got {
+            Ok(g) => g,
+            Err(f) => {
+                facts.category = Some("probe".into());
+                self.oauth2 = Some(facts);
+                return Err(Failure {
+                    kind: FailureKind::Oauth2TokenFailed,
+                    ..f
+                });
+            }
+        };
+        match got {
+            Ok(obtained) => {
+                facts.token_remaining_s = obtained.remaining.map(|d| d.as_secs());
+                facts.cached = obtained.cached;
+                let host = t.tls_server_name.as_deref().unwrap_or(&t.host);
+                let mut forms = crate::sasl::oauth::secret_forms(
+                    obtained.token.token.expose_secret(),
+                    &user,
+                    host,
+                    t.port,
+                );
+                forms.extend(cred.secrets());
+                self.secrets.extend(forms);
+                self.secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
+                self.secrets.dedup();
+                // Nothing is recorded yet: start the transcript again with
+                // the token among the texts it masks.
+                if t.transcript && t.oauth2.is_some() && self.transcript.lines().is_empty() {
+                    self.transcript = Transcript::masking(self.secrets.clone());
+                }
+                self.token = Some(obtained);
+                self.oauth2 = Some(facts);
+                Ok(())
+            }
+            Err(e) => {
+                facts.error = e.oauth_error().map(str::to_string);
+                if let crate::oauth2::TokenFailure::OAuth { description, .. } = &e.failure {
+                    facts.error_description = description.clone();
+                }
+                facts.category = Some(
+                    if e.is_credentials_problem() { "credentials" } else { "probe" }.to_string(),
+                );
+                self.oauth2 = Some(facts);
+                Err(Failure::new(
+                    FailureKind::Oauth2TokenFailed,
+                    Phase::Token,
+                    format!("no OAuth2 access token: {e}"),
+                ))
+            }
+        }
+    }
+
+    /// Log in with the OAuth2 token (XOAUTH2 or OAUTHBEARER, two-line
+    /// form). A cached token the server refuses is dropped and one fresh
+    /// token tried on the same connection (POP3 stays in AUTHORIZATION
+    /// after -ERR); a fresh token refused is `auth_failed`.
+    async fn login_oauth(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
+        let t = self.target;
+        let (Some(cred), Some(user)) = (t.oauth2.clone(), t.username.clone()) else {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                "an OAuth2 login needs a user name",
+            ));
+        };
+        let method = match t.auth {
+            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => t.auth,
+            AuthMethod::Auto => {
+                if self.capabilities.is_none() {
+                    self.capa(&mut client).await?;
+                }
+                if self
+                    .capabilities
+                    .as_ref()
+                    .is_some_and(|c| c.has_sasl("OAUTHBEARER"))
+                {
+                    AuthMethod::Oauthbearer
+                } else {
+                    AuthMethod::Xoauth2
+                }
+            }
+            other => {
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    format!("auth {other} cannot use an OAuth2 credential: use xoauth2, oauthbearer or auto"),
+                ))
+            }
+        };
+        let mechanism = method.oauth_mechanism().expect("an OAuth2 method");
+        if let Some(caps) = self
+            .capabilities
+            .as_ref()
+            .filter(|c| !c.has_sasl(mechanism.name()))
+        {
+            return Err(Failure::new(
+                FailureKind::AuthUnsupported,
+                Phase::Auth,
+                format!(
+                    "{} is not offered by the server (CAPA: SASL {})",
+                    mechanism.name(),
+                    caps.sasl.join(" ")
+                ),
+            ));
+        }
+        if !client_is_tls(&client) && !t.allow_plaintext_password {
+            return Err(Failure::new(
+                FailureKind::PlaintextRefused,
+                Phase::Auth,
+                "refusing to send the OAuth2 token in cleartext (a connection without TLS); use TLS, or set allow_plaintext_password",
+            ));
+        }
+        self.auth_used = Some(method);
+        let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
+        let mut refetched = false;
+        loop {
+            let Some(obtained) = self.token.clone() else {
+                return Err(Failure::new(FailureKind::ConfigError, Phase::Auth, "no OAuth2 token"));
+            };
+            let token = &obtained.token.token;
+            let response = match mechanism {
+                crate::sasl::oauth::OauthMechanism::XOauth2 => crate::sasl::oauth::xoauth2(&user, token),
+                crate::sasl::oauth::OauthMechanism::OauthBearer => {
+                    crate::sasl::oauth::oauthbearer(&user, &host, t.port, token)
+                }
+            }
+            .map_err(|e| Failure::new(FailureKind::ConfigError, Phase::Auth, format!("OAuth2 login: {e}")))?;
+            let outcome = self
+                .phase(Phase::Auth, async move {
+                    Ok(client.login_oauth(&response, mechanism).await)
+                })
+                .await?;
+            if let (Some(status), Some(facts)) = (&outcome.status, self.oauth2.as_mut()) {
+                facts.server_status = Some(status.to_string());
+            }
+            let LoginFailure { error, client: back } = match outcome.result {
+                Ok(session) => return Ok(session),
+                Err(f) => f,
+            };
+            let negative = matches!(error, pop3::Error::Negative(_));
+            if let (true, false, true, Some(back)) = (obtained.cached, refetched, negative, back) {
+                // Revoked or expired early: drop it, fetch one fresh token.
+                let cache = t
+                    .token_cache
+                    .clone()
+                    .unwrap_or_else(crate::oauth2::TokenCache::global);
+                cache.reject(&cred, &user, token).await;
+                refetched = true;
+                if let Some(f) = self.oauth2.as_mut() {
+                    f.refetched = true;
+                }
+                self.token_phase().await?;
+                client = *back;
+                continue;
+            }
+            let mut failure = Failure::from_pop3(error, Phase::Auth);
+            if failure.kind == FailureKind::AuthFailed {
+                let status = outcome
+                    .status
+                    .map(|s| format!(" (server status: {s})"))
+                    .unwrap_or_default();
+                failure.message = format!(
+                    "the mail server refused a freshly issued OAuth2 token{status}: {}. {}",
+                    failure.reply.as_deref().unwrap_or(""),
+                    oauth_hint(cred.provider)
+                );
+            }
+            return Err(failure);
+        }
+    }
+
     /// Pick the method, refuse plaintext passwords, log in.
     async fn login(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
         let t = self.target;
+        if t.oauth2.is_some() {
+            return self.login_oauth(client).await;
+        }
         let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
             return Err(Failure::new(
                 FailureKind::ConfigError,
@@ -637,6 +852,9 @@ impl<'a> Run<'a> {
             Err(failure) => failure,
         };
         let mut failure = Failure::from_pop3(error, Phase::Auth);
+        if let Some(hint) = basic_auth_disabled_hint(failure.reply.as_deref().unwrap_or("")) {
+            failure.message = format!("{}; {hint}", failure.message);
+        }
         // PLAIN was tried without knowing it is offered; Dovecot, for one,
         // answers an unknown mechanism with [AUTH], which would read as a
         // wrong password. Ask CAPA now, on the failure path only.
@@ -769,10 +987,29 @@ impl<'a> Run<'a> {
             transcript: self.transcript.lines(),
             blocked_by: None,
             blocking: Vec::new(),
+            oauth2: self.oauth2,
         };
         scrub(&mut result, &self.secrets);
         result
     }
+}
+
+/// What usually breaks when a mail server refuses a token its own
+/// authorization server just issued.
+pub fn oauth_hint(provider: crate::oauth2::Provider) -> &'static str {
+    match provider {
+        crate::oauth2::Provider::Microsoft => "Usual causes with Microsoft 365: no Exchange service principal for the app (New-ServicePrincipal with the enterprise application's object ID, not the app registration's), no Add-MailboxPermission for it on this mailbox, POP.AccessAsApp without admin consent, or POP disabled for the mailbox",
+        crate::oauth2::Provider::Google => "Usual causes with Google: the refresh token's account is not this mailbox, the scope is not https://mail.google.com/, or POP is disabled for the account",
+        crate::oauth2::Provider::Generic => "Usual causes: a token for another audience or scope, or an account the token does not name",
+    }
+}
+
+/// Outlook's wording when it no longer takes passwords.
+pub fn basic_auth_disabled_hint(reply: &str) -> Option<&'static str> {
+    reply
+        .to_ascii_lowercase()
+        .contains("basic authentication is disabled")
+        .then_some("the server no longer accepts passwords: log in with OAuth2 (auth xoauth2 with an oauth2 credential; see docs/oauth2.md)")
 }
 
 fn client_is_tls(client: &Client<Stream>) -> bool {
@@ -807,7 +1044,11 @@ fn scrub(result: &mut ProbeResult, forms: &[String]) {
     for w in &mut result.warnings {
         clean(w);
     }
-    // The transcript was masked as it was recorded (`Transcript::masking`).
+    // The transcript was masked as it was recorded (`Transcript::masking`),
+    // but a token fetched again mid-dialogue joined the list later.
+    for l in &mut result.transcript {
+        clean(&mut l.line);
+    }
     if let Some(caps) = result.capabilities.as_mut() {
         for l in &mut caps.raw {
             clean(l);
