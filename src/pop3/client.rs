@@ -399,7 +399,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.conn.send(&command::OauthResponse(response)).await?;
         let line = self.conn.read_line().await?.to_vec();
         if let Some(challenge) = continuation(&line) {
-            *status = crate::sasl::oauth::decode_error_challenge(&String::from_utf8_lossy(challenge));
+            *status =
+                crate::sasl::oauth::decode_error_challenge(&String::from_utf8_lossy(challenge));
             self.conn.send(&command::OauthErrorReply(mechanism)).await?;
             self.conn.expect_ok().await?;
             // A server that accepts after its own error challenge is

@@ -9,8 +9,7 @@ pub mod response;
 pub use capa::Capabilities;
 pub(crate) use client::Conn;
 pub use client::{
-    OauthLogin,
-    Client, Direction, Error, LoginFailure, Session, StlsOutcome, Transcript, WireLine, MAX_LINE,
-    MAX_LINES,
+    Client, Direction, Error, LoginFailure, OauthLogin, Session, StlsOutcome, Transcript, WireLine,
+    MAX_LINE, MAX_LINES,
 };
 pub use response::{Greeting, MaildropStat, ResponseCode, Status, StatusLine};

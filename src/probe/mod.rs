@@ -637,7 +637,12 @@ impl<'a> Run<'a> {
                     facts.error_description = description.clone();
                 }
                 facts.category = Some(
-                    if e.is_credentials_problem() { "credentials" } else { "probe" }.to_string(),
+                    if e.is_credentials_problem() {
+                        "credentials"
+                    } else {
+                        "probe"
+                    }
+                    .to_string(),
                 );
                 self.oauth2 = Some(facts);
                 Err(Failure::new(
@@ -653,7 +658,10 @@ impl<'a> Run<'a> {
     /// form). A cached token the server refuses is dropped and one fresh
     /// token tried on the same connection (POP3 stays in AUTHORIZATION
     /// after -ERR); a fresh token refused is `auth_failed`.
-    async fn login_oauth(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
+    async fn login_oauth(
+        &mut self,
+        mut client: Client<Stream>,
+    ) -> Result<Session<Stream>, Failure> {
         let t = self.target;
         let (Some(cred), Some(user)) = (t.oauth2.clone(), t.username.clone()) else {
             return Err(Failure::new(
@@ -714,16 +722,28 @@ impl<'a> Run<'a> {
         let mut refetched = false;
         loop {
             let Some(obtained) = self.token.clone() else {
-                return Err(Failure::new(FailureKind::ConfigError, Phase::Auth, "no OAuth2 token"));
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    "no OAuth2 token",
+                ));
             };
             let token = &obtained.token.token;
             let response = match mechanism {
-                crate::sasl::oauth::OauthMechanism::XOauth2 => crate::sasl::oauth::xoauth2(&user, token),
+                crate::sasl::oauth::OauthMechanism::XOauth2 => {
+                    crate::sasl::oauth::xoauth2(&user, token)
+                }
                 crate::sasl::oauth::OauthMechanism::OauthBearer => {
                     crate::sasl::oauth::oauthbearer(&user, &host, t.port, token)
                 }
             }
-            .map_err(|e| Failure::new(FailureKind::ConfigError, Phase::Auth, format!("OAuth2 login: {e}")))?;
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    format!("OAuth2 login: {e}"),
+                )
+            })?;
             let outcome = self
                 .phase(Phase::Auth, async move {
                     Ok(client.login_oauth(&response, mechanism).await)
@@ -732,7 +752,10 @@ impl<'a> Run<'a> {
             if let (Some(status), Some(facts)) = (&outcome.status, self.oauth2.as_mut()) {
                 facts.server_status = Some(status.to_string());
             }
-            let LoginFailure { error, client: back } = match outcome.result {
+            let LoginFailure {
+                error,
+                client: back,
+            } = match outcome.result {
                 Ok(session) => return Ok(session),
                 Err(f) => f,
             };
@@ -773,6 +796,13 @@ impl<'a> Run<'a> {
         let t = self.target;
         if t.oauth2.is_some() {
             return self.login_oauth(client).await;
+        }
+        if t.auth.oauth_mechanism().is_some() {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                format!("auth {} needs an OAuth2 credential (an oauth2 block in credentials, or --oauth2-* flags)", t.auth),
+            ));
         }
         let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
             return Err(Failure::new(
