@@ -34,7 +34,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| command::apop_digest(black_box("<750.1.6b091b55.YWS3t@vm>"), &secret))
     });
     c.bench_function("secret_forms", |b| {
-        b.iter(|| pop3_probe::probe::secret_forms(black_box("Pr0be-Secret-42"), Some("probe")))
+        b.iter(|| pop3_probe::sasl::secret_forms(black_box("Pr0be-Secret-42"), Some("probe")))
     });
     let doc = fleet_doc(1000);
     c.bench_function("config_parse_1000_monitors", |b| {

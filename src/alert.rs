@@ -937,7 +937,7 @@ mod tests {
         r.tls_mode = TlsMode::None;
         r.apop_offered = apop;
         r.auth_used = Some(AuthMethod::Apop);
-        r.capabilities = Some(crate::pop3::Capabilities {
+        r.capabilities = Some(crate::wire::Capabilities {
             stls: stls_offered,
             user: true,
             sasl: sasl.iter().map(|s| s.to_string()).collect(),

@@ -22,8 +22,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
-use crate::pop3::{self, Capabilities, Client, StlsOutcome, Transcript, WireLine};
+use crate::pop3::{self, Client, StlsOutcome};
 use crate::probe::{AuthMethod, TlsMode};
+use crate::wire::{self, Capabilities, Transcript, WireLine};
 
 /// The ports tried unless told otherwise: POP3 and POP3S.
 pub const DEFAULT_PORTS: [u16; 2] = [110, 995];
@@ -921,7 +922,7 @@ async fn first_line(tcp: TcpStream, deadline: Instant) -> String {
         .and_then(Result::ok)
         .unwrap_or(0);
     let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-    pop3::response::sanitize(line)
+    wire::sanitize(line)
 }
 
 fn failure_kind(f: &TlsFailure) -> &'static str {

@@ -1,7 +1,9 @@
 //! pop3-probe: a POP3 mail-server monitor.
 //!
-//! Layers, each with one job: [`pop3`] (the protocol), [`net`] (resolve,
-//! connect, TLS), [`probe`] (one monitor in, one result out), [`config`]
+//! Layers, each with one job: [`pop3`] and [`smtp`] (the protocols) over
+//! [`wire`] (lines, the connection, the transcript) and [`sasl`] (the
+//! login mechanisms both use), [`net`] (resolve, connect, TLS), [`probe`]
+//! (one monitor in, one result out), [`config`]
 //! (the monitor list), [`run`] (many probes under one deadline), [`alert`]
 //! (the state machine), [`pipeline`] (one scheduled run), [`sinks`] (one
 //! trait per outside system) with adapters in `aws` and [`local`], and
@@ -26,3 +28,4 @@ pub mod run;
 pub mod sasl;
 pub mod sinks;
 pub mod smtp;
+pub mod wire;

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use crate::pop3::Direction;
 use crate::probe::{FailureKind, Kind, Phase, ProbeResult, Status, Target};
+use crate::wire::Direction;
 
 /// Exit codes shared by every output mode, as the Nagios plugin API has them.
 pub const EXIT_OK: i32 = 0;

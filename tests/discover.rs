@@ -538,7 +538,7 @@ async fn verify_checks_an_established_session_for_any_name() {
         .unwrap();
     let e = ca.verify(&tls, &name("localhost")).unwrap_err();
     assert_eq!(e.failure, TlsFailure::Expired);
-    let client = pop3_probe::pop3::Client::connect(tls, pop3_probe::pop3::Transcript::off())
+    let client = pop3_probe::pop3::Client::connect(tls, pop3_probe::wire::Transcript::off())
         .await
         .unwrap();
     assert!(client.greeting().line.is_ok());

@@ -9,8 +9,9 @@ use std::time::Duration;
 use common::fake::{self, line, Reply};
 use pop3_probe::config::Config;
 use pop3_probe::output;
-use pop3_probe::pop3::{response, Client, Error, Transcript, MAX_LINE};
+use pop3_probe::pop3::{response, Client, Error};
 use pop3_probe::probe::{self, AuthMethod, Target, TlsMode};
+use pop3_probe::wire::{Transcript, MAX_LINE};
 use proptest::prelude::*;
 use secrecy::SecretString;
 use tokio::io::AsyncWriteExt;
@@ -137,7 +138,7 @@ proptest! {
                 output::nagios(&r, &t),
                 r
             );
-            for form in probe::secret_forms(PASSWORD, Some("probe")) {
+            for form in pop3_probe::sasl::secret_forms(PASSWORD, Some("probe")) {
                 assert!(!rendered.contains(&form), "leaked {form}:\n{rendered}");
             }
         });

@@ -363,7 +363,7 @@ async fn server_echoing_the_password_is_scrubbed() {
             pop3_probe::output::human(&r),
             pop3_probe::output::transcript(&r)
         );
-        for form in probe::secret_forms(PASSWORD, Some("probe")) {
+        for form in pop3_probe::sasl::secret_forms(PASSWORD, Some("probe")) {
             assert!(!rendered.contains(&form), "{auth}: leaked {form}");
         }
         assert!(rendered.contains("***"));

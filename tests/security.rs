@@ -126,7 +126,7 @@ async fn a_stls_stripping_proxy_never_sees_the_password() {
     let bytes = seen.lock().unwrap().clone();
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("STLS"), "the proxy saw the probe: {text}");
-    for form in probe::secret_forms(d.get("PASSWORD"), Some(d.get("USER"))) {
+    for form in pop3_probe::sasl::secret_forms(d.get("PASSWORD"), Some(d.get("USER"))) {
         assert!(!text.contains(&form), "the proxy saw {form}:\n{text}");
     }
     assert!(!text.contains("PASS ") && !text.contains("AUTH "), "{text}");

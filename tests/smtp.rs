@@ -11,7 +11,7 @@ use common::smtp::{exim, Exim};
 use pop3_probe::probe::{
     self, AuthMethod, FailureKind, Kind, Phase, ProbeResult, Status, Target, TlsMode,
 };
-use pop3_probe::{output, pop3::Direction};
+use pop3_probe::{output, wire::Direction};
 use secrecy::SecretString;
 
 /// An EHLO name no other session in Exim's log has, to find this test's
@@ -80,7 +80,7 @@ fn assert_no_secret(e: &Exim, r: &ProbeResult, t: &Target) {
         format!("{t:?}"),
     ]
     .join("\n");
-    for form in probe::secret_forms(e.get("SMTP_PASSWORD"), Some(e.get("SMTP_USER"))) {
+    for form in pop3_probe::sasl::secret_forms(e.get("SMTP_PASSWORD"), Some(e.get("SMTP_USER"))) {
         assert!(!shown.contains(&form), "a form of the password leaked");
     }
 }
@@ -342,7 +342,7 @@ async fn a_wrong_password_is_auth_failed() {
         );
         // The session is ended politely after the refusal.
         assert_eq!(commands_seen(e, &t).await, "EHLO,STARTTLS,EHLO,AUTH,QUIT");
-        for form in probe::secret_forms("not-the-password", Some("probe")) {
+        for form in pop3_probe::sasl::secret_forms("not-the-password", Some("probe")) {
             assert!(!output::json(&r).contains(&form));
         }
     }

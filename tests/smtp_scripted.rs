@@ -110,7 +110,7 @@ fn assert_no_secret(r: &ProbeResult) {
         pop3_probe::output::json(r),
         pop3_probe::output::transcript(r)
     );
-    for form in probe::secret_forms(PASSWORD, Some(USER)) {
+    for form in pop3_probe::sasl::secret_forms(PASSWORD, Some(USER)) {
         assert!(!shown.contains(&form), "a form of the password leaked");
     }
 }

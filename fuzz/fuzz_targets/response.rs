@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pop3_probe::pop3::{response, Capabilities};
+use pop3_probe::pop3::response;
+use pop3_probe::wire::Capabilities;
 
 fuzz_target!(|data: &[u8]| {
     let status = response::parse_status(data);

@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pop3_probe::pop3::{Client, StlsOutcome, Transcript};
+use pop3_probe::pop3::{Client, StlsOutcome};
+use pop3_probe::wire::Transcript;
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = server_io.read_to_end(&mut written).await;
             written
         });
-        let transcript = Transcript::masking(pop3_probe::probe::secret_forms(PASSWORD, Some("probe")));
+        let transcript = Transcript::masking(pop3_probe::sasl::secret_forms(PASSWORD, Some("probe")));
         let password = SecretString::from(PASSWORD.to_string());
         let dialogue = async {
             let mut client = Client::connect(client_io, transcript.clone()).await.ok()?;

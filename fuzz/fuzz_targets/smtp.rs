@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pop3_probe::pop3::Transcript;
+use pop3_probe::wire::Transcript;
 use pop3_probe::smtp::{self, reply, Client, HelloName, StartTlsOutcome};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = server_io.read_to_end(&mut written).await;
             written
         });
-        let transcript = Transcript::masking(pop3_probe::probe::secret_forms(PASSWORD, Some(USER)));
+        let transcript = Transcript::masking(pop3_probe::sasl::secret_forms(PASSWORD, Some(USER)));
         let password = SecretString::from(PASSWORD.to_string());
         let name = HelloName::new("fuzz.test").unwrap();
         let dialogue = async {
@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         // Bounded: a script never makes the client wait forever.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), dialogue).await;
         // The password, its base64, and PLAIN's base64 credentials.
-        let forms = pop3_probe::probe::secret_forms(PASSWORD, Some(USER));
+        let forms = pop3_probe::sasl::secret_forms(PASSWORD, Some(USER));
         for line in transcript.lines() {
             for form in &forms {
                 assert!(!line.line.contains(form.as_str()), "password in transcript: {}", line.line);

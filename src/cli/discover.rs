@@ -457,8 +457,8 @@ fn transcripts(endpoints: &[Endpoint]) -> String {
         let _ = writeln!(out, "== {}:{}", ep.host, ep.port);
         for l in &ep.transcript {
             let who = match l.direction {
-                pop3_probe::pop3::Direction::Client => "C:",
-                pop3_probe::pop3::Direction::Server => "S:",
+                pop3_probe::wire::Direction::Client => "C:",
+                pop3_probe::wire::Direction::Server => "S:",
             };
             let _ = writeln!(out, "{who} {}", l.line);
         }

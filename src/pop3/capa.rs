@@ -1,29 +1,7 @@
-//! CAPA (RFC 2449): what the server says it can do.
+//! CAPA (RFC 2449): what the server says it can do, read into the
+//! capability record both protocols share.
 
-use serde::{Deserialize, Serialize};
-
-use super::response::sanitize;
-
-/// The capabilities a probe cares about, plus every line verbatim.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    /// RFC 2595: STLS offered.
-    pub stls: bool,
-    /// RFC 2449: USER/PASS offered.
-    pub user: bool,
-    /// RFC 2449/5034: SASL mechanisms, upper-cased.
-    pub sasl: Vec<String>,
-    pub pipelining: bool,
-    pub resp_codes: bool,
-    pub auth_resp_code: bool,
-    /// Minimum seconds between logins, if announced. `None` when the server
-    /// did not say; a per-user value (`USER` suffix) is still a number.
-    pub login_delay: Option<u64>,
-    pub expire: Option<String>,
-    pub implementation: Option<String>,
-    /// Every capability line as sent (sanitized), for reports and drift.
-    pub raw: Vec<String>,
-}
+use crate::wire::{sanitize, Capabilities};
 
 impl Capabilities {
     /// Build from the lines of a CAPA body (already dot-unstuffed).
@@ -54,10 +32,6 @@ impl Capabilities {
             caps.raw.push(text);
         }
         caps
-    }
-
-    pub fn has_sasl(&self, mechanism: &str) -> bool {
-        self.sasl.iter().any(|m| m.eq_ignore_ascii_case(mechanism))
     }
 }
 

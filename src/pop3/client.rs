@@ -5,19 +5,14 @@
 //! does not compile. Neither type knows about time: the caller wraps each
 //! call in its own timeout, and drops the connection when one fires.
 
-use std::sync::{Arc, Mutex};
-
 use secrecy::SecretString;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::command::{self, BadArgument, Command};
+use super::command::{self, MAX_AUTH_LINE};
 use super::response::{self, Greeting, MaildropStat, StatusLine};
-use super::Capabilities;
+use crate::sasl::{self, oauth, Auth, AuthStart, Mechanism, SecretResponse};
+use crate::wire::{self, BadArgument, Capabilities, Conn, Transcript, MAX_LINE};
 
-/// The longest status or body line accepted. RFC 2449 allows responses of
-/// 512 octets; a few KiB leaves room for chatty servers while keeping a
-/// hostile one from growing our buffers.
-pub const MAX_LINE: usize = 4096;
 /// The most lines a multi-line reply (CAPA) may have.
 pub const MAX_LINES: usize = 256;
 
@@ -39,100 +34,86 @@ pub enum Error {
     Argument(#[from] BadArgument),
 }
 
+impl From<wire::Error> for Error {
+    fn from(e: wire::Error) -> Self {
+        match e {
+            wire::Error::Io(io) => Error::Io(io),
+            wire::Error::Closed => Error::Closed,
+            wire::Error::TooLarge => Error::TooLarge,
+            wire::Error::Argument(a) => Error::Argument(a),
+        }
+    }
+}
+
 impl From<response::BadStatus> for Error {
     fn from(e: response::BadStatus) -> Self {
         Error::Protocol(e.to_string())
     }
 }
 
-/// Which way a transcript line went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Client,
-    Server,
+async fn read_status<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+) -> Result<StatusLine, Error> {
+    let line = conn.read_line().await?;
+    Ok(response::parse_status(line)?)
 }
 
-/// One line of the dialogue, secrets already masked, server text sanitized.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WireLine {
-    pub direction: Direction,
-    pub line: String,
-}
-
-/// A shared, append-only record of the dialogue. Shared so that it survives
-/// a connection dropped mid-command by a timeout.
-#[derive(Debug, Clone, Default)]
-pub struct Transcript(Option<Arc<Recording>>);
-
-#[derive(Default)]
-struct Recording {
-    lines: Mutex<Vec<WireLine>>,
-    /// Texts masked in every line as it is recorded, server lines included:
-    /// a hostile server may echo what it was sent.
-    secrets: Vec<String>,
-}
-
-impl std::fmt::Debug for Recording {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Recording")
+/// A status line that must be `+OK`; `-ERR` becomes `Error::Negative`.
+async fn expect_ok<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+) -> Result<StatusLine, Error> {
+    let status = read_status(conn).await?;
+    if status.is_ok() {
+        Ok(status)
+    } else {
+        Err(Error::Negative(status))
     }
 }
 
-impl Transcript {
-    /// A transcript that records.
-    pub fn recording() -> Self {
-        Transcript(Some(Arc::default()))
-    }
-
-    /// A transcript that records and masks these texts (the password and
-    /// its encodings) wherever they appear.
-    pub fn masking(secrets: Vec<String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        // Longest first, so a form that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Transcript(Some(Arc::new(Recording {
-            lines: Mutex::default(),
-            secrets,
-        })))
-    }
-
-    /// A transcript that records nothing (the cheap default).
-    pub fn off() -> Self {
-        Transcript(None)
-    }
-
-    fn push(&self, direction: Direction, mut line: String) {
-        if let Some(rec) = &self.0 {
-            for secret in &rec.secrets {
-                if line.contains(secret.as_str()) {
-                    line = line.replace(secret.as_str(), "***");
-                }
-            }
-            if let Ok(mut lines) = rec.lines.lock() {
-                lines.push(WireLine { direction, line });
-            }
+/// The body of a multi-line reply, dot-unstuffed, up to `MAX_LINES`.
+async fn read_body<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+) -> Result<Vec<Vec<u8>>, Error> {
+    let mut lines = Vec::new();
+    loop {
+        let line = conn.read_line().await?;
+        let Some(content) = response::unstuff(line) else {
+            return Ok(lines);
+        };
+        if lines.len() == MAX_LINES {
+            return Err(Error::TooLarge);
         }
+        lines.push(content.to_vec());
     }
+}
 
-    /// Note something that is not a POP3 line (a TLS handshake, say).
-    pub fn note(&self, text: impl Into<String>) {
-        self.push(Direction::Client, format!("[{}]", text.into()));
-    }
+async fn capa<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+) -> Result<Capabilities, Error> {
+    conn.send(&command::Capa).await?;
+    expect_ok(conn).await?;
+    let body = read_body(conn).await?;
+    Ok(Capabilities::from_lines(body.iter().map(Vec::as_slice)))
+}
 
-    pub fn lines(&self) -> Vec<WireLine> {
-        match &self.0 {
-            Some(rec) => rec.lines.lock().map(|l| l.clone()).unwrap_or_default(),
-            None => Vec::new(),
-        }
-    }
+async fn quit<S: AsyncRead + AsyncWrite + Unpin>(mut conn: Conn<S>) -> Result<StatusLine, Error> {
+    conn.send(&command::Quit).await?;
+    expect_ok(&mut conn).await
+}
+
+/// What STLS led to.
+pub enum StlsOutcome<S> {
+    /// `+OK`: the raw stream, ready for the TLS handshake, and the greeting.
+    Ready(S, Greeting),
+    /// `-ERR`: still in plaintext AUTHORIZATION state.
+    Refused(Client<S>, StatusLine),
 }
 
 /// The outcome of an OAuth2 login, with the status from the server's error
 /// challenge when it sent one.
 pub struct OauthLogin<S> {
     pub result: Result<Session<S>, LoginFailure<S>>,
-    pub status: Option<crate::sasl::oauth::ErrorStatus>,
+    pub status: Option<oauth::ErrorStatus>,
 }
 
 /// The text after `+` of a SASL continuation line (`+` alone: empty).
@@ -142,124 +123,6 @@ fn continuation(line: &[u8]) -> Option<&[u8]> {
         [b'+', b' ', rest @ ..] => Some(rest),
         _ => None,
     }
-}
-
-/// The buffered stream plus the transcript; reads are capped per line.
-/// Shared with the SMTP client, whose lines are read the same way.
-pub(crate) struct Conn<S> {
-    pub(crate) io: BufReader<S>,
-    pub(crate) transcript: Transcript,
-    line: Vec<u8>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    pub(crate) fn new(stream: S, transcript: Transcript) -> Self {
-        Conn {
-            io: BufReader::with_capacity(MAX_LINE, stream),
-            transcript,
-            line: Vec::with_capacity(128),
-        }
-    }
-
-    pub(crate) async fn send<C: Command>(&mut self, cmd: &C) -> Result<(), Error> {
-        self.transcript.push(Direction::Client, cmd.masked());
-        self.io
-            .get_mut()
-            .write_all(cmd.to_string().as_bytes())
-            .await?;
-        self.io.get_mut().flush().await?;
-        Ok(())
-    }
-
-    /// Read one line without its CR LF into `self.line`. Fails with
-    /// `TooLarge` as soon as the line passes `MAX_LINE`, without reading the
-    /// rest of it.
-    pub(crate) async fn read_line(&mut self) -> Result<&[u8], Error> {
-        self.line.clear();
-        loop {
-            let available = self.io.fill_buf().await?;
-            if available.is_empty() {
-                return Err(Error::Closed);
-            }
-            let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-                Some(i) => (&available[..=i], true),
-                None => (available, false),
-            };
-            if self.line.len() + chunk.len() > MAX_LINE + 2 {
-                return Err(Error::TooLarge);
-            }
-            self.line.extend_from_slice(chunk);
-            let used = chunk.len();
-            self.io.consume(used);
-            if done {
-                break;
-            }
-        }
-        // Accept a bare LF as well as CR LF: lenient in what we read.
-        self.line.pop();
-        if self.line.last() == Some(&b'\r') {
-            self.line.pop();
-        }
-        if self.line.len() > MAX_LINE {
-            return Err(Error::TooLarge);
-        }
-        self.transcript
-            .push(Direction::Server, response::sanitize(&self.line));
-        Ok(&self.line)
-    }
-
-    async fn read_status(&mut self) -> Result<StatusLine, Error> {
-        let line = self.read_line().await?;
-        Ok(response::parse_status(line)?)
-    }
-
-    /// A status line that must be `+OK`; `-ERR` becomes `Error::Negative`.
-    async fn expect_ok(&mut self) -> Result<StatusLine, Error> {
-        let status = self.read_status().await?;
-        if status.is_ok() {
-            Ok(status)
-        } else {
-            Err(Error::Negative(status))
-        }
-    }
-
-    /// The body of a multi-line reply, dot-unstuffed, up to `MAX_LINES`.
-    async fn read_body(&mut self) -> Result<Vec<Vec<u8>>, Error> {
-        let mut lines = Vec::new();
-        loop {
-            let line = self.read_line().await?;
-            let Some(content) = response::unstuff(line) else {
-                return Ok(lines);
-            };
-            if lines.len() == MAX_LINES {
-                return Err(Error::TooLarge);
-            }
-            lines.push(content.to_vec());
-        }
-    }
-
-    async fn quit_nowait(mut self) -> Result<(), Error> {
-        self.send(&command::Quit).await?;
-        // FIN (and TLS close_notify) after QUIT: the server reads QUIT
-        // first, so it ends the session cleanly.
-        self.io.get_mut().shutdown().await?;
-        Ok(())
-    }
-
-    async fn capa(&mut self) -> Result<Capabilities, Error> {
-        self.send(&command::Capa).await?;
-        self.expect_ok().await?;
-        let body = self.read_body().await?;
-        Ok(Capabilities::from_lines(body.iter().map(Vec::as_slice)))
-    }
-}
-
-/// What STLS led to.
-pub enum StlsOutcome<S> {
-    /// `+OK`: the raw stream, ready for the TLS handshake, and the greeting.
-    Ready(S, Greeting),
-    /// `-ERR`: still in plaintext AUTHORIZATION state.
-    Refused(Client<S>, StatusLine),
 }
 
 /// AUTHORIZATION state.
@@ -300,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// CAPA. A server without CAPA answers `-ERR`: that is
     /// `Error::Negative`, and callers usually treat it as "no capabilities".
     pub async fn capa(&mut self) -> Result<Capabilities, Error> {
-        self.conn.capa().await
+        capa(&mut self.conn).await
     }
 
     /// STLS. On `+OK`, hands back the raw stream for the TLS handshake.
@@ -310,26 +173,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// CVE-2011-0411 and kin), so they make this fail instead.
     pub async fn stls(mut self) -> Result<StlsOutcome<S>, Error> {
         self.conn.send(&command::Stls).await?;
-        let status = self.conn.read_status().await?;
+        let status = read_status(&mut self.conn).await?;
         if !status.is_ok() {
             return Ok(StlsOutcome::Refused(self, status));
         }
-        if !self.conn.io.buffer().is_empty() {
+        if self.conn.has_buffered() {
             return Err(Error::Protocol(
                 "server sent data after the STLS reply, before TLS began".into(),
             ));
         }
-        Ok(StlsOutcome::Ready(self.conn.io.into_inner(), self.greeting))
+        Ok(StlsOutcome::Ready(self.conn.into_stream(), self.greeting))
     }
 
     /// The stream under the dialogue, to ask whether it is encrypted.
     pub fn stream_ref(&self) -> &S {
-        self.conn.io.get_ref()
+        self.conn.stream_ref()
     }
 
     /// The transcript this client records into.
     pub fn transcript(&self) -> &Transcript {
-        &self.conn.transcript
+        self.conn.transcript()
     }
 
     /// USER then PASS.
@@ -371,8 +234,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// the `-ERR` that follows.
     pub async fn login_oauth(
         mut self,
-        response: &crate::sasl::oauth::ClientResponse,
-        mechanism: crate::sasl::oauth::OauthMechanism,
+        response: &oauth::ClientResponse,
+        mechanism: oauth::OauthMechanism,
     ) -> OauthLogin<S> {
         let mut status = None;
         let r = self.oauth(mechanism, response, &mut status).await;
@@ -384,11 +247,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     async fn oauth(
         &mut self,
-        mechanism: crate::sasl::oauth::OauthMechanism,
-        response: &crate::sasl::oauth::ClientResponse,
-        status: &mut Option<crate::sasl::oauth::ErrorStatus>,
+        mechanism: oauth::OauthMechanism,
+        response: &oauth::ClientResponse,
+        status: &mut Option<oauth::ErrorStatus>,
     ) -> Result<(), Error> {
-        self.conn.send(&command::AuthStart(mechanism)).await?;
+        self.conn.send(&AuthStart(mechanism.mechanism())).await?;
         let line = self.conn.read_line().await?.to_vec();
         if continuation(&line).is_none() {
             return Err(match response::parse_status(&line) {
@@ -396,15 +259,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 _ => Error::Protocol("expected a SASL continuation (+)".into()),
             });
         }
-        self.conn.send(&command::OauthResponse(response)).await?;
+        self.conn.send(&oauth::OauthResponse(response)).await?;
         let line = self.conn.read_line().await?.to_vec();
         if let Some(challenge) = continuation(&line) {
-            *status =
-                crate::sasl::oauth::decode_error_challenge(&String::from_utf8_lossy(challenge));
-            self.conn.send(&command::OauthErrorReply(mechanism)).await?;
-            self.conn.expect_ok().await?;
-            // A server that accepts after its own error challenge is
-            // broken; take the +OK it sent.
+            *status = oauth::decode_error_challenge(&String::from_utf8_lossy(challenge));
+            self.conn.send(&oauth::OauthErrorReply(mechanism)).await?;
+            // The failure reply; a server that accepts after its own error
+            // challenge is odd, but its +OK is what counts.
+            expect_ok(&mut self.conn).await?;
             return Ok(());
         }
         match response::parse_status(&line)? {
@@ -433,9 +295,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let user_cmd = command::User::new(user)?;
         let pass_cmd = command::Pass::new(password)?;
         self.conn.send(&user_cmd).await?;
-        self.conn.expect_ok().await?;
+        expect_ok(&mut self.conn).await?;
         self.conn.send(&pass_cmd).await?;
-        self.conn.expect_ok().await?;
+        expect_ok(&mut self.conn).await?;
         Ok(())
     }
 
@@ -447,17 +309,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         };
         let cmd = command::Apop::new(user, timestamp, password)?;
         self.conn.send(&cmd).await?;
-        self.conn.expect_ok().await?;
+        expect_ok(&mut self.conn).await?;
         Ok(())
     }
 
     async fn plain(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
-        let creds = command::plain_credentials(user, password)?;
-        let auth = command::AuthPlain::new(&creds);
+        let creds = sasl::plain::initial_response(user, password)?;
+        let auth = Auth::new(Mechanism::Plain, &creds, MAX_AUTH_LINE);
         if auth.fits_initial_response() {
             self.conn.send(&auth).await?;
         } else {
-            self.conn.send(&command::AuthPlainStart).await?;
+            self.conn.send(&AuthStart(Mechanism::Plain)).await?;
             let line = self.conn.read_line().await?;
             if !line.starts_with(b"+ ") && line != b"+" {
                 return Err(match response::parse_status(line) {
@@ -465,21 +327,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     _ => Error::Protocol("expected a SASL continuation (+)".into()),
                 });
             }
-            self.conn.send(&command::SaslResponse::new(&creds)).await?;
+            self.conn.send(&SecretResponse::encoded(&creds)).await?;
         }
-        self.conn.expect_ok().await?;
+        expect_ok(&mut self.conn).await?;
         Ok(())
     }
 
     /// QUIT without logging in.
-    pub async fn quit(mut self) -> Result<StatusLine, Error> {
-        self.conn.send(&command::Quit).await?;
-        self.conn.expect_ok().await
+    pub async fn quit(self) -> Result<StatusLine, Error> {
+        quit(self.conn).await
     }
 
     /// Send QUIT and close without waiting for the answer.
     pub async fn quit_nowait(self) -> Result<(), Error> {
-        self.conn.quit_nowait().await
+        Ok(self.conn.send_and_close(&command::Quit).await?)
     }
 }
 
@@ -503,7 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// STAT: message count and size. Reads nothing and changes nothing.
     pub async fn stat(&mut self) -> Result<MaildropStat, Error> {
         self.conn.send(&command::Stat).await?;
-        let status = self.conn.expect_ok().await?;
+        let status = expect_ok(&mut self.conn).await?;
         response::parse_stat(&status.text)
             .ok_or_else(|| Error::Protocol(format!("unreadable STAT reply {:?}", status.text)))
     }
@@ -511,27 +372,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// CAPA in the TRANSACTION state (RFC 2449 allows it; some servers
     /// announce different capabilities after login).
     pub async fn capa(&mut self) -> Result<Capabilities, Error> {
-        self.conn.capa().await
+        capa(&mut self.conn).await
     }
 
     /// QUIT. With no DELE ever sent, the UPDATE state removes nothing.
-    pub async fn quit(mut self) -> Result<StatusLine, Error> {
-        self.conn.send(&command::Quit).await?;
-        self.conn.expect_ok().await
+    pub async fn quit(self) -> Result<StatusLine, Error> {
+        quit(self.conn).await
     }
 
     /// Send QUIT and close without waiting for the answer: once STAT has
     /// answered, the reply to QUIT cannot change the outcome, and waiting
     /// for it costs a round trip.
     pub async fn quit_nowait(self) -> Result<(), Error> {
-        self.conn.quit_nowait().await
+        Ok(self.conn.send_and_close(&command::Quit).await?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A scripted peer: `tokio::io::duplex` with the server side driven by
     /// a task that answers each expected command and records what it got.

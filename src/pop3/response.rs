@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::wire::sanitize;
+
 /// `+OK` or `-ERR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -103,18 +105,6 @@ impl fmt::Display for StatusLine {
 pub struct BadStatus {
     /// A sanitized prefix of what arrived, for the report.
     pub shown: String,
-}
-
-/// Turn server bytes into text that is safe to print and log: invalid UTF-8
-/// becomes U+FFFD, control characters (including ANSI escapes) are dropped,
-/// surrounding blanks trimmed.
-pub fn sanitize(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 /// Parse one status line (CRLF already removed).

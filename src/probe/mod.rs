@@ -1,28 +1,34 @@
 //! One monitor in, one [`ProbeResult`] out — never an `Err`, never a panic.
 //!
-//! resolve → connect → [tls] → greeting → [capa] → [stls → tls → capa] →
-//! auth → stat → quit. Each phase runs under its own timeout inside one
-//! deadline for the whole probe; a failure is recorded as data (kind, phase,
-//! the server's words) and the probe stops there.
+//! This file is the engine every kind of check runs on: the dispatch by
+//! kind ([`check`]), the run state, phases under one deadline, TLS with
+//! its certificate facts, the pieces the mail checks share (failure
+//! classification below the protocol, the cleartext-password guard, QUIT)
+//! and `finish`, which turns a run into its result. The dialogues are in
+//! [`pop3`] and [`smtp`]; resolving and connecting, and the `tcp` and
+//! `dns` checks, in `tcp`.
+//!
+//! Each phase runs under its own timeout inside one deadline for the whole
+//! probe; a failure is recorded as data (kind, phase, the server's words)
+//! and the probe stops there.
 
+pub mod pop3;
 pub mod smtp;
-mod stream;
+mod tcp;
 mod types;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
-use crate::pop3::{
-    self, Capabilities, Client, LoginFailure, ResponseCode, Session, StatusLine, StlsOutcome,
-    Transcript,
-};
-pub use stream::Stream;
+use crate::net::{self, TlsClient, TlsFacts, TlsFailure};
+use crate::pop3::MaildropStat;
+use crate::sasl::secret_forms;
+use crate::wire::{Capabilities, Stream, Transcript};
+pub use pop3::probe;
 pub use types::*;
 
 /// Why a probe stopped early. Internal: it becomes fields of the result.
@@ -44,79 +50,48 @@ impl Failure {
         }
     }
 
-    /// Classify a protocol error by the phase it happened in.
-    fn from_pop3(e: pop3::Error, phase: Phase) -> Failure {
+    /// An I/O error, named by the phase it broke: the peer going away is
+    /// told apart from the network failing.
+    fn io(io: std::io::Error, phase: Phase) -> Failure {
         use std::io::ErrorKind as K;
-        match e {
-            pop3::Error::Io(io) => {
-                let kind = match io.kind() {
-                    K::ConnectionReset
-                    | K::ConnectionAborted
-                    | K::BrokenPipe
-                    | K::UnexpectedEof => FailureKind::ConnectionClosed,
-                    _ => FailureKind::ConnectionFailed,
-                };
-                Failure::new(kind, phase, format!("{phase}: {io}"))
+        let kind = match io.kind() {
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                FailureKind::ConnectionClosed
             }
-            pop3::Error::Closed => Failure::new(
-                FailureKind::ConnectionClosed,
-                phase,
-                format!("the server closed the connection during {phase}"),
-            ),
-            pop3::Error::TooLarge => Failure::new(
-                FailureKind::ResponseTooLarge,
-                phase,
-                format!("{phase}: {e}"),
-            ),
-            pop3::Error::Protocol(p) => {
-                Failure::new(FailureKind::ProtocolError, phase, format!("{phase}: {p}"))
-            }
-            pop3::Error::Argument(a) => {
-                Failure::new(FailureKind::ConfigError, phase, format!("credentials: {a}"))
-            }
-            pop3::Error::Negative(line) => Failure::negative(line, phase),
-        }
+            _ => FailureKind::ConnectionFailed,
+        };
+        Failure::new(kind, phase, format!("{phase}: {io}"))
     }
 
-    /// A `-ERR` reply: the response code decides, then the phase.
-    fn negative(line: StatusLine, phase: Phase) -> Failure {
-        let (kind, what) = match (phase, &line.code) {
-            (_, Some(ResponseCode::InUse)) => (
-                FailureKind::MailboxInUse,
-                "the mailbox is locked by another session",
-            ),
-            (_, Some(ResponseCode::LoginDelay)) => (
-                FailureKind::LoginDelay,
-                "logged in again sooner than the server's LOGIN-DELAY allows",
-            ),
-            (Phase::Greeting, _) => (
-                FailureKind::GreetingRejected,
-                "the server rejected the connection",
-            ),
-            (Phase::Stls, _) => (FailureKind::StlsRefused, "the server refused STLS"),
-            (Phase::Auth, Some(ResponseCode::SysTemp)) => (
-                FailureKind::AuthTemporaryFailure,
-                "login failed for a temporary server reason",
-            ),
-            (Phase::Auth, Some(ResponseCode::SysPerm)) => (
-                FailureKind::AuthPermanentFailure,
-                "login failed for a permanent server reason (account disabled?)",
-            ),
-            (Phase::Auth, _) => (
-                FailureKind::AuthFailed,
-                "login failed: check the technical account's credentials",
-            ),
-            (Phase::Stat, _) => (FailureKind::MailboxError, "STAT failed after login"),
-            _ => (FailureKind::ProtocolError, "unexpected -ERR"),
-        };
-        let reply = line.to_string();
-        Failure {
-            kind,
+    /// The server closed the connection where an answer was due.
+    fn closed(phase: Phase) -> Failure {
+        Failure::new(
+            FailureKind::ConnectionClosed,
             phase,
-            message: format!("{what}: {reply}"),
-            reply: Some(reply),
-        }
+            format!("the server closed the connection during {phase}"),
+        )
     }
+
+    /// A line or reply over the protocol's limits; `e` says which.
+    fn too_large(e: impl std::fmt::Display, phase: Phase) -> Failure {
+        Failure::new(
+            FailureKind::ResponseTooLarge,
+            phase,
+            format!("{phase}: {e}"),
+        )
+    }
+
+    /// Words that break the protocol.
+    fn protocol(p: impl std::fmt::Display, phase: Phase) -> Failure {
+        Failure::new(FailureKind::ProtocolError, phase, format!("{phase}: {p}"))
+    }
+}
+
+/// A protocol client's error, classified by the phase it happened in. The
+/// protocols classify their own refusals; the ways a connection breaks
+/// below them are the `Failure` constructors above.
+trait Classify {
+    fn classify(self, phase: Phase) -> Failure;
 }
 
 /// The TLS client and the name to verify, when the monitor uses TLS.
@@ -140,9 +115,9 @@ struct Run<'a> {
     apop_offered: bool,
     auth_used: Option<AuthMethod>,
     capabilities: Option<Capabilities>,
-    mailbox: Option<pop3::MaildropStat>,
+    mailbox: Option<MaildropStat>,
     warnings: Vec<String>,
-    /// What a successful dialogue other than POP3's did, for the message.
+    /// What a successful check did, for the message; each check sets it.
     summary: Option<String>,
     /// The OAuth2 facts for the result, and the token the login uses.
     oauth2: Option<OAuth2Facts>,
@@ -152,26 +127,10 @@ struct Run<'a> {
 /// Check one target of any kind.
 pub async fn check(target: &Target) -> ProbeResult {
     match target.kind {
-        Kind::Pop3 => probe(target).await,
+        Kind::Pop3 => pop3::probe(target).await,
         Kind::Smtp => smtp::probe(target).await,
-        Kind::Tcp | Kind::Dns => probe_basic(target).await,
+        Kind::Tcp | Kind::Dns => tcp::probe(target).await,
     }
-}
-
-/// A `tcp` (resolve, connect) or `dns` (resolve) check.
-async fn probe_basic(target: &Target) -> ProbeResult {
-    let started_at = now_rfc3339();
-    let mut run = start(target);
-    let outcome = run.reach().await.map(drop);
-    run.finish(outcome, started_at)
-}
-
-/// Probe one POP3 target.
-pub async fn probe(target: &Target) -> ProbeResult {
-    let started_at = now_rfc3339();
-    let mut run = start(target);
-    let outcome = run.dialogue().await;
-    run.finish(outcome, started_at)
 }
 
 /// A run of `target` with its clock started; every engine begins here.
@@ -222,47 +181,94 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Resolve, and connect unless this is a `dns` check.
-    async fn reach(&mut self) -> Result<Option<tokio::net::TcpStream>, Failure> {
+    /// The `token` phase: an OAuth2 access token before anything touches
+    /// the mail server, so a broken token service is never blamed on it.
+    /// Nothing to do without an OAuth2 credential.
+    async fn token_phase(&mut self) -> Result<(), Failure> {
         let t = self.target;
-        let host = t.host.clone();
-        let addrs = self
-            .phase(Phase::Resolve, async {
-                net::resolve(&host, t.port).await.map_err(|e| {
-                    Failure::new(
-                        FailureKind::DnsFailure,
-                        Phase::Resolve,
-                        format!("cannot resolve {host}: {e}"),
-                    )
-                })
-            })
-            .await?;
-        self.addresses = addrs.iter().map(|a| a.ip().to_string()).collect();
-        if t.kind == Kind::Dns {
-            return Ok(None);
+        let Some(cred) = t.oauth2.clone() else {
+            return Ok(());
+        };
+        let mut facts = self.oauth2.take().unwrap_or_else(|| OAuth2Facts {
+            grant: cred.grant.kind().as_str().to_string(),
+            token_endpoint: url::Url::parse(&cred.token_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string)),
+            insecure_http: crate::oauth2::uses_insecure_http(&cred),
+            ..OAuth2Facts::default()
+        });
+        if facts.insecure_http && !self.warnings.iter().any(|w| w.contains("http://")) {
+            self.warnings.push(
+                "the OAuth2 token was fetched over plain http:// from a host that is not loopback (allow_insecure_http)".into(),
+            );
         }
+        let cache = t
+            .token_cache
+            .clone()
+            .unwrap_or_else(crate::oauth2::TokenCache::global);
+        let user = t.username.clone().unwrap_or_default();
         let budget = self.remaining();
-        let (tcp, addr) = self
-            .phase(Phase::Connect, async {
-                net::connect_any(&addrs, budget).await.map_err(|e| {
-                    let kind = match e.failure {
-                        ConnectFailure::Refused => FailureKind::ConnectionRefused,
-                        ConnectFailure::Timeout => FailureKind::Timeout,
-                        ConnectFailure::Other => FailureKind::ConnectionFailed,
-                    };
-                    Failure::new(
-                        kind,
-                        Phase::Connect,
-                        format!("cannot connect: {}", e.detail),
-                    )
-                })
+        let got = self
+            .phase(Phase::Token, async {
+                Ok(cache.get(&cred, &user, budget).await)
             })
-            .await
-            .inspect_err(|_| {
-                self.address = addrs.last().map(|a| a.to_string());
-            })?;
-        self.address = Some(addr.to_string());
-        Ok(Some(tcp))
+            .await;
+        let got = match got {
+            Ok(g) => g,
+            Err(f) => {
+                facts.category = Some("probe".into());
+                self.oauth2 = Some(facts);
+                return Err(Failure {
+                    kind: FailureKind::Oauth2TokenFailed,
+                    ..f
+                });
+            }
+        };
+        match got {
+            Ok(obtained) => {
+                facts.token_remaining_s = obtained.remaining.map(|d| d.as_secs());
+                facts.cached = obtained.cached;
+                let host = t.tls_server_name.as_deref().unwrap_or(&t.host);
+                let mut forms = crate::sasl::oauth::secret_forms(
+                    obtained.token.token.expose_secret(),
+                    &user,
+                    host,
+                    t.port,
+                );
+                forms.extend(cred.secrets());
+                self.secrets.extend(forms);
+                self.secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
+                self.secrets.dedup();
+                // Nothing is recorded yet: start the transcript again with
+                // the token among the texts it masks.
+                if t.transcript && t.oauth2.is_some() && self.transcript.lines().is_empty() {
+                    self.transcript = Transcript::masking(self.secrets.clone());
+                }
+                self.token = Some(obtained);
+                self.oauth2 = Some(facts);
+                Ok(())
+            }
+            Err(e) => {
+                facts.error = e.oauth_error().map(str::to_string);
+                if let crate::oauth2::TokenFailure::OAuth { description, .. } = &e.failure {
+                    facts.error_description = description.clone();
+                }
+                facts.category = Some(
+                    if e.is_credentials_problem() {
+                        "credentials"
+                    } else {
+                        "probe"
+                    }
+                    .to_string(),
+                );
+                self.oauth2 = Some(facts);
+                Err(Failure::new(
+                    FailureKind::Oauth2TokenFailed,
+                    Phase::Token,
+                    format!("no OAuth2 access token: {e}"),
+                ))
+            }
+        }
     }
 
     /// Run `fut` as `phase`: time it, bound it by the phase limit and what
@@ -331,53 +337,6 @@ impl<'a> Run<'a> {
             _ => Stream::Plain(tcp),
         };
         Ok((stream, tls))
-    }
-
-    async fn dialogue(&mut self) -> Result<(), Failure> {
-        let t = self.target;
-        if t.auth != AuthMethod::None {
-            self.token_phase().await?;
-        }
-        let (stream, tls) = self.open().await?;
-
-        let transcript = self.transcript.clone();
-        let mut client = self
-            .phase(Phase::Greeting, async {
-                Client::connect(stream, transcript)
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Greeting))
-            })
-            .await?;
-        self.apop_offered = client.greeting().apop_timestamp.is_some();
-
-        if let (Some((tls_client, name)), TlsMode::Starttls | TlsMode::StarttlsIfAvailable) =
-            (&tls, t.tls)
-        {
-            // STLS straight away, no CAPA first: a -ERR says as much as a
-            // missing capability would, a round trip sooner, and a proxy
-            // that strips STLS from CAPA gains nothing.
-            client = self.starttls(client, tls_client, name.clone()).await?;
-        }
-        if t.capabilities && self.capabilities.is_none() {
-            self.capa(&mut client).await?;
-        }
-        if t.auth == AuthMethod::None {
-            self.quit(client.quit_nowait()).await;
-            return Ok(());
-        }
-        let mut session = self.login(client).await?;
-
-        let stat = self
-            .phase(Phase::Stat, async {
-                session
-                    .stat()
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Stat))
-            })
-            .await?;
-        self.mailbox = Some(stat);
-        self.quit(session.quit_nowait()).await;
-        Ok(())
     }
 
     fn remaining(&self) -> Duration {
@@ -492,435 +451,46 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// CAPA; a server without CAPA (-ERR) is not a failure, just unknown.
-    async fn capa(&mut self, client: &mut Client<Stream>) -> Result<Option<Capabilities>, Failure> {
-        let result = self
-            .phase(Phase::Capa, async {
-                match client.capa().await {
-                    Ok(c) => Ok(Some(c)),
-                    Err(pop3::Error::Negative(_)) => Ok(None),
-                    Err(e) => Err(Failure::from_pop3(e, Phase::Capa)),
-                }
-            })
-            .await?;
-        if let Some(caps) = &result {
-            self.capabilities = Some(caps.clone());
-        }
-        Ok(result)
-    }
-
-    async fn starttls(
-        &mut self,
-        client: Client<Stream>,
-        tls_client: &TlsClient,
-        name: rustls_pki_types::ServerName<'static>,
-    ) -> Result<Client<Stream>, Failure> {
-        let transcript = self.transcript.clone();
-        let outcome = self
-            .phase(Phase::Stls, async {
-                client
-                    .stls()
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Stls))
-            })
-            .await?;
-        let (stream, greeting) = match outcome {
-            StlsOutcome::Ready(stream, greeting) => (stream, greeting),
-            StlsOutcome::Refused(mut client, line) => {
-                // Only now ask CAPA, to tell "not offered" from "refused".
-                let offered = matches!(self.capa(&mut client).await, Ok(Some(c)) if c.stls);
-                if self.target.tls == TlsMode::StarttlsIfAvailable {
-                    let why = if offered {
-                        format!("the server refused STLS ({line})")
-                    } else {
-                        "the server does not offer STLS".to_string()
-                    };
-                    self.fall_back(&why);
-                    return Ok(client);
-                }
-                if offered {
-                    return Err(Failure::negative(line, Phase::Stls));
-                }
-                let mut f = Failure::new(
-                    FailureKind::StlsUnavailable,
-                    Phase::Stls,
-                    format!("STLS is required but the server does not offer it: {line}"),
-                );
-                f.reply = Some(line.to_string());
-                return Err(f);
-            }
-        };
-        let Stream::Plain(tcp) = stream else {
-            return Err(Failure::new(
-                FailureKind::ProtocolError,
-                Phase::Stls,
-                "STLS on a connection that is already TLS",
-            ));
-        };
-        let secured = self.handshake(tls_client, tcp, name).await?;
-        // Capabilities may change once TLS is up (RFC 2595 section 4);
-        // what was advertised in plaintext is stale.
-        self.capabilities = None;
-        Ok(Client::resume(secured, greeting, transcript))
-    }
-
-    /// The `token` phase: an OAuth2 access token before anything touches
-    /// the mail server, so a broken token service is never blamed on it.
-    /// Nothing to do without an OAuth2 credential.
-    async fn token_phase(&mut self) -> Result<(), Failure> {
-        let t = self.target;
-        let Some(cred) = t.oauth2.clone() else {
-            return Ok(());
-        };
-        let mut facts = self.oauth2.take().unwrap_or_else(|| OAuth2Facts {
-            grant: cred.grant.kind().as_str().to_string(),
-            token_endpoint: url::Url::parse(&cred.token_url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string)),
-            insecure_http: crate::oauth2::uses_insecure_http(&cred),
-            ..OAuth2Facts::default()
-        });
-        if facts.insecure_http && !self.warnings.iter().any(|w| w.contains("http://")) {
-            self.warnings.push(
-                "the OAuth2 token was fetched over plain http:// from a host that is not loopback (allow_insecure_http)".into(),
-            );
-        }
-        let cache = t
-            .token_cache
-            .clone()
-            .unwrap_or_else(crate::oauth2::TokenCache::global);
-        let user = t.username.clone().unwrap_or_default();
-        let budget = self.remaining();
-        let got = self
-            .phase(Phase::Token, async {
-                Ok(cache.get(&cred, &user, budget).await)
-            })
-            .await;
-        let got = match got {
-            Ok(g) => g,
-            Err(f) => {
-                facts.category = Some("probe".into());
-                self.oauth2 = Some(facts);
-                return Err(Failure {
-                    kind: FailureKind::Oauth2TokenFailed,
-                    ..f
-                });
-            }
-        };
-        match got {
-            Ok(obtained) => {
-                facts.token_remaining_s = obtained.remaining.map(|d| d.as_secs());
-                facts.cached = obtained.cached;
-                let host = t.tls_server_name.as_deref().unwrap_or(&t.host);
-                let mut forms = crate::sasl::oauth::secret_forms(
-                    obtained.token.token.expose_secret(),
-                    &user,
-                    host,
-                    t.port,
-                );
-                forms.extend(cred.secrets());
-                self.secrets.extend(forms);
-                self.secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
-                self.secrets.dedup();
-                // Nothing is recorded yet: start the transcript again with
-                // the token among the texts it masks.
-                if t.transcript && t.oauth2.is_some() && self.transcript.lines().is_empty() {
-                    self.transcript = Transcript::masking(self.secrets.clone());
-                }
-                self.token = Some(obtained);
-                self.oauth2 = Some(facts);
-                Ok(())
-            }
-            Err(e) => {
-                facts.error = e.oauth_error().map(str::to_string);
-                if let crate::oauth2::TokenFailure::OAuth { description, .. } = &e.failure {
-                    facts.error_description = description.clone();
-                }
-                facts.category = Some(
-                    if e.is_credentials_problem() {
-                        "credentials"
-                    } else {
-                        "probe"
-                    }
-                    .to_string(),
-                );
-                self.oauth2 = Some(facts);
-                Err(Failure::new(
-                    FailureKind::Oauth2TokenFailed,
-                    Phase::Token,
-                    format!("no OAuth2 access token: {e}"),
-                ))
-            }
-        }
-    }
-
-    /// Log in with the OAuth2 token (XOAUTH2 or OAUTHBEARER, two-line
-    /// form). A cached token the server refuses is dropped and one fresh
-    /// token tried on the same connection (POP3 stays in AUTHORIZATION
-    /// after -ERR); a fresh token refused is `auth_failed`.
-    async fn login_oauth(
-        &mut self,
-        mut client: Client<Stream>,
-    ) -> Result<Session<Stream>, Failure> {
-        let t = self.target;
-        let (Some(cred), Some(user)) = (t.oauth2.clone(), t.username.clone()) else {
-            return Err(Failure::new(
-                FailureKind::ConfigError,
-                Phase::Auth,
-                "an OAuth2 login needs a user name",
-            ));
-        };
-        let method = match t.auth {
-            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => t.auth,
-            AuthMethod::Auto => {
-                if self.capabilities.is_none() {
-                    self.capa(&mut client).await?;
-                }
-                if self
-                    .capabilities
-                    .as_ref()
-                    .is_some_and(|c| c.has_sasl("OAUTHBEARER"))
-                {
-                    AuthMethod::Oauthbearer
-                } else {
-                    AuthMethod::Xoauth2
-                }
-            }
-            other => {
-                return Err(Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    format!("auth {other} cannot use an OAuth2 credential: use xoauth2, oauthbearer or auto"),
-                ))
-            }
-        };
-        let mechanism = method.oauth_mechanism().expect("an OAuth2 method");
-        if let Some(caps) = self
-            .capabilities
-            .as_ref()
-            .filter(|c| !c.has_sasl(mechanism.name()))
-        {
-            return Err(Failure::new(
-                FailureKind::AuthUnsupported,
-                Phase::Auth,
-                format!(
-                    "{} is not offered by the server (CAPA: SASL {})",
-                    mechanism.name(),
-                    caps.sasl.join(" ")
-                ),
-            ));
-        }
-        if !client_is_tls(&client) && !t.allow_plaintext_password {
-            return Err(Failure::new(
-                FailureKind::PlaintextRefused,
-                Phase::Auth,
-                "refusing to send the OAuth2 token in cleartext (a connection without TLS); use TLS, or set allow_plaintext_password",
-            ));
-        }
-        self.auth_used = Some(method);
-        let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
-        let mut refetched = false;
-        loop {
-            let Some(obtained) = self.token.clone() else {
-                return Err(Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    "no OAuth2 token",
-                ));
-            };
-            let token = &obtained.token.token;
-            let response = match mechanism {
-                crate::sasl::oauth::OauthMechanism::XOauth2 => {
-                    crate::sasl::oauth::xoauth2(&user, token)
-                }
-                crate::sasl::oauth::OauthMechanism::OauthBearer => {
-                    crate::sasl::oauth::oauthbearer(&user, &host, t.port, token)
-                }
-            }
-            .map_err(|e| {
-                Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    format!("OAuth2 login: {e}"),
-                )
-            })?;
-            let outcome = self
-                .phase(Phase::Auth, async move {
-                    Ok(client.login_oauth(&response, mechanism).await)
-                })
-                .await?;
-            if let (Some(status), Some(facts)) = (&outcome.status, self.oauth2.as_mut()) {
-                facts.server_status = Some(status.to_string());
-            }
-            let LoginFailure {
-                error,
-                client: back,
-            } = match outcome.result {
-                Ok(session) => return Ok(session),
-                Err(f) => f,
-            };
-            let negative = matches!(error, pop3::Error::Negative(_));
-            if let (true, false, true, Some(back)) = (obtained.cached, refetched, negative, back) {
-                // Revoked or expired early: drop it, fetch one fresh token.
-                let cache = t
-                    .token_cache
-                    .clone()
-                    .unwrap_or_else(crate::oauth2::TokenCache::global);
-                cache.reject(&cred, &user, token).await;
-                refetched = true;
-                if let Some(f) = self.oauth2.as_mut() {
-                    f.refetched = true;
-                }
-                self.token_phase().await?;
-                client = *back;
-                continue;
-            }
-            let mut failure = Failure::from_pop3(error, Phase::Auth);
-            if failure.kind == FailureKind::AuthFailed {
-                let status = outcome
-                    .status
-                    .map(|s| format!(" (server status: {s})"))
-                    .unwrap_or_default();
-                failure.message = format!(
-                    "the mail server refused a freshly issued OAuth2 token{status}: {}. {}",
-                    failure.reply.as_deref().unwrap_or(""),
-                    oauth_hint(cred.provider)
-                );
-            }
-            return Err(failure);
-        }
-    }
-
-    /// Pick the method, refuse plaintext passwords, log in.
-    async fn login(&mut self, mut client: Client<Stream>) -> Result<Session<Stream>, Failure> {
-        let t = self.target;
-        if t.oauth2.is_some() {
-            return self.login_oauth(client).await;
-        }
-        if t.auth.oauth_mechanism().is_some() {
-            return Err(Failure::new(
-                FailureKind::ConfigError,
-                Phase::Auth,
-                format!("auth {} needs an OAuth2 credential (an oauth2 block in credentials, or --oauth2-* flags)", t.auth),
-            ));
-        }
-        let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
-            return Err(Failure::new(
-                FailureKind::ConfigError,
-                Phase::Auth,
-                format!("auth method {} needs a user name and a password", t.auth),
-            ));
-        };
-        let encrypted = client_is_tls(&client);
-        let method = match t.auth {
-            AuthMethod::Auto if self.apop_offered => AuthMethod::Apop,
-            AuthMethod::Auto => {
-                // Only here do we need (post-TLS) capabilities.
-                if self.capabilities.is_none() {
-                    self.capa(&mut client).await?;
-                }
-                if self
-                    .capabilities
-                    .as_ref()
-                    .is_some_and(|c| c.has_sasl("PLAIN"))
-                {
-                    AuthMethod::SaslPlain
-                } else {
-                    AuthMethod::User
-                }
-            }
-            m => m,
-        };
-        if method == AuthMethod::Apop && !self.apop_offered {
-            return Err(Failure::new(
-                FailureKind::AuthUnsupported,
-                Phase::Auth,
-                "APOP requested but the greeting carries no timestamp (APOP is not offered)",
-            ));
-        }
-        if method == AuthMethod::SaslPlain {
-            if let Some(caps) = self.capabilities.as_ref().filter(|c| !c.has_sasl("PLAIN")) {
-                return Err(Failure::new(
-                    FailureKind::AuthUnsupported,
-                    Phase::Auth,
-                    format!(
-                        "SASL PLAIN is not offered by the server (CAPA: SASL {})",
-                        caps.sasl.join(" ")
-                    ),
-                ));
-            }
-        }
-        if matches!(method, AuthMethod::User | AuthMethod::SaslPlain)
-            && !encrypted
-            && !t.allow_plaintext_password
-        {
-            return Err(Failure::new(
-                FailureKind::PlaintextRefused,
-                Phase::Auth,
-                format!(
-                    "refusing to send the password in cleartext ({} over a connection without TLS); use TLS, APOP, or set allow_plaintext_password",
-                    method
-                ),
-            ));
-        }
-        if matches!(method, AuthMethod::User | AuthMethod::SaslPlain) && !encrypted {
-            self.warnings
-                .push("the password was sent in cleartext (allow_plaintext_password)".into());
-        }
-        self.auth_used = Some(method);
-        let outcome = self
-            .phase(Phase::Auth, async move {
-                Ok(match method {
-                    AuthMethod::Apop => client.login_apop(&user, &password).await,
-                    AuthMethod::SaslPlain => client.login_plain(&user, &password).await,
-                    _ => client.login_user(&user, &password).await,
-                })
-            })
-            .await?;
-        let LoginFailure { error, client } = match outcome {
-            Ok(session) => return Ok(session),
-            Err(failure) => failure,
-        };
-        let mut failure = Failure::from_pop3(error, Phase::Auth);
-        if let Some(hint) = basic_auth_disabled_hint(failure.reply.as_deref().unwrap_or("")) {
-            failure.message = format!("{}; {hint}", failure.message);
-        }
-        // PLAIN was tried without knowing it is offered; Dovecot, for one,
-        // answers an unknown mechanism with [AUTH], which would read as a
-        // wrong password. Ask CAPA now, on the failure path only.
-        if let (AuthMethod::SaslPlain, None, Some(mut client)) =
-            (method, self.capabilities.as_ref(), client)
-        {
-            if let Ok(Some(caps)) = self.capa(&mut client).await {
-                if !caps.has_sasl("PLAIN") {
-                    failure.kind = FailureKind::AuthUnsupported;
-                    failure.message = format!(
-                        "SASL PLAIN is not offered by the server (CAPA: SASL {}): {}",
-                        caps.sasl.join(" "),
-                        failure.reply.as_deref().unwrap_or("")
-                    );
-                }
-            }
-        }
-        Err(failure)
-    }
-
     /// QUIT, without waiting for the answer (it cannot change the
     /// outcome). Failing even to send it is only a warning: the check
     /// already proved what it set out to.
-    async fn quit<F>(&mut self, send_quit: F)
+    async fn quit<F, E>(&mut self, send_quit: F)
     where
-        F: Future<Output = Result<(), pop3::Error>>,
+        F: Future<Output = Result<(), E>>,
+        E: Classify,
     {
         let r = self
             .phase(Phase::Quit, async {
-                send_quit
-                    .await
-                    .map_err(|e| Failure::from_pop3(e, Phase::Quit))
+                send_quit.await.map_err(|e| e.classify(Phase::Quit))
             })
             .await;
         if let Err(f) = r {
             self.warnings.push(format!("QUIT: {}", f.message));
+        }
+    }
+
+    /// Refuse to send a password over a connection without TLS unless the
+    /// monitor allows it. `sent` names what would carry the password,
+    /// `instead` what would protect it.
+    fn refuse_cleartext(&self, encrypted: bool, sent: &str, instead: &str) -> Result<(), Failure> {
+        if encrypted || self.target.allow_plaintext_password {
+            return Ok(());
+        }
+        Err(Failure::new(
+            FailureKind::PlaintextRefused,
+            Phase::Auth,
+            format!(
+                "refusing to send the password in cleartext ({sent} over a connection without TLS); use {instead}, or set allow_plaintext_password"
+            ),
+        ))
+    }
+
+    /// The password is about to go without TLS, as the monitor allows:
+    /// the result says so.
+    fn warn_cleartext(&mut self, encrypted: bool) {
+        if !encrypted {
+            self.warnings
+                .push("the password was sent in cleartext (allow_plaintext_password)".into());
         }
     }
 
@@ -938,24 +508,7 @@ impl<'a> Run<'a> {
                 f.reply,
             ),
             Ok(()) => {
-                let what = match (&self.mailbox, self.auth_used) {
-                    _ if self.summary.is_some() => self.summary.clone().unwrap_or_default(),
-                    _ if t.kind == Kind::Dns => {
-                        format!("{} resolves to {}", t.host, self.addresses.join(", "))
-                    }
-                    _ if t.kind == Kind::Tcp => format!(
-                        "connected to {}",
-                        self.address.as_deref().unwrap_or(t.host.as_str())
-                    ),
-                    (Some(m), Some(method)) => format!(
-                        "logged in with {method}; {} messages, {} octets",
-                        m.messages, m.octets
-                    ),
-                    _ if self.capabilities.is_some() => {
-                        "greeting and capabilities received (no login)".to_string()
-                    }
-                    _ => "greeting received (no login)".to_string(),
-                };
+                let what = self.summary.clone().unwrap_or_default();
                 if elapsed > t.critical {
                     (
                         Status::Down,
@@ -1024,6 +577,14 @@ impl<'a> Run<'a> {
     }
 }
 
+fn micros_to_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
 /// What usually breaks when a mail server refuses a token its own
 /// authorization server just issued.
 pub fn oauth_hint(provider: crate::oauth2::Provider) -> &'static str {
@@ -1040,18 +601,6 @@ pub fn basic_auth_disabled_hint(reply: &str) -> Option<&'static str> {
         .to_ascii_lowercase()
         .contains("basic authentication is disabled")
         .then_some("the server no longer accepts passwords: log in with OAuth2 (auth xoauth2 with an oauth2 credential; see docs/oauth2.md)")
-}
-
-fn client_is_tls(client: &Client<Stream>) -> bool {
-    client.stream_ref().is_tls()
-}
-
-fn micros_to_ms(d: Duration) -> f64 {
-    d.as_micros() as f64 / 1000.0
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
 }
 
 /// A hostile or buggy server can echo what it was sent. Remove every form of
@@ -1087,19 +636,4 @@ fn scrub(result: &mut ProbeResult, forms: &[String]) {
             clean(i);
         }
     }
-}
-
-/// The password and its encodings that could appear on the wire.
-pub fn secret_forms(password: &str, user: Option<&str>) -> Vec<String> {
-    if password.is_empty() {
-        return Vec::new();
-    }
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut forms = vec![password.to_string(), b64.encode(password)];
-    if let Some(user) = user {
-        forms.push(b64.encode(format!("\0{user}\0{password}")));
-    }
-    // Longest first so a form that contains another is replaced whole.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    forms
 }

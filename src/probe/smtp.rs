@@ -8,16 +8,17 @@
 //! never sends MAIL, RCPT or DATA: the SMTP client has no such command.
 //!
 //! A child of `probe` so that it shares the private run state without
-//! widening its visibility.
+//! widening its visibility; so is `probe::pop3`.
 
 use secrecy::SecretString;
 
-use super::{now_rfc3339, start, Failure, Run, Stream, TlsSetup};
+use super::{now_rfc3339, start, Classify, Failure, Run, TlsSetup};
 use super::{AuthMethod, FailureKind, Phase, PhaseTiming, ProbeResult, Target, TlsMode};
 use crate::smtp::{
     self, banner_software, AuthFailure, Authenticated, Client, HelloName, Reply, Session,
     StartTlsOutcome,
 };
+use crate::wire::Stream;
 
 /// Probe one SMTP target.
 pub async fn probe(target: &Target) -> ProbeResult {
@@ -41,37 +42,20 @@ fn merge_repeats(timings: &mut Vec<PhaseTiming>) {
     *timings = merged;
 }
 
-fn failure(e: smtp::Error, phase: Phase) -> Failure {
-    use std::io::ErrorKind as K;
-    match e {
-        smtp::Error::Io(io) => {
-            let kind = match io.kind() {
-                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                    FailureKind::ConnectionClosed
-                }
-                _ => FailureKind::ConnectionFailed,
-            };
-            Failure::new(kind, phase, format!("{phase}: {io}"))
+impl Classify for smtp::Error {
+    fn classify(self, phase: Phase) -> Failure {
+        match self {
+            smtp::Error::Io(io) => Failure::io(io, phase),
+            smtp::Error::Closed => Failure::closed(phase),
+            e @ smtp::Error::TooLarge => Failure::too_large(e, phase),
+            smtp::Error::Protocol(p) => Failure::protocol(p, phase),
+            smtp::Error::Argument(a) => Failure::new(
+                FailureKind::ConfigError,
+                phase,
+                format!("{phase}: cannot send: {a}"),
+            ),
+            smtp::Error::Negative(reply) => negative(reply, phase),
         }
-        smtp::Error::Closed => Failure::new(
-            FailureKind::ConnectionClosed,
-            phase,
-            format!("the server closed the connection during {phase}"),
-        ),
-        e @ smtp::Error::TooLarge => Failure::new(
-            FailureKind::ResponseTooLarge,
-            phase,
-            format!("{phase}: {e}"),
-        ),
-        smtp::Error::Protocol(p) => {
-            Failure::new(FailureKind::ProtocolError, phase, format!("{phase}: {p}"))
-        }
-        smtp::Error::Argument(a) => Failure::new(
-            FailureKind::ConfigError,
-            phase,
-            format!("{phase}: cannot send: {a}"),
-        ),
-        smtp::Error::Negative(reply) => negative(reply, phase),
     }
 }
 
@@ -169,7 +153,7 @@ impl Run<'_> {
             .phase(Phase::Greeting, async {
                 Client::connect(stream, transcript)
                     .await
-                    .map_err(|e| failure(e, Phase::Greeting))
+                    .map_err(|e| e.classify(Phase::Greeting))
             })
             .await?;
         let software = banner_software(client.banner().first_line());
@@ -188,29 +172,13 @@ impl Run<'_> {
                 format!("banner and {hello} received (no login)"),
                 &software,
             ));
-            self.smtp_quit(session.quit_nowait()).await;
+            self.quit(session.quit_nowait()).await;
             return Ok(());
         };
         let (done, method) = self.smtp_login(session, user, password).await?;
         self.summary = Some(with_software(format!("logged in with {method}"), &software));
-        self.smtp_quit(done.quit_nowait()).await;
+        self.quit(done.quit_nowait()).await;
         Ok(())
-    }
-
-    /// QUIT without waiting for the answer; failing to send it is only a
-    /// warning, as in the POP3 check.
-    async fn smtp_quit<F>(&mut self, send_quit: F)
-    where
-        F: std::future::Future<Output = Result<(), smtp::Error>>,
-    {
-        let r = self
-            .phase(Phase::Quit, async {
-                send_quit.await.map_err(|e| failure(e, Phase::Quit))
-            })
-            .await;
-        if let Err(f) = r {
-            self.warnings.push(format!("QUIT: {}", f.message));
-        }
     }
 
     /// The user name and password when the monitor logs in; `None` for a
@@ -254,7 +222,7 @@ impl Run<'_> {
                 client
                     .hello(name)
                     .await
-                    .map_err(|e| failure(e, Phase::Ehlo))
+                    .map_err(|e| e.classify(Phase::Ehlo))
             })
             .await?;
         if session.extensions().helo {
@@ -295,7 +263,7 @@ impl Run<'_> {
                     }
                 ),
             );
-            self.smtp_quit(session.quit_nowait()).await;
+            self.quit(session.quit_nowait()).await;
             return Err(failure);
         }
         let outcome = self
@@ -303,7 +271,7 @@ impl Run<'_> {
                 session
                     .starttls()
                     .await
-                    .map_err(|e| failure(e, Phase::Stls))
+                    .map_err(|e| e.classify(Phase::Stls))
             })
             .await?;
         let (stream, banner) = match outcome {
@@ -314,7 +282,7 @@ impl Run<'_> {
                     return Ok(session);
                 }
                 let failure = negative(reply, Phase::Stls);
-                self.smtp_quit(session.quit_nowait()).await;
+                self.quit(session.quit_nowait()).await;
                 return Err(failure);
             }
         };
@@ -341,13 +309,9 @@ impl Run<'_> {
     ) -> Result<(Authenticated<Stream>, AuthMethod), Failure> {
         let t = self.target;
         let encrypted = session.stream_ref().is_tls();
-        if !encrypted && !t.allow_plaintext_password {
-            self.smtp_quit(session.quit_nowait()).await;
-            return Err(Failure::new(
-                FailureKind::PlaintextRefused,
-                Phase::Auth,
-                "refusing to send the password in cleartext (AUTH over a connection without TLS); use tls starttls or implicit, or set allow_plaintext_password",
-            ));
+        if let Err(refused) = self.refuse_cleartext(encrypted, "AUTH", "tls starttls or implicit") {
+            self.quit(session.quit_nowait()).await;
+            return Err(refused);
         }
         let ext = session.extensions();
         let method = match t.auth {
@@ -374,13 +338,10 @@ impl Run<'_> {
                     "the server does not offer AUTH on this connection without TLS".to_string()
                 }
             };
-            self.smtp_quit(session.quit_nowait()).await;
+            self.quit(session.quit_nowait()).await;
             return Err(Failure::new(FailureKind::AuthUnsupported, Phase::Auth, why));
         };
-        if !encrypted {
-            self.warnings
-                .push("the password was sent in cleartext (allow_plaintext_password)".into());
-        }
+        self.warn_cleartext(encrypted);
         self.auth_used = Some(method);
         let outcome = self
             .phase(Phase::Auth, async {
@@ -394,9 +355,9 @@ impl Run<'_> {
             Ok(done) => return Ok((done, method)),
             Err(f) => f,
         };
-        let failure = failure(error, Phase::Auth);
+        let failure = error.classify(Phase::Auth);
         if let Some(session) = session {
-            self.smtp_quit(session.quit_nowait()).await;
+            self.quit(session.quit_nowait()).await;
         }
         Err(failure)
     }

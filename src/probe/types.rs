@@ -10,7 +10,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::net::TlsFacts;
-use crate::pop3::{Capabilities, MaildropStat, WireLine};
+use crate::pop3::MaildropStat;
+use crate::wire::{Capabilities, WireLine};
 
 /// What a monitor checks. `pop3` is the point of the tool; the others are
 /// the services a POP3 check depends on, watched so that one broken host

@@ -14,6 +14,8 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::wire::Command;
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Which OAuth2 mechanism.
@@ -26,9 +28,14 @@ pub enum OauthMechanism {
 impl OauthMechanism {
     /// The name in `AUTH <name>`, CAPA's `SASL` line and EHLO's `AUTH`.
     pub fn name(self) -> &'static str {
+        self.mechanism().as_str()
+    }
+
+    /// The same mechanism in the shared list.
+    pub fn mechanism(self) -> super::Mechanism {
         match self {
-            OauthMechanism::XOauth2 => "XOAUTH2",
-            OauthMechanism::OauthBearer => "OAUTHBEARER",
+            OauthMechanism::XOauth2 => super::Mechanism::XOauth2,
+            OauthMechanism::OauthBearer => super::Mechanism::OauthBearer,
         }
     }
 
@@ -152,6 +159,35 @@ pub fn oauthbearer(
         token,
     ))
 }
+
+/// An OAuth2 client response line, sent after `+` (POP3) or `334`
+/// (SMTP). The transcript shows its decoded layout with the token masked.
+pub struct OauthResponse<'a>(pub &'a ClientResponse);
+
+impl std::fmt::Display for OauthResponse<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0.encoded().expose_secret())
+    }
+}
+
+impl Command for OauthResponse<'_> {
+    fn masked(&self) -> String {
+        self.0.masked().to_string()
+    }
+}
+
+/// The client's answer to an OAuth2 error challenge
+/// ([`OauthMechanism::error_reply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OauthErrorReply(pub OauthMechanism);
+
+impl std::fmt::Display for OauthErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0.error_reply())
+    }
+}
+
+impl Command for OauthErrorReply {}
 
 /// The base64 forms a token can take on the wire, longest first: what a
 /// probe's scrubbing removes from every text a server sends back.
@@ -332,6 +368,29 @@ mod tests {
         let shown = format!("{r:?}");
         assert!(!shown.contains("Sup3rTok"));
         assert!(!shown.contains(r.encoded().expose_secret()));
+    }
+
+    #[test]
+    fn command_lines_are_pinned_and_masked() {
+        let r = xoauth2("u", &secret("Tok")).unwrap();
+        assert_eq!(
+            super::super::AuthStart(OauthMechanism::XOauth2.mechanism()).to_string(),
+            "AUTH XOAUTH2\r\n"
+        );
+        assert_eq!(
+            super::super::AuthStart(OauthMechanism::OauthBearer.mechanism()).to_string(),
+            "AUTH OAUTHBEARER\r\n"
+        );
+        assert_eq!(
+            OauthResponse(&r).to_string(),
+            format!("{}\r\n", r.encoded().expose_secret())
+        );
+        assert_eq!(OauthResponse(&r).masked(), "user=u^Aauth=Bearer ***^A^A");
+        assert_eq!(OauthErrorReply(OauthMechanism::XOauth2).to_string(), "\r\n");
+        assert_eq!(
+            OauthErrorReply(OauthMechanism::OauthBearer).to_string(),
+            "AQ==\r\n"
+        );
     }
 
     #[test]

@@ -9,14 +9,12 @@
 //! when a limit fires.
 
 use secrecy::SecretString;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::pop3::{self, Conn, Transcript};
+use crate::sasl::{self, login, Auth, AuthStart, Mechanism, SecretResponse};
+use crate::wire::{self, BadArgument, Conn, Transcript};
 
-use super::command::{
-    self, plain_credentials, AuthPlain, AuthStart, BadArgument, Ehlo, HelloName, Helo, LoginUser,
-    SaslSecret, SmtpCommand, StartTls,
-};
+use super::command::{self, Ehlo, HelloName, Helo, SmtpCommand, StartTls};
 use super::ehlo::Extensions;
 use super::reply::{Assembler, BadReply, Reply, MAX_REPLY_LINES};
 
@@ -29,7 +27,7 @@ pub enum Error {
     Closed,
     #[error(
         "response too large: a line over {} bytes or a reply over {MAX_REPLY_LINES} lines",
-        pop3::MAX_LINE
+        wire::MAX_LINE
     )]
     TooLarge,
     #[error("protocol error: {0}")]
@@ -41,15 +39,13 @@ pub enum Error {
     Argument(#[from] BadArgument),
 }
 
-impl From<pop3::Error> for Error {
-    fn from(e: pop3::Error) -> Self {
+impl From<wire::Error> for Error {
+    fn from(e: wire::Error) -> Self {
         match e {
-            pop3::Error::Io(io) => Error::Io(io),
-            pop3::Error::Closed => Error::Closed,
-            pop3::Error::TooLarge => Error::TooLarge,
-            pop3::Error::Argument(a) => Error::Argument(a),
-            // The shared line reader parses nothing, so these do not occur.
-            other => Error::Protocol(other.to_string()),
+            wire::Error::Io(io) => Error::Io(io),
+            wire::Error::Closed => Error::Closed,
+            wire::Error::TooLarge => Error::TooLarge,
+            wire::Error::Argument(a) => Error::Argument(a),
         }
     }
 }
@@ -106,12 +102,10 @@ fn challenge(reply: Reply) -> Result<(), Error> {
     }
 }
 
-async fn quit_nowait<S: AsyncRead + AsyncWrite + Unpin>(mut conn: Conn<S>) -> Result<(), Error> {
-    send(&mut conn, &command::Quit).await?;
-    // FIN (and TLS close_notify) after QUIT: the server reads QUIT first,
-    // so it logs a clean end of session rather than a lost connection.
-    conn.io.get_mut().shutdown().await.map_err(Error::Io)?;
-    Ok(())
+/// QUIT, then FIN at once: the server reads QUIT first, so it logs a
+/// clean end of session rather than a lost connection.
+async fn quit_nowait<S: AsyncRead + AsyncWrite + Unpin>(conn: Conn<S>) -> Result<(), Error> {
+    Ok(conn.send_and_close(&command::Quit).await?)
 }
 
 /// The banner has been read; EHLO comes next.
@@ -149,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     pub fn stream_ref(&self) -> &S {
-        self.conn.io.get_ref()
+        self.conn.stream_ref()
     }
 
     /// EHLO; when the server answers it with 5yz (it does not know ESMTP),
@@ -220,7 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     pub fn stream_ref(&self) -> &S {
-        self.conn.io.get_ref()
+        self.conn.stream_ref()
     }
 
     /// STARTTLS. On `220`, hands back the raw stream for the handshake.
@@ -239,15 +233,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "expected 220 to STARTTLS, got {reply}"
             )));
         }
-        if !self.conn.io.buffer().is_empty() {
+        if self.conn.has_buffered() {
             return Err(Error::Protocol(
                 "server sent data after the STARTTLS reply, before TLS began".into(),
             ));
         }
-        Ok(StartTlsOutcome::Ready(
-            self.conn.io.into_inner(),
-            self.banner,
-        ))
+        Ok(StartTlsOutcome::Ready(self.conn.into_stream(), self.banner))
     }
 
     /// AUTH PLAIN, with the initial response on the AUTH line when it fits
@@ -273,23 +264,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn plain(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
-        let creds = plain_credentials(user, password)?;
-        let auth = AuthPlain::with_limit(&creds, command::MAX_COMMAND_LINE);
+        let creds = sasl::plain::initial_response(user, password)?;
+        let auth = Auth::new(Mechanism::Plain, &creds, command::MAX_COMMAND_LINE);
         if auth.fits_initial_response() {
             send(&mut self.conn, &auth).await?;
         } else {
-            send(&mut self.conn, &AuthStart::Plain).await?;
+            send(&mut self.conn, &AuthStart(Mechanism::Plain)).await?;
             challenge(read_reply(&mut self.conn).await?)?;
-            send(&mut self.conn, &SaslSecret::encoded(&creds)).await?;
+            send(&mut self.conn, &SecretResponse::encoded(&creds)).await?;
         }
         positive(read_reply(&mut self.conn).await?, "235 to AUTH")?;
         Ok(())
     }
 
     async fn login(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {
-        let user = LoginUser::new(user)?;
-        let password = SaslSecret::login_password(password)?;
-        send(&mut self.conn, &AuthStart::Login).await?;
+        let user = login::User::new(user)?;
+        let password = login::password(password)?;
+        send(&mut self.conn, &AuthStart(Mechanism::Login)).await?;
         challenge(read_reply(&mut self.conn).await?)?;
         send(&mut self.conn, &user).await?;
         challenge(read_reply(&mut self.conn).await?)?;
@@ -337,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Authenticated<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A scripted peer: the server side writes all its chunks up front and
     /// closes its half, then records every byte the client sends.

@@ -1,5 +1,7 @@
 //! SMTP commands, one type each. `Display` writes the exact wire line,
-//! CRLF included; `masked` is what a transcript may show.
+//! CRLF included; `masked` is what a transcript may show. `AUTH` and the
+//! SASL responses are `sasl`'s, shared with POP3; they are sealed in here
+//! as SMTP commands.
 //!
 //! There is deliberately no MAIL, RCPT, DATA, BDAT, VRFY, EXPN, ETRN or
 //! RSET here: a monitor has no business sending mail or asking about
@@ -10,10 +12,8 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretString};
-
-pub use crate::pop3::command::{plain_credentials, AuthPlain, BadArgument, Command};
+use crate::sasl::{login, Auth, AuthStart, SecretResponse};
+use crate::wire::{BadArgument, Command};
 
 /// RFC 5321 section 4.5.3.1.4: a command line is at most 512 octets with
 /// its CRLF. RFC 4954 says an initial response that would not fit goes on
@@ -130,107 +130,22 @@ impl fmt::Display for Quit {
 
 impl Command for Quit {}
 
-/// `AUTH <mechanism>` with no initial response: PLAIN when the credentials
-/// are too long for one line, LOGIN always.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthStart {
-    Plain,
-    Login,
-}
-
-impl fmt::Display for AuthStart {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AuthStart::Plain => f.write_str("AUTH PLAIN\r\n"),
-            AuthStart::Login => f.write_str("AUTH LOGIN\r\n"),
-        }
-    }
-}
-
-impl Command for AuthStart {}
-
-/// The user name in base64, answering LOGIN's `334 VXNlcm5hbWU6`. Not a
-/// secret: the transcript shows it as sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginUser(String);
-
-impl LoginUser {
-    pub fn new(user: &str) -> Result<LoginUser, BadArgument> {
-        if user.is_empty() {
-            return Err(BadArgument::Empty { what: "user name" });
-        }
-        // Base64 cannot carry a line break onto the wire, but a NUL or CR
-        // in a user name is a configuration mistake worth saying so.
-        if user.chars().any(char::is_control) {
-            return Err(BadArgument::Control { what: "user name" });
-        }
-        Ok(LoginUser(
-            base64::engine::general_purpose::STANDARD.encode(user),
-        ))
-    }
-}
-
-impl fmt::Display for LoginUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\r\n", self.0)
-    }
-}
-
-impl Command for LoginUser {}
-
-/// A secret SASL response line: PLAIN's credentials after a bare `334`, or
-/// the base64 password answering LOGIN's `334 UGFzc3dvcmQ6`.
-pub struct SaslSecret(SecretString);
-
-impl SaslSecret {
-    /// PLAIN credentials, already base64 (see [`plain_credentials`]).
-    pub fn encoded(credentials: &SecretString) -> SaslSecret {
-        SaslSecret(credentials.clone())
-    }
-
-    /// LOGIN's password step: the password in base64.
-    pub fn login_password(password: &SecretString) -> Result<SaslSecret, BadArgument> {
-        if password.expose_secret().is_empty() {
-            return Err(BadArgument::Empty { what: "password" });
-        }
-        Ok(SaslSecret(SecretString::from(
-            base64::engine::general_purpose::STANDARD.encode(password.expose_secret()),
-        )))
-    }
-}
-
-impl fmt::Debug for SaslSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SaslSecret(***)")
-    }
-}
-
-impl fmt::Display for SaslSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\r\n", self.0.expose_secret())
-    }
-}
-
-impl Command for SaslSecret {
-    fn masked(&self) -> String {
-        "***".to_string()
-    }
-}
-
 smtp_command!(
     Ehlo<'_>,
     Helo<'_>,
     StartTls,
     Quit,
-    AuthPlain<'_>,
+    Auth<'_>,
     AuthStart,
-    LoginUser,
-    SaslSecret
+    login::User,
+    SecretResponse
 );
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sasl::{self, Mechanism};
+    use secrecy::SecretString;
 
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_string())
@@ -243,20 +158,20 @@ mod tests {
         assert_eq!(Helo(&name).to_string(), "HELO probe.example.org\r\n");
         assert_eq!(StartTls.to_string(), "STARTTLS\r\n");
         assert_eq!(Quit.to_string(), "QUIT\r\n");
-        assert_eq!(AuthStart::Plain.to_string(), "AUTH PLAIN\r\n");
-        assert_eq!(AuthStart::Login.to_string(), "AUTH LOGIN\r\n");
-        assert_eq!(LoginUser::new("tim").unwrap().to_string(), "dGlt\r\n");
+        assert_eq!(AuthStart(Mechanism::Plain).to_string(), "AUTH PLAIN\r\n");
+        assert_eq!(AuthStart(Mechanism::Login).to_string(), "AUTH LOGIN\r\n");
+        assert_eq!(login::User::new("tim").unwrap().to_string(), "dGlt\r\n");
         let pw = secret("tanstaaftanstaaf");
         assert_eq!(
-            SaslSecret::login_password(&pw).unwrap().to_string(),
+            login::password(&pw).unwrap().to_string(),
             "dGFuc3RhYWZ0YW5zdGFhZg==\r\n"
         );
     }
 
     #[test]
     fn auth_plain_rfc4616_example() {
-        let creds = plain_credentials("tim", &secret("tanstaaftanstaaf")).unwrap();
-        let cmd = AuthPlain::with_limit(&creds, MAX_COMMAND_LINE);
+        let creds = sasl::plain::initial_response("tim", &secret("tanstaaftanstaaf")).unwrap();
+        let cmd = Auth::new(Mechanism::Plain, &creds, MAX_COMMAND_LINE);
         assert_eq!(
             cmd.to_string(),
             "AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n"
@@ -269,20 +184,20 @@ mod tests {
     #[test]
     fn initial_response_limit_is_smtps_512() {
         // 300 characters would not fit POP3's 255 but fits SMTP's 512.
-        let creds = plain_credentials("u", &secret(&"x".repeat(300))).unwrap();
-        assert!(AuthPlain::with_limit(&creds, MAX_COMMAND_LINE).fits_initial_response());
-        let creds = plain_credentials("u", &secret(&"x".repeat(400))).unwrap();
-        assert!(!AuthPlain::with_limit(&creds, MAX_COMMAND_LINE).fits_initial_response());
+        let creds = sasl::plain::initial_response("u", &secret(&"x".repeat(300))).unwrap();
+        assert!(Auth::new(Mechanism::Plain, &creds, MAX_COMMAND_LINE).fits_initial_response());
+        let creds = sasl::plain::initial_response("u", &secret(&"x".repeat(400))).unwrap();
+        assert!(!Auth::new(Mechanism::Plain, &creds, MAX_COMMAND_LINE).fits_initial_response());
     }
 
     #[test]
     fn secrets_are_masked() {
         let pw = secret("hunter2");
-        let s = SaslSecret::login_password(&pw).unwrap();
+        let s = login::password(&pw).unwrap();
         assert_eq!(s.masked(), "***");
         assert!(!format!("{s:?}").contains("aHVudGVyMg"));
         // The user name is no secret: shown as sent.
-        assert_eq!(LoginUser::new("bob").unwrap().masked(), "Ym9i");
+        assert_eq!(login::User::new("bob").unwrap().masked(), "Ym9i");
     }
 
     #[test]
@@ -312,9 +227,9 @@ mod tests {
 
     #[test]
     fn bad_credentials_are_refused() {
-        assert!(LoginUser::new("").is_err());
-        assert!(LoginUser::new("a\0b").is_err());
-        assert!(SaslSecret::login_password(&secret("")).is_err());
-        assert!(plain_credentials("u", &secret("a\0b")).is_err());
+        assert!(login::User::new("").is_err());
+        assert!(login::User::new("a\0b").is_err());
+        assert!(login::password(&secret("")).is_err());
+        assert!(sasl::plain::initial_response("u", &secret("a\0b")).is_err());
     }
 }

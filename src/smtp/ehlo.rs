@@ -7,7 +7,7 @@
 //! PIPELINING, `implementation` the software named in the banner, and `raw`
 //! every extension line. The POP3-only fields stay empty.
 
-use crate::pop3::Capabilities;
+use crate::wire::Capabilities;
 
 use super::reply::Reply;
 

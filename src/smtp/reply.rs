@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::pop3::response::sanitize;
+use crate::wire::sanitize;
 
 /// The most lines one reply may have. An EHLO reply lists one extension a
 /// line and real servers send a dozen or two; this leaves room for chatty

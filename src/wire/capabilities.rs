@@ -1,0 +1,35 @@
+//! The one capability record both protocols fill: POP3 from CAPA
+//! (`pop3::capa`), SMTP from EHLO and the banner (`smtp::ehlo`). Reports,
+//! drift detection and stored results need no second shape.
+
+use serde::{Deserialize, Serialize};
+
+/// The capabilities a probe cares about, plus every line verbatim. For
+/// SMTP, `stls` means STARTTLS, `sasl` the AUTH mechanisms,
+/// `implementation` the software the banner names; the POP3-only fields
+/// stay empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// RFC 2595: STLS offered (SMTP: STARTTLS).
+    pub stls: bool,
+    /// RFC 2449: USER/PASS offered.
+    pub user: bool,
+    /// RFC 2449/5034: SASL mechanisms, upper-cased.
+    pub sasl: Vec<String>,
+    pub pipelining: bool,
+    pub resp_codes: bool,
+    pub auth_resp_code: bool,
+    /// Minimum seconds between logins, if announced. `None` when the server
+    /// did not say; a per-user value (`USER` suffix) is still a number.
+    pub login_delay: Option<u64>,
+    pub expire: Option<String>,
+    pub implementation: Option<String>,
+    /// Every capability line as sent (sanitized), for reports and drift.
+    pub raw: Vec<String>,
+}
+
+impl Capabilities {
+    pub fn has_sasl(&self, mechanism: &str) -> bool {
+        self.sasl.iter().any(|m| m.eq_ignore_ascii_case(mechanism))
+    }
+}
