@@ -418,3 +418,123 @@ async fn a_broken_oauth2_credential_names_its_field_and_spares_the_rest() {
     let shown = format!("{:?}", config.problems);
     assert!(shown.contains("credentials.m365.oauth2.tenant"), "{shown}");
 }
+
+// ---------------------------------------------------------------------------
+// SMTP AUTH XOAUTH2 / OAUTHBEARER: a real token, a scripted server that
+// records what it was sent (Exim's Dovecot-auth route is not wired yet).
+// ---------------------------------------------------------------------------
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Serve one SMTP session: after EHLO offer `mechs`, answer the AUTH
+/// response with `after_response` (and whatever the client says next with
+/// `after_error_reply`). Returns every line the client sent.
+async fn scripted_smtp(
+    mechs: &'static str,
+    after_response: &'static str,
+    after_error_reply: &'static str,
+) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        let mut got = Vec::new();
+        w.write_all(b"220 mx.test ESMTP\r\n").await.unwrap();
+        let mut stage = 0;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).await.unwrap() == 0 {
+                break;
+            }
+            let line = line.trim_end().to_string();
+            got.push(line.clone());
+            let answer = if line.starts_with("EHLO") {
+                format!("250-mx.test\r\n250 AUTH {mechs}\r\n")
+            } else if line.starts_with("AUTH ") {
+                stage = 1;
+                "334 \r\n".to_string()
+            } else if line.starts_with("QUIT") {
+                w.write_all(b"221 bye\r\n").await.ok();
+                break;
+            } else if stage == 1 {
+                stage = 2;
+                format!("{after_response}\r\n")
+            } else {
+                format!("{after_error_reply}\r\n")
+            };
+            w.write_all(answer.as_bytes()).await.unwrap();
+        }
+        got
+    });
+    (port, task)
+}
+
+fn smtp_target(s: &OAuth2Servers, port: u16, auth: AuthMethod, cache: &Arc<TokenCache>) -> Target {
+    let mut t = target(s, auth, cache);
+    t.kind = pop3_probe::probe::Kind::Smtp;
+    t.port = port;
+    t.tls = pop3_probe::probe::TlsMode::None;
+    // Loopback script without TLS: the token may go in cleartext here only.
+    t.allow_plaintext_password = true;
+    t.ehlo_name = Some("probe.test".into());
+    t
+}
+
+#[tokio::test]
+async fn smtp_auth_xoauth2_sends_the_layout_in_the_two_step_form() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let (port, server) =
+        scripted_smtp("PLAIN XOAUTH2", "235 2.7.0 Authentication successful", "").await;
+    let r = probe::check(&smtp_target(s, port, AuthMethod::Auto, &cache)).await;
+    assert_eq!(r.status, Status::Up, "{}", pop3_probe::output::human(&r));
+    assert_eq!(r.auth_used, Some(AuthMethod::Xoauth2));
+    let sent = server.await.unwrap();
+    let token = current_token(&cache, s).await;
+    let i = sent
+        .iter()
+        .position(|l| l == "AUTH XOAUTH2")
+        .expect("AUTH XOAUTH2 alone");
+    let decoded =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &sent[i + 1]).unwrap();
+    assert_eq!(
+        decoded,
+        format!("user=probe\x01auth=Bearer {token}\x01\x01").into_bytes()
+    );
+    assert_no_secrets(s, &r, &[token]);
+}
+
+#[tokio::test]
+async fn smtp_error_challenge_is_answered_and_decoded() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    // Microsoft's and Google's shape: 334 with a base64 JSON status.
+    let (port, server) = scripted_smtp(
+        "XOAUTH2 OAUTHBEARER",
+        "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJtYWlsIn0=",
+        "535 5.7.3 Authentication unsuccessful",
+    )
+    .await;
+    let r = probe::check(&smtp_target(s, port, AuthMethod::Auto, &cache)).await;
+    assert_eq!(
+        r.failure,
+        Some(FailureKind::AuthFailed),
+        "{}",
+        pop3_probe::output::human(&r)
+    );
+    assert_eq!(r.auth_used, Some(AuthMethod::Oauthbearer));
+    assert_eq!(
+        r.oauth2.as_ref().unwrap().server_status.as_deref(),
+        Some("status=invalid_token scope=mail")
+    );
+    let sent = server.await.unwrap();
+    let i = sent.iter().position(|l| l == "AUTH OAUTHBEARER").unwrap();
+    assert_eq!(
+        sent[i + 2],
+        "AQ==",
+        "RFC 7628's %x01 answers the challenge: {sent:?}"
+    );
+    assert_no_secrets(s, &r, &[current_token(&cache, s).await]);
+}
