@@ -169,7 +169,12 @@ fn templates_have_the_right_ports_modes_and_auth_notes() {
         n.contains("OAuth2") && n.contains("basic authentication"),
         "{n}"
     );
-    for step in ["POP.AccessAsApp", "New-ServicePrincipal", "Add-MailboxPermission", "admin consent"] {
+    for step in [
+        "POP.AccessAsApp",
+        "New-ServicePrincipal",
+        "Add-MailboxPermission",
+        "admin consent",
+    ] {
         assert!(n.contains(step), "{step}: {n}");
     }
 
@@ -193,7 +198,9 @@ fn templates_have_the_right_ports_modes_and_auth_notes() {
     );
     let n = notes(&v);
     assert!(
-        n.contains("app password") && n.contains("2-Step Verification") && n.contains("refresh token"),
+        n.contains("app password")
+            && n.contains("2-Step Verification")
+            && n.contains("refresh token"),
         "{n}"
     );
 
