@@ -199,8 +199,10 @@ pub struct CheckArgs {
     #[arg(long, short)]
     pub verbose: bool,
 
+    /// Boxed: the OAuth2 flags would make every other subcommand's
+    /// arguments as large as these.
     #[command(flatten)]
-    pub oauth2: OAuth2Args,
+    pub oauth2: Box<OAuth2Args>,
 }
 
 /// Log in with an OAuth2 access token (XOAUTH2 / OAUTHBEARER); see docs/oauth2.md.
