@@ -538,3 +538,73 @@ async fn smtp_error_challenge_is_answered_and_decoded() {
     );
     assert_no_secrets(s, &r, &[current_token(&cache, s).await]);
 }
+
+// ---------------------------------------------------------------------------
+// The CLI's --oauth2-* flags.
+// ---------------------------------------------------------------------------
+
+fn cli(s: &OAuth2Servers, secret: &str, extra: &[&str]) -> (i32, String, String) {
+    let target = format!(
+        "pop3s://{}@127.0.0.1:{}",
+        s.get("MAILBOX"),
+        s.port("POP3S_OAUTH_PORT")
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+        .args([
+            "check",
+            &target,
+            "--ca-file",
+            s.get("CA_PEM"),
+            "--tls-server-name",
+            "localhost",
+        ])
+        .args([
+            "--oauth2-token-url",
+            s.get("TOKEN_URL"),
+            "--oauth2-scope",
+            s.get("SCOPE"),
+        ])
+        .args([
+            "--oauth2-client-id",
+            s.get("CLIENT_ID"),
+            "--oauth2-ca-file",
+            s.get("CA_PEM"),
+        ])
+        .args(["--oauth2-client-secret-env", "POP3_PROBE_TEST_CLI_SECRET"])
+        .args(["--warn", "20s", "--crit", "25s", "--timeout", "30s"])
+        .args(extra)
+        .env("POP3_PROBE_TEST_CLI_SECRET", secret)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_logs_in_with_oauth2_flags_and_shows_the_token_phase() {
+    let s = servers();
+    let (code, out, err) = cli(
+        s,
+        s.get("CLIENT_SECRET"),
+        &["--auth", "xoauth2", "--json", "--verbose"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "up");
+    assert_eq!(v["oauth2"]["grant"], "client_credentials");
+    assert!(v["phases"][0]["phase"] == "token", "{out}");
+    assert!(err.contains("auth=Bearer ***"), "{err}");
+    for text in [&out, &err] {
+        assert!(!text.contains(s.get("CLIENT_SECRET")));
+    }
+    let (code, out, _) = cli(s, "Wrong-Secret-0000", &["--auth", "oauthbearer"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("oauth2_token_failed") && out.contains("invalid_client"),
+        "{out}"
+    );
+    assert!(!out.contains("Wrong-Secret-0000"));
+}
