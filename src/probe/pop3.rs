@@ -329,7 +329,7 @@ impl Run<'_> {
                     .unwrap_or_default();
                 failure.message = format!(
                     "the mail server refused a freshly issued OAuth2 token{status}: {}. {}",
-                    failure.reply.as_deref().unwrap_or(""),
+                    failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
                     super::oauth_hint(cred.provider)
                 );
             }

@@ -457,7 +457,7 @@ impl Run<'_> {
                 .unwrap_or_default();
             failure.message = format!(
                 "the mail server refused the OAuth2 token{st}: {}. {}",
-                failure.reply.as_deref().unwrap_or(""),
+                failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
                 t.oauth2
                     .as_ref()
                     .map(|c| super::oauth_hint(c.provider))
