@@ -6,9 +6,11 @@ DOVECOT_DIR ?= /tmp/pop3-probe-dovecot
 export POP3_PROBE_DOVECOT_DIR := $(DOVECOT_DIR)
 SMTP_DIR ?= /tmp/pop3-probe-smtp
 export POP3_PROBE_SMTP_DIR := $(SMTP_DIR)
+OAUTH2_DIR ?= /tmp/pop3-probe-oauth2
+export POP3_PROBE_OAUTH2_DIR := $(OAUTH2_DIR)
 BIN         := target/release/pop3-probe
 
-.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop clean help fuzz fuzz-ci soak
+.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop oauth2-start oauth2-stop clean help fuzz fuzz-ci soak
 
 all: build
 
@@ -41,6 +43,13 @@ smtp-start:
 smtp-stop:
 	bash tests/smtp/stop.sh $(SMTP_DIR)
 
+# oidc-provider (npm) and a Dovecot that takes only its tokens (docs/oauth2.md).
+oauth2-start:
+	bash tests/oauth2/ensure.sh $(OAUTH2_DIR)
+
+oauth2-stop:
+	bash tests/oauth2/stop.sh $(OAUTH2_DIR)
+
 # The main job on a fresh machine: no AWS account needed. The example
 # config watches the local Dovecot; one monitor (an expired certificate) is
 # down on purpose, so exit code 2 is expected here.
@@ -55,7 +64,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test-rust: dovecot-start smtp-start
+test-rust: dovecot-start smtp-start oauth2-start
 	$(CARGO) test --locked --all-targets
 
 include infra/Makefile.fragment
