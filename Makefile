@@ -10,20 +10,28 @@ OAUTH2_DIR ?= /tmp/pop3-probe-oauth2
 export POP3_PROBE_OAUTH2_DIR := $(OAUTH2_DIR)
 BIN         := target/release/pop3-probe
 
-.PHONY: all setup build run check-example test test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop oauth2-start oauth2-stop clean help fuzz fuzz-ci soak
+.PHONY: all setup build run test test-fast test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop oauth2-start oauth2-stop clean help fuzz fuzz-ci soak
 
 all: build
 
 help:
-	@echo "make run        set up, start a local Dovecot, probe it with the example"
-	@echo "make test       set up, lint, and run every test"
-	@echo "make build      release build of the CLI and the Lambda"
-	@echo "make lint       cargo fmt --check and clippy -D warnings"
-	@echo "make fuzz       every fuzz target for 10 minutes (fuzz-ci: 1 minute)"
-	@echo "make soak       the fault soak, 30 cycles (SOAK_CYCLES=N)"
-	@echo "make bench      benchmarks against the tools people use; rewrites BENCHMARKS.md"
+	@echo "make run         set up, start a local Dovecot and Exim, probe them with the example"
+	@echo "make test        set up, lint, and run every test (what CI runs)"
+	@echo "make test-fast   the tests that need no server: unit, scripted servers, pipeline, properties"
+	@echo "make test-rust   every cargo test (starts the test Dovecot and Exim first)"
+	@echo "make test-infra  Terraform: fmt, validate, checkov, apply/destroy against moto, IAM vs code"
+	@echo "make build       release build of the CLI and the Lambda"
+	@echo "make lambda      the arm64 Lambda zip (cargo lambda)"
+	@echo "make deploy      terraform apply of infra/examples/complete (deploy-plan, deploy-destroy)"
+	@echo "make lint        cargo fmt --check and clippy -D warnings"
+	@echo "make fuzz        every fuzz target for 10 minutes (FUZZ_SECONDS=N); fuzz-ci: 1 minute each"
+	@echo "make soak        the fault soak, 30 cycles (SOAK_CYCLES=N)"
+	@echo "make bench       benchmarks against the tools people use; rewrites BENCHMARKS.md"
+	@echo "make bench-ci    the short benchmark run that make test includes"
 	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
 	@echo "make smtp-start / smtp-stop         the test Exim (SMTP) on loopback"
+	@echo "make oauth2-start / oauth2-stop     oidc-provider and the OAuth2 Dovecot on loopback"
+	@echo "make clean       stop the test servers, cargo clean"
 
 setup:
 	bash scripts/setup.sh
@@ -66,6 +74,12 @@ lint:
 
 test-rust: dovecot-start smtp-start oauth2-start
 	$(CARGO) test --locked --all-targets
+
+# No server, no AWS emulator, no browser: the unit tests and the test files
+# that play the server themselves. A minute or two on a warm build.
+FAST_TESTS := pipeline properties scripted smtp_scripted init
+test-fast:
+	$(CARGO) test --locked --lib $(addprefix --test ,$(FAST_TESTS))
 
 include infra/Makefile.fragment
 include bench/Makefile.fragment

@@ -3,11 +3,13 @@
 # (scripts/setup.sh: Rust, Dovecot, cargo-lambda). Idempotent; runs as root.
 #   bash bench/setup.sh [--no-zip]
 set -euo pipefail
+# The peers are in the project's one package list (scripts/packages.debian);
+# install any that are missing.
+. "$(dirname "$0")/../scripts/packages.sh"
 need=()
-[[ -x /usr/bin/prometheus-blackbox-exporter ]] || need+=(prometheus-blackbox-exporter)
-[[ -x /usr/lib/nagios/plugins/check_pop ]] || need+=(monitoring-plugins-basic)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
+for pkg in $(debian_packages); do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

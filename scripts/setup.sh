@@ -11,7 +11,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 need_apt=()
-for pkg in dovecot-pop3d dovecot-imapd openssl util-linux python3-venv exim4-daemon-light chromium fonts-liberation curl nodejs; do
+. "$(dirname "$0")/packages.sh"
+for pkg in $(debian_packages); do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

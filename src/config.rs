@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::probe::{AuthMethod, Kind, Target, TlsMode};
+use crate::limits::{self, ThresholdConflict};
+use crate::probe::{AuthMethod, Kind, Target, TlsMode, DEFAULT_TIMEOUT};
+use crate::profile;
 use crate::sinks::SecretSource;
 
 /// An error that names where in the document it is.
@@ -25,10 +27,13 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// Paths and messages quote what the document says (a key, a name, an
+    /// unknown field) and end up on terminals and in alerts: control
+    /// characters are made visible here, once, for every error.
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
-            path: path.into(),
-            message: message.into(),
+            path: crate::text::terminal_safe(&path.into()),
+            message: crate::text::terminal_safe(&message.into()),
         }
     }
 }
@@ -69,17 +74,20 @@ pub struct RunSettings {
     pub namespace: Option<String>,
     /// How often the list is run, in seconds (the Lambda's schedule, or
     /// `run --every`). Used to warn when a server's LOGIN-DELAY is longer.
+    /// At most 604800 (a week).
     pub schedule_seconds: Option<u64>,
     /// Probes in flight at once. Default 32.
     pub concurrency: Option<usize>,
     /// Extra attempts for a failed probe, if time allows. Default 1.
     pub retries: Option<u32>,
-    /// Pause before a retry. Default 1000.
+    /// Pause before a retry. Default 1000, at most 600000.
     pub retry_delay_ms: Option<u64>,
     /// The whole run must finish within this (in Lambda, also within the
-    /// invocation's remaining time). Default 60000.
+    /// invocation's remaining time). Default 60000, at least 1000, at most
+    /// 86400000 (a day).
     pub deadline_ms: Option<u64>,
-    /// Re-read credential secrets after this long (warm Lambdas). Default 300.
+    /// Re-read credential secrets after this long (warm Lambdas). Default
+    /// 300, at most 604800.
     pub secrets_ttl_seconds: Option<u64>,
 }
 
@@ -90,26 +98,27 @@ macro_rules! monitor_settings {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: $ty,)*
-            /// TCP port. Default 995 for `implicit` TLS, else 110.
+            // The kind-specific fields' schema text comes from the
+            // profile table (`json_schema`), not from doc comments.
             pub port: Option<u16>,
-            /// `implicit` (alias `ssl`), `starttls` (alias `tls`),
-            /// `starttls-if-available` (alias `tls-if-available`), `none`. Default `implicit`.
             pub tls: Option<TlsMode>,
-            /// `auto`, `apop`, `user`, `sasl-plain`, `none`. Default `auto`.
             pub auth: Option<AuthMethod>,
-            /// Name of an entry in `credentials`. Required unless `auth` is `none`.
             pub credentials: Option<String>,
-            /// The whole probe's time limit. Default 10000.
+            /// The whole probe's time limit. Default 10000, at most 3600000 (and
+            /// within `run.deadline_ms`).
             pub timeout_ms: Option<u64>,
-            /// Each phase's own limit inside `timeout_ms`. Default: none.
+            /// Each phase's own limit inside `timeout_ms`. Default: none; at most 3600000.
             pub phase_timeout_ms: Option<u64>,
-            /// Slower than this is `degraded`. Default 2000.
+            /// Slower than this is `degraded`. Default 2000, or `critical_ms` when
+            /// that is shorter.
             pub warning_ms: Option<u64>,
-            /// Slower than this is `down`. Default 8000.
+            /// Slower than this is `down`; at most `timeout_ms`. Default 8000, or
+            /// `timeout_ms` when that is shorter.
             pub critical_ms: Option<u64>,
-            /// Consecutive failed runs before a `down` alert. Default 2.
+            /// Consecutive failed runs before a `down` alert. Default 2, at most 10000.
             pub failures_before_alert: Option<u32>,
-            /// Warn when the certificate expires within this many days. Default 14.
+            /// Warn when the certificate expires within this many days. Default 14,
+            /// at most 3650.
             pub certificate_warning_days: Option<u32>,
             /// Allow USER/PASS or PLAIN without TLS. Default false.
             pub allow_plaintext_password: Option<bool>,
@@ -125,11 +134,9 @@ macro_rules! monitor_settings {
             pub detailed_metrics: Option<bool>,
             /// Probe this monitor at all. Default true.
             pub enabled: Option<bool>,
-            /// While down, alert again after this many minutes; 0 = never. Default 0.
+            /// While down, alert again after this many minutes; 0 = never. Default 0,
+            /// at most 527040 (a year).
             pub renotify_minutes: Option<u64>,
-            /// Ask CAPA on every probe (one more round trip), to alert when
-            /// the server stops offering STLS, a SASL mechanism or APOP.
-            /// Default true; false saves the round trip and the drift alerts.
             pub capabilities: Option<bool>,
         }
     };
@@ -158,8 +165,6 @@ monitor_settings! {
         /// `blocked_by_dependency` and does not alert: the dependency's
         /// alert names the cause once.
         pub depends_on: Option<Vec<String>>,
-        /// SMTP: the name sent with EHLO. Default: the probe's address as a
-        /// literal (`[192.0.2.1]`).
         pub ehlo_name: Option<String>,
         /// Free text for people reading the file (why this monitor exists,
         /// what the provider requires); ignored by the probe.
@@ -365,7 +370,8 @@ impl Config {
                 .get("name")
                 .and_then(Value::as_str)
                 .filter(|n| !n.trim().is_empty())
-                .map(str::to_string)
+                // A name that fails validation is still shown: harmlessly.
+                .map(crate::text::terminal_safe)
                 .unwrap_or_else(|| path.clone());
             let spec =
                 typed::<Monitor>(raw, &path).and_then(|m| config.monitor(m, &defaults, &path));
@@ -588,6 +594,15 @@ impl Config {
         path: &str,
     ) -> Result<Option<MonitorSpec>, ConfigError> {
         let at = |field: &str| format!("{path}.{field}");
+        // The path of the setting the user wrote: the monitor's own, or
+        // the one in `defaults` it inherited.
+        let field_of = |own: bool, name: &str| {
+            if own {
+                at(name)
+            } else {
+                format!("defaults.{name}")
+            }
+        };
         if !m.enabled.or(d.enabled).unwrap_or(true) {
             return Ok(None);
         }
@@ -599,124 +614,108 @@ impl Config {
             ));
         }
         let kind = m.kind.unwrap_or_default();
-        // The defaults' protocol settings are POP3's; another kind takes
-        // only what the monitor itself says.
-        let pop3 = kind == Kind::Pop3;
-        if matches!(kind, Kind::Tcp | Kind::Dns) {
-            for (set, field) in [
-                (m.tls.is_some(), "tls"),
-                (m.auth.is_some(), "auth"),
-                (m.credentials.is_some(), "credentials"),
-                (m.ehlo_name.is_some(), "ehlo_name"),
-                (m.capabilities.is_some(), "capabilities"),
-            ] {
-                if set {
-                    return Err(ConfigError::new(
-                        at(field),
-                        format!("does not apply to a {kind} monitor"),
-                    ));
-                }
+        let profile = profile::of(kind);
+        // The defaults' protocol settings were written for the kinds that
+        // take them (POP3); another kind takes only what the monitor says.
+        let inherit = profile.takes_defaults;
+        fn inherited<T>(inherit: bool, own: Option<T>, default: Option<T>) -> Option<T> {
+            if inherit {
+                own.or(default)
+            } else {
+                own
             }
         }
-        if kind == Kind::Dns && m.port.is_some() {
-            return Err(ConfigError::new(
-                at("port"),
-                "does not apply to a dns monitor (it only resolves the name)",
-            ));
-        }
-        if kind != Kind::Smtp && m.ehlo_name.is_some() {
-            return Err(ConfigError::new(
-                at("ehlo_name"),
-                "applies to smtp monitors only",
-            ));
-        }
-        let tls = match kind {
-            Kind::Pop3 => m.tls.or(d.tls).unwrap_or(TlsMode::Implicit),
-            Kind::Smtp => m.tls.unwrap_or(TlsMode::StarttlsIfAvailable),
-            Kind::Tcp | Kind::Dns => TlsMode::None,
-        };
-        let port = match kind {
-            Kind::Pop3 => {
-                m.port
-                    .or(d.port)
-                    .unwrap_or(if tls == TlsMode::Implicit { 995 } else { 110 })
+        for field in profile::KIND_FIELDS {
+            let set = match field {
+                "tls" => m.tls.is_some(),
+                "auth" => m.auth.is_some(),
+                "credentials" => m.credentials.is_some(),
+                "ehlo_name" => m.ehlo_name.is_some(),
+                "capabilities" => m.capabilities.is_some(),
+                "port" => m.port.is_some(),
+                _ => false,
+            };
+            if set && !profile.accepts(field) {
+                return Err(ConfigError::new(at(field), profile.misfit(field)));
             }
-            Kind::Smtp => m
-                .port
-                .unwrap_or(if tls == TlsMode::Implicit { 465 } else { 25 }),
-            Kind::Tcp => m.port.ok_or_else(|| {
-                ConfigError::new(at("port"), "a tcp monitor needs the port to connect to")
-            })?,
-            Kind::Dns => 0,
+        }
+        let tls = match profile.tls {
+            Some(default) => inherited(inherit, m.tls, d.tls).unwrap_or(default),
+            None => TlsMode::None,
         };
-        if port == 0 && kind != Kind::Dns {
+        let port = match inherited(inherit, m.port, d.port) {
+            Some(p) => p,
+            None => profile
+                .default_port(tls)
+                .map_err(|e| ConfigError::new(at("port"), e))?
+                .unwrap_or(0),
+        };
+        if port == 0 && profile.port != profile::PortRule::NoPort {
             return Err(ConfigError::new(at("port"), "must be between 1 and 65535"));
         }
-        let credentials = if pop3 {
-            m.credentials.clone().or(d.credentials.clone())
-        } else {
-            m.credentials.clone()
-        };
-        let auth = match kind {
-            Kind::Pop3 => m.auth.or(d.auth).unwrap_or(AuthMethod::Auto),
-            // SMTP AUTH is optional: only with a technical account.
-            Kind::Smtp => m.auth.unwrap_or(if credentials.is_some() {
-                AuthMethod::Auto
-            } else {
-                AuthMethod::None
-            }),
-            Kind::Tcp | Kind::Dns => AuthMethod::None,
-        };
-        match (kind, auth) {
-            (Kind::Pop3, AuthMethod::SaslLogin) => {
-                return Err(ConfigError::new(
-                    at("auth"),
-                    "sasl-login is for smtp monitors; POP3 uses auto, apop, user or sasl-plain",
-                ))
-            }
-            (Kind::Smtp, AuthMethod::Apop | AuthMethod::User) => {
-                return Err(ConfigError::new(
-                    at("auth"),
-                    format!(
-                        "{auth} is a POP3 login; smtp uses auto, sasl-plain, sasl-login or none"
-                    ),
-                ))
-            }
-            _ => {}
-        }
-        let timeout = m.timeout_ms.or(d.timeout_ms).unwrap_or(10_000);
-        let warning = m.warning_ms.or(d.warning_ms).unwrap_or(2_000);
-        let critical = m.critical_ms.or(d.critical_ms).unwrap_or(8_000);
-        let field_of = |own: bool, name: &str| {
-            if own {
-                at(name)
-            } else {
-                format!("defaults.{name}")
+        let credentials = inherited(inherit, m.credentials.clone(), d.credentials.clone());
+        let auth = profile
+            .auth(
+                inherited(inherit, m.auth, d.auth),
+                credentials.is_some(),
+                "monitors",
+            )
+            .map_err(|e| ConfigError::new(field_of(m.auth.is_some() || !inherit, "auth"), e))?;
+        let ms = |own: Option<u64>, default: Option<u64>, name: &str| {
+            let v = own.or(default);
+            match v {
+                Some(v) if v > limits::MAX_TIMEOUT.as_millis() as u64 => Err(ConfigError::new(
+                    field_of(own.is_some(), name),
+                    limits::at_most(v, limits::MAX_TIMEOUT.as_millis() as u64).unwrap_err(),
+                )),
+                _ => Ok(v.map(Duration::from_millis)),
             }
         };
-        if timeout == 0 {
+        let timeout = ms(m.timeout_ms, d.timeout_ms, "timeout_ms")?.unwrap_or(DEFAULT_TIMEOUT);
+        let phase_timeout = ms(m.phase_timeout_ms, d.phase_timeout_ms, "phase_timeout_ms")?;
+        let warning_set = ms(m.warning_ms, d.warning_ms, "warning_ms")?;
+        let critical_set = ms(m.critical_ms, d.critical_ms, "critical_ms")?;
+        if timeout.is_zero() {
             return Err(ConfigError::new(
                 field_of(m.timeout_ms.is_some(), "timeout_ms"),
                 "must be more than 0",
             ));
         }
-        if warning >= critical {
-            return Err(ConfigError::new(
-                field_of(m.warning_ms.is_some(), "warning_ms"),
-                format!("warning_ms ({warning}) must be less than critical_ms ({critical})"),
-            ));
-        }
-        if critical > timeout {
-            return Err(ConfigError::new(
-                field_of(m.critical_ms.is_some(), "critical_ms"),
-                format!("critical_ms ({critical}) must not exceed timeout_ms ({timeout})"),
-            ));
-        }
-        let deadline = self.run.deadline.as_millis() as u64;
-        if timeout > deadline {
+        let timeout_ms = timeout.as_millis();
+        let (warning, critical) =
+            limits::thresholds(timeout, warning_set, critical_set).map_err(|conflict| {
+                match conflict {
+                    ThresholdConflict::CriticalOverTimeout { critical, .. } => ConfigError::new(
+                        field_of(m.critical_ms.is_some(), "critical_ms"),
+                        format!(
+                            "critical_ms ({}) must not exceed timeout_ms ({timeout_ms})",
+                            critical.as_millis()
+                        ),
+                    ),
+                    ThresholdConflict::WarningNotBelowCritical {
+                        warning,
+                        critical,
+                        critical_set,
+                    } => ConfigError::new(
+                        field_of(m.warning_ms.is_some(), "warning_ms"),
+                        format!(
+                            "warning_ms ({}) must be less than critical_ms ({}{})",
+                            warning.as_millis(),
+                            critical.as_millis(),
+                            if critical_set {
+                                ""
+                            } else {
+                                ", which follows timeout_ms when not set"
+                            }
+                        ),
+                    ),
+                }
+            })?;
+        let deadline = self.run.deadline.as_millis();
+        if timeout_ms > deadline {
             return Err(ConfigError::new(
                 field_of(m.timeout_ms.is_some(), "timeout_ms"),
-                format!("timeout_ms ({timeout}) is longer than the run allows (run.deadline_ms {deadline})"),
+                format!("timeout_ms ({timeout_ms}) is longer than the run allows (run.deadline_ms {deadline})"),
             ));
         }
         let failures_before_alert = m
@@ -729,6 +728,33 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let bounded = |own: Option<u64>, default: Option<u64>, name: &str, max: u64| {
+            own.or(default)
+                .map(|v| {
+                    limits::at_most(v, max)
+                        .map_err(|e| ConfigError::new(field_of(own.is_some(), name), e))
+                })
+                .transpose()
+        };
+        bounded(
+            m.failures_before_alert.map(u64::from),
+            d.failures_before_alert.map(u64::from),
+            "failures_before_alert",
+            u64::from(limits::MAX_FAILURES_BEFORE_ALERT),
+        )?;
+        let renotify_minutes = bounded(
+            m.renotify_minutes,
+            d.renotify_minutes,
+            "renotify_minutes",
+            limits::MAX_RENOTIFY_MINUTES,
+        )?;
+        let certificate_warning_days = bounded(
+            m.certificate_warning_days.map(u64::from),
+            d.certificate_warning_days.map(u64::from),
+            "certificate_warning_days",
+            u64::from(limits::MAX_CERTIFICATE_WARNING_DAYS),
+        )?
+        .map_or(14, |days| days as u32);
         if auth != AuthMethod::None {
             let Some(name) = &credentials else {
                 return Err(ConfigError::new(
@@ -766,12 +792,10 @@ impl Config {
                 ))
             }
             (Some(pem), None) => Some(pem),
-            (None, Some(file)) => Some(std::fs::read_to_string(&file).map_err(|e| {
-                ConfigError::new(
-                    at("ca_file"),
-                    format!("cannot read {}: {e}", file.display()),
-                )
-            })?),
+            (None, Some(file)) => Some(
+                limits::read_text_file(&file, limits::MAX_CA_FILE_BYTES)
+                    .map_err(|e| ConfigError::new(at("ca_file"), e.to_string()))?,
+            ),
             (None, None) => None,
         };
         if let Some(pem) = &ca_pem {
@@ -780,11 +804,7 @@ impl Config {
         }
         // The name a POP3 server's certificate carries, and the exceptions
         // a POP3 setup needed, say nothing about the SMTP server.
-        let tls_server_name = if pop3 {
-            m.tls_server_name.or(d.tls_server_name.clone())
-        } else {
-            m.tls_server_name
-        };
+        let tls_server_name = inherited(inherit, m.tls_server_name, d.tls_server_name.clone());
         if let Some(name) = &tls_server_name {
             crate::net::server_name(name)
                 .map_err(|e| ConfigError::new(at("tls_server_name"), e))?;
@@ -803,43 +823,32 @@ impl Config {
         target.ehlo_name = m.ehlo_name.clone();
         target.tls = tls;
         target.auth = auth;
-        target.timeout = Duration::from_millis(timeout);
-        target.phase_timeout = m
-            .phase_timeout_ms
-            .or(d.phase_timeout_ms)
-            .map(Duration::from_millis);
-        target.warning = Duration::from_millis(warning);
-        target.critical = Duration::from_millis(critical);
+        target.timeout = timeout;
+        target.phase_timeout = phase_timeout;
+        target.warning = warning;
+        target.critical = critical;
         target.ca_pem = ca_pem;
         target.tls_server_name = tls_server_name;
-        let pop3_default = |own: Option<bool>, default: Option<bool>| {
-            if pop3 { own.or(default) } else { own }.unwrap_or(false)
-        };
-        target.insecure_skip_verify = pop3_default(m.insecure_skip_verify, d.insecure_skip_verify);
-        target.allow_plaintext_password =
-            pop3_default(m.allow_plaintext_password, d.allow_plaintext_password);
-        let certificate_warning_days = m
-            .certificate_warning_days
-            .or(d.certificate_warning_days)
-            .unwrap_or(14);
+        target.insecure_skip_verify =
+            inherited(inherit, m.insecure_skip_verify, d.insecure_skip_verify).unwrap_or(false);
+        target.allow_plaintext_password = inherited(
+            inherit,
+            m.allow_plaintext_password,
+            d.allow_plaintext_password,
+        )
+        .unwrap_or(false);
         // Expiry is the alert machine's business (once a day), not a
         // reason to call every run degraded.
         target.certificate_warning_days = None;
-        target.capabilities = match kind {
-            Kind::Pop3 => m.capabilities.or(d.capabilities).unwrap_or(true),
-            // EHLO is the greeting's second half: always asked.
-            Kind::Smtp => true,
-            Kind::Tcp | Kind::Dns => false,
-        };
+        target.capabilities =
+            profile.asks_capabilities(inherited(inherit, m.capabilities, d.capabilities));
         Ok(Some(MonitorSpec {
             target,
             alert: AlertSettings {
                 failures_before_alert,
                 schedule: self.run.schedule,
                 certificate_warning_days,
-                renotify: m
-                    .renotify_minutes
-                    .or(d.renotify_minutes)
+                renotify: renotify_minutes
                     .filter(|&m| m > 0)
                     .map(|m| Duration::from_secs(m * 60)),
             },
@@ -953,13 +962,7 @@ async fn read_credential<S: SecretSource>(
             .map_err(|_| format!("environment variable {var} is not set"));
     }
     if let Some(file) = &c.password_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let line = text.lines().next().unwrap_or("").to_string();
-        if line.is_empty() {
-            return Err(format!("{} is empty", file.display()));
-        }
-        return Ok((None, SecretString::from(line)));
+        return limits::read_password_file(file).map(|line| (None, SecretString::from(line)));
     }
     if let Some(id) = &c.secret_id {
         let value = secrets
@@ -1061,22 +1064,41 @@ fn run_config(r: &RunSettings) -> Result<RunConfig, ConfigError> {
     if deadline < 1_000 {
         return Err(ConfigError::new("run.deadline_ms", "must be at least 1000"));
     }
+    let max = |value: u64, field: &str, limit: Duration, unit_ms: u64| {
+        limits::at_most(value, limit.as_millis() as u64 / unit_ms)
+            .map_err(|e| ConfigError::new(format!("run.{field}"), e))
+    };
+    let deadline = max(deadline, "deadline_ms", limits::MAX_DEADLINE, 1)?;
+    let retry_delay = max(
+        r.retry_delay_ms.unwrap_or(1_000),
+        "retry_delay_ms",
+        limits::MAX_RETRY_DELAY,
+        1,
+    )?;
+    let secrets_ttl = max(
+        r.secrets_ttl_seconds.unwrap_or(300),
+        "secrets_ttl_seconds",
+        limits::MAX_INTERVAL,
+        1_000,
+    )?;
+    let schedule = match r.schedule_seconds {
+        Some(0) => {
+            return Err(ConfigError::new(
+                "run.schedule_seconds",
+                "must be more than 0",
+            ))
+        }
+        Some(s) => Some(max(s, "schedule_seconds", limits::MAX_INTERVAL, 1_000)?),
+        None => None,
+    };
     Ok(RunConfig {
         namespace,
         concurrency,
         retries,
-        retry_delay: Duration::from_millis(r.retry_delay_ms.unwrap_or(1_000)),
+        retry_delay: Duration::from_millis(retry_delay),
         deadline: Duration::from_millis(deadline),
-        secrets_ttl: Duration::from_secs(r.secrets_ttl_seconds.unwrap_or(300)),
-        schedule: match r.schedule_seconds {
-            Some(0) => {
-                return Err(ConfigError::new(
-                    "run.schedule_seconds",
-                    "must be more than 0",
-                ))
-            }
-            s => s.map(Duration::from_secs),
-        },
+        secrets_ttl: Duration::from_secs(secrets_ttl),
+        schedule: schedule.map(Duration::from_secs),
     })
 }
 
@@ -1161,7 +1183,30 @@ fn validate_credential(c: Credential, path: &str) -> Result<Credential, ConfigEr
 
 /// The JSON Schema of the document, for editors.
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(ConfigDocument);
+    use schemars::schema::Schema;
+    let mut schema = schemars::schema_for!(ConfigDocument);
+    // The kind-specific fields are documented from the profile table: a
+    // doc comment could only state one kind's defaults (it stated POP3's
+    // for every kind).
+    for (definition, defaults) in [("Monitor", false), ("Defaults", true)] {
+        let Some(Schema::Object(def)) = schema.definitions.get_mut(definition) else {
+            continue;
+        };
+        for (name, prop) in def.object().properties.iter_mut() {
+            let Schema::Object(prop) = prop else { continue };
+            let inherited = profile::INHERITED_FIELDS.contains(&name.as_str());
+            let meta = prop.metadata();
+            let text = match profile::schema_description(name, defaults && inherited) {
+                Some(text) => text,
+                None if defaults && inherited => {
+                    let own = meta.description.as_deref().unwrap_or_default();
+                    format!("{own} {}", profile::defaults_scope())
+                }
+                None => continue,
+            };
+            meta.description = Some(text);
+        }
+    }
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
@@ -1555,7 +1600,7 @@ mod tests {
             errs[2]
         );
         assert!(
-            errs[3].starts_with("monitors[3].auth: apop is a POP3 login"),
+            errs[3].starts_with("monitors[3].auth: apop is for pop3 monitors"),
             "{}",
             errs[3]
         );
@@ -1654,6 +1699,155 @@ mod tests {
         assert!(p.allow_plaintext_password && p.insecure_skip_verify);
         assert_eq!(s.tls_server_name, None);
         assert!(!s.allow_plaintext_password && !s.insecure_skip_verify);
+    }
+
+    #[test]
+    fn errors_carry_no_control_characters() {
+        let c = Config::parse(&doc(r#"{"name": "evil\u001b]0;owned\u0007", "host": "h"},
+               {"name": "b", "host": "h", "\u001b[2Jcolour": 1}"#))
+        .unwrap();
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+        for p in &c.problems {
+            let all = format!("{} {} {}", p.monitor, p.error.path, p.error.message);
+            assert!(!all.chars().any(char::is_control), "{all:?}");
+        }
+        assert_eq!(c.problems[0].monitor, "evil?]0;owned?");
+        assert!(c.problems[1]
+            .error
+            .message
+            .contains("unknown field \"?[2Jcolour\""));
+    }
+
+    #[test]
+    fn thresholds_nobody_wrote_follow_the_timeout() {
+        // Issue 11.6: only `timeout_ms: 3000` blamed defaults.critical_ms,
+        // which the user never wrote.
+        let c = Config::parse(&doc(r#"{"name": "a", "host": "h", "timeout_ms": 3000},
+               {"name": "b", "host": "h", "timeout_ms": 1000},
+               {"name": "c", "host": "h", "timeout_ms": 3000, "warning_ms": 2500}"#))
+        .unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let t = |i: usize| {
+            let t = &c.monitors[i].target;
+            (t.warning.as_millis(), t.critical.as_millis())
+        };
+        assert_eq!(t(0), (2000, 3000));
+        assert_eq!(t(1), (1000, 1000));
+        assert_eq!(t(2), (2500, 3000));
+        // What the user wrote can conflict, and is what the error names.
+        let p = problems(
+            r#"{"defaults": {"auth": "none", "critical_ms": 5000},
+                "monitors": [{"name": "a", "host": "h", "timeout_ms": 3000},
+                             {"name": "b", "host": "h", "warning_ms": 4000, "timeout_ms": 3000, "critical_ms": 3000},
+                             {"name": "c", "host": "h", "warning_ms": 9000}]}"#,
+        );
+        assert_eq!(
+            p,
+            [
+                "defaults.critical_ms: critical_ms (5000) must not exceed timeout_ms (3000)",
+                "monitors[1].warning_ms: warning_ms (4000) must be less than critical_ms (3000)",
+                "monitors[2].warning_ms: warning_ms (9000) must be less than critical_ms (5000)",
+            ]
+        );
+        let p = problems(
+            r#"{"monitors": [{"name": "a", "host": "h", "auth": "none", "timeout_ms": 3000, "warning_ms": 3000}]}"#,
+        );
+        assert_eq!(
+            p,
+            ["monitors[0].warning_ms: warning_ms (3000) must be less than critical_ms (3000, which follows timeout_ms when not set)"]
+        );
+    }
+
+    #[test]
+    fn every_duration_and_count_has_a_ceiling() {
+        let one = |m: &str| problems(&doc(m)).join("\n");
+        assert_eq!(
+            one(r#"{"name": "a", "host": "h", "renotify_minutes": 200000000000000}"#),
+            "monitors[0].renotify_minutes: 200000000000000 is more than the maximum, 527040"
+        );
+        assert_eq!(
+            one(r#"{"name": "a", "host": "h", "timeout_ms": 18446744073709551615}"#),
+            "monitors[0].timeout_ms: 18446744073709551615 is more than the maximum, 3600000"
+        );
+        assert_eq!(
+            one(r#"{"name": "a", "host": "h", "phase_timeout_ms": 3600001}"#),
+            "monitors[0].phase_timeout_ms: 3600001 is more than the maximum, 3600000"
+        );
+        assert_eq!(
+            one(r#"{"name": "a", "host": "h", "certificate_warning_days": 4000000000}"#),
+            "monitors[0].certificate_warning_days: 4000000000 is more than the maximum, 3650"
+        );
+        assert_eq!(
+            one(r#"{"name": "a", "host": "h", "failures_before_alert": 4000000000}"#),
+            "monitors[0].failures_before_alert: 4000000000 is more than the maximum, 10000"
+        );
+        let p = problems(
+            r#"{"defaults": {"auth": "none", "renotify_minutes": 18446744073709551615},
+                "monitors": [{"name": "a", "host": "h"}]}"#,
+        );
+        assert_eq!(
+            p,
+            ["defaults.renotify_minutes: 18446744073709551615 is more than the maximum, 527040"]
+        );
+        for (field, value, max) in [
+            ("deadline_ms", "18446744073709551615", "86400000"),
+            ("retry_delay_ms", "18446744073709551615", "600000"),
+            ("secrets_ttl_seconds", "18446744073709551615", "604800"),
+            ("schedule_seconds", "18446744073709551615", "604800"),
+        ] {
+            let e = Config::parse(&format!(
+                r#"{{"run": {{"{field}": {value}}}, "monitors": []}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("run.{field}: {value} is more than the maximum, {max}")
+            );
+        }
+        let e = Config::parse(&doc(
+            r#"{"name": "a", "host": "h", "ca_file": "/dev/zero"}"#,
+        ))
+        .unwrap()
+        .problems
+        .remove(0)
+        .error;
+        assert_eq!(e.path, "monitors[0].ca_file");
+        assert!(e.message.contains("larger than 4194304 bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_password_file_is_read_up_to_its_cap() {
+        let text = r#"{"credentials": {"z": {"username": "u", "password_file": "/dev/zero"}},
+            "monitors": [{"name": "a", "host": "h", "credentials": "z"}]}"#;
+        let c = load(text, &NoSecrets).await.unwrap();
+        assert!(c.monitors.is_empty());
+        let e = &c.problems[0].error;
+        assert_eq!(e.path, "credentials.z");
+        assert!(e.message.contains("larger than 65536 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_schema_documents_each_kind_with_its_own_defaults() {
+        let v: Value = serde_json::from_str(&json_schema()).unwrap();
+        let port = v["definitions"]["Monitor"]["properties"]["port"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            port.contains("smtp 465 with `implicit` TLS, else 25"),
+            "{port}"
+        );
+        let tls = v["definitions"]["Defaults"]["properties"]["tls"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            tls.ends_with("In `defaults`, for pop3 monitors only."),
+            "{tls}"
+        );
+        let plain = v["definitions"]["Defaults"]["properties"]["allow_plaintext_password"]
+            ["description"]
+            .as_str()
+            .unwrap();
+        assert!(plain.ends_with("for pop3 monitors only."), "{plain}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! describe the certificate even when it does not verify. It never logs in:
 //! the only commands it sends are CAPA, STLS and QUIT.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -26,8 +26,9 @@ use crate::pop3::{self, Client, StlsOutcome};
 use crate::probe::{AuthMethod, TlsMode};
 use crate::wire::{self, Capabilities, Transcript, WireLine};
 
-/// The ports tried unless told otherwise: POP3 and POP3S.
-pub const DEFAULT_PORTS: [u16; 2] = [110, 995];
+/// The ports tried unless told otherwise: POP3 and POP3S (the profile
+/// table's POP3 ports).
+pub const DEFAULT_PORTS: [u16; 2] = [crate::profile::POP3_PORT, crate::profile::POP3S_PORT];
 
 /// The environment variable the proposed credentials read the password from.
 pub const DEFAULT_PASSWORD_ENV: &str = "POP3_PROBE_PASSWORD";
@@ -64,24 +65,40 @@ pub enum TargetError {
 /// `max_hosts` before it is expanded, so `::/0` costs nothing. IPv4 blocks
 /// wider than /31 leave out their network and broadcast addresses.
 pub fn expand_targets(targets: &[String], max_hosts: usize) -> Result<Vec<Host>, TargetError> {
-    let mut hosts = Vec::new();
-    let mut seen = HashSet::new();
-    let mut push = |hosts: &mut Vec<Host>, host: Host| {
-        if seen.insert(host.name.clone()) {
-            hosts.push(host);
+    plan_targets(targets, max_hosts).map(|t| t.hosts().collect())
+}
+
+/// Checked targets whose hosts are made one at a time, as they are looked
+/// at: a large `--max-hosts` no longer builds every host before the first
+/// connection (it took 920 MB before printing anything).
+#[derive(Debug)]
+pub struct Targets {
+    specs: Vec<Spec>,
+    count: u128,
+}
+
+#[derive(Debug)]
+enum Spec {
+    Block(Block),
+    Name(String),
+}
+
+impl Spec {
+    fn contains(&self, host: &Host) -> bool {
+        match (self, host.ip) {
+            (Spec::Block(b), Some(ip)) => b.contains(ip),
+            (Spec::Name(n), None) => *n == host.name,
+            _ => false,
         }
-    };
-    let too_many = |have: usize, more: u128| {
-        let count = (have as u128).saturating_add(more);
-        if count > max_hosts as u128 {
-            Err(TargetError::TooMany {
-                count,
-                max: max_hosts,
-            })
-        } else {
-            Ok(())
-        }
-    };
+    }
+}
+
+/// Check every target and count its hosts against `max_hosts`, making
+/// none of them yet. The count is an upper bound: a host named twice, or
+/// in two overlapping blocks, counts twice (and is looked at once).
+pub fn plan_targets(targets: &[String], max_hosts: usize) -> Result<Targets, TargetError> {
+    let mut specs = Vec::with_capacity(targets.len());
+    let mut count: u128 = 0;
     for raw in targets {
         let invalid = |reason: &str| TargetError::Invalid {
             target: raw.clone(),
@@ -91,47 +108,72 @@ pub fn expand_targets(targets: &[String], max_hosts: usize) -> Result<Vec<Host>,
         if t.is_empty() {
             return Err(invalid("empty"));
         }
-        if let Some((addr, len)) = t.split_once('/') {
+        let spec = if let Some((addr, len)) = t.split_once('/') {
             let addr: IpAddr = strip_brackets(addr).parse().map_err(|_| {
                 invalid("not a CIDR block: the part before / must be an IPv4 or IPv6 address")
             })?;
             let len: u8 = len
                 .parse()
                 .map_err(|_| invalid("the prefix length after / must be a number"))?;
-            let block = Block::new(addr, len).map_err(|e| invalid(&e))?;
-            too_many(hosts.len(), block.count)?;
-            for i in 0..block.count {
-                let ip = block.nth(i);
-                push(
-                    &mut hosts,
+            Spec::Block(Block::new(addr, len).map_err(|e| invalid(&e))?)
+        } else if let Ok(ip) = strip_brackets(t).parse::<IpAddr>() {
+            Spec::Block(Block::single(ip))
+        } else {
+            check_host_name(t).map_err(|e| invalid(&e))?;
+            Spec::Name(t.trim_end_matches('.').to_ascii_lowercase())
+        };
+        // The same target twice is one host, not a reason to refuse.
+        let repeat = specs.iter().any(|s: &Spec| match (s, &spec) {
+            (Spec::Name(a), Spec::Name(b)) => a == b,
+            (Spec::Block(a), Spec::Block(b)) => a.first == b.first && a.count == b.count,
+            _ => false,
+        });
+        if repeat {
+            continue;
+        }
+        count = count.saturating_add(match &spec {
+            Spec::Block(b) => b.count,
+            Spec::Name(_) => 1,
+        });
+        if count > max_hosts as u128 {
+            return Err(TargetError::TooMany {
+                count,
+                max: max_hosts,
+            });
+        }
+        specs.push(spec);
+    }
+    Ok(Targets { specs, count })
+}
+
+impl Targets {
+    /// How many hosts at most (see [`plan_targets`]).
+    pub fn count(&self) -> u128 {
+        self.count
+    }
+
+    /// The hosts, in order, each once: a host an earlier target already
+    /// gave is skipped (checked against the targets, not a set of every
+    /// host seen, so memory does not grow with the hosts).
+    pub fn hosts(&self) -> impl Iterator<Item = Host> + '_ {
+        self.specs.iter().enumerate().flat_map(move |(i, spec)| {
+            let earlier = &self.specs[..i];
+            let hosts: Box<dyn Iterator<Item = Host>> = match spec {
+                Spec::Block(b) => Box::new((0..b.count).map(|k| {
+                    let ip = b.nth(k);
                     Host {
                         name: ip.to_string(),
                         ip: Some(ip),
-                    },
-                );
-            }
-        } else if let Ok(ip) = strip_brackets(t).parse::<IpAddr>() {
-            too_many(hosts.len(), 1)?;
-            push(
-                &mut hosts,
-                Host {
-                    name: ip.to_string(),
-                    ip: Some(ip),
-                },
-            );
-        } else {
-            check_host_name(t).map_err(|e| invalid(&e))?;
-            too_many(hosts.len(), 1)?;
-            push(
-                &mut hosts,
-                Host {
-                    name: t.trim_end_matches('.').to_ascii_lowercase(),
+                    }
+                })),
+                Spec::Name(n) => Box::new(std::iter::once(Host {
+                    name: n.clone(),
                     ip: None,
-                },
-            );
-        }
+                })),
+            };
+            hosts.filter(move |h| !earlier.iter().any(|s| s.contains(h)))
+        })
     }
-    Ok(hosts)
 }
 
 fn strip_brackets(s: &str) -> &str {
@@ -164,12 +206,34 @@ fn check_host_name(name: &str) -> Result<(), String> {
 }
 
 /// The hosts of one CIDR block.
+#[derive(Debug)]
 struct Block {
     first: IpAddr,
     count: u128,
 }
 
 impl Block {
+    fn single(ip: IpAddr) -> Block {
+        Block {
+            first: ip,
+            count: 1,
+        }
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.first, ip) {
+            (IpAddr::V4(f), IpAddr::V4(a)) => {
+                let (f, a) = (u128::from(u32::from(f)), u128::from(u32::from(a)));
+                a >= f && a - f < self.count
+            }
+            (IpAddr::V6(f), IpAddr::V6(a)) => {
+                let (f, a) = (u128::from(f), u128::from(a));
+                a >= f && a - f < self.count
+            }
+            _ => false,
+        }
+    }
+
     fn new(addr: IpAddr, len: u8) -> Result<Block, String> {
         match addr {
             IpAddr::V4(a) => {
@@ -431,31 +495,39 @@ impl std::fmt::Debug for Options {
 }
 
 /// Look at every port of every host, at most `concurrency` at a time.
-/// Results are in host order, then port order.
-pub async fn discover(hosts: &[Host], opts: &Options) -> Vec<Endpoint> {
+/// Results are in host order, then port order. The hosts are taken one at
+/// a time as the work needs them (see [`Targets::hosts`]).
+pub async fn discover<I>(hosts: I, opts: &Options) -> Vec<Endpoint>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Host>,
+{
+    use std::borrow::Borrow as _;
     let concurrency = opts.concurrency.max(1);
-    let resolved: Vec<Result<Vec<SocketAddr>, String>> = futures::stream::iter(hosts)
-        .map(|h| resolve(h, opts.timeout))
+    futures::stream::iter(hosts)
+        .map(|h| async move {
+            let addrs = resolve(h.borrow(), opts.timeout).await;
+            (h.borrow().clone(), Arc::new(addrs))
+        })
         .buffered(concurrency)
-        .collect()
-        .await;
-    let jobs = hosts.iter().zip(&resolved).flat_map(|(host, addrs)| {
-        opts.ports
-            .iter()
-            .map(move |&port| (host, addrs.as_ref(), port))
-    });
-    futures::stream::iter(jobs)
+        .flat_map(|(host, addrs)| {
+            futures::stream::iter(
+                opts.ports
+                    .iter()
+                    .map(move |&port| (host.clone(), Arc::clone(&addrs), port)),
+            )
+        })
         .map(|(host, addrs, port)| async move {
-            match addrs {
+            match addrs.as_ref() {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs
                         .iter()
                         .map(|a| SocketAddr::new(a.ip(), port))
                         .collect();
-                    endpoint(host, &addrs, port, opts).await
+                    endpoint(&host, &addrs, port, opts).await
                 }
                 Err(e) => {
-                    let mut ep = Endpoint::new(host, port);
+                    let mut ep = Endpoint::new(&host, port);
                     ep.found = Found::DnsFailure;
                     ep.problems.push(e.clone());
                     ep
@@ -506,7 +578,7 @@ async fn endpoint(host: &Host, addrs: &[SocketAddr], port: u16, opts: &Options) 
         },
         plain_tried: false,
     };
-    let mut next = if port == 995 {
+    let mut next = if port == crate::profile::POP3S_PORT {
         Next::Tls
     } else {
         Next::Plain(opts.greeting_wait.min(opts.timeout))
@@ -1411,6 +1483,22 @@ mod tests {
             names(&["a.example", "b.example", "c.example"], 2),
             Err(TargetError::TooMany { count: 3, max: 2 })
         ));
+    }
+
+    #[test]
+    fn hosts_are_made_lazily_and_each_once() {
+        let t: Vec<String> = ["10.0.0.0/16", "10.0.0.5", "b.example", "B.example."]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let plan = plan_targets(&t, 1 << 16).unwrap();
+        // Planned, not built: the first hosts come without the other 65,532.
+        let first: Vec<String> = plan.hosts().take(2).map(|h| h.name).collect();
+        assert_eq!(first, ["10.0.0.1", "10.0.0.2"]);
+        // 10.0.0.5 is inside the block: skipped; the name given twice: once.
+        let tail: Vec<String> = plan.hosts().skip((1 << 16) - 3).map(|h| h.name).collect();
+        assert_eq!(tail, ["10.0.255.254", "b.example"]);
+        assert_eq!(plan.count(), (1 << 16) - 2 + 1 + 1);
     }
 
     #[test]

@@ -296,3 +296,55 @@ fn usage_errors_are_unknown_and_name_the_problem() {
         assert!(help.contains(opt), "--help lacks {opt}");
     }
 }
+
+/// Issue 11.6: `--timeout 3s` alone was refused (`--crit (8s) must not
+/// exceed --timeout (3s)`). A threshold nobody gave follows the timeout.
+#[test]
+fn a_timeout_alone_is_enough() {
+    let d = dovecot();
+    let out = check(
+        d,
+        &[
+            &url(d, "pop3s", "POP3S_PORT"),
+            "--password-env",
+            "TEST_POP3_PASSWORD",
+            "--ca-file",
+            d.get("CA_PEM"),
+            "--tls-server-name",
+            "localhost",
+            "--timeout",
+            "3s",
+            "--json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["status"], "up");
+    assert_eq!(
+        (v["warning_ms"].as_u64(), v["critical_ms"].as_u64()),
+        (Some(2000), Some(3000))
+    );
+    // What the user did write can still conflict, and is what is named.
+    let out = check(
+        d,
+        &[
+            &url(d, "pop3s", "POP3S_PORT"),
+            "--timeout",
+            "3s",
+            "--crit",
+            "5s",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--crit (5s) must not exceed --timeout (3s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

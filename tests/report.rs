@@ -976,3 +976,44 @@ async fn the_html_report_renders_in_chromium_with_its_charts() {
     assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(dom.contains("92.000%") && dom.contains("100.000%"));
 }
+
+/// Issue 11.4/11.5: a history can hold any monitor name (the metrics file
+/// is anyone's to write). A name over 65,535 characters made the table's
+/// column width panic; an `ESC ]0;` retitled the terminal; `=...` ran as a
+/// formula in the spreadsheet that opened the CSV.
+#[tokio::test]
+async fn hostile_monitor_names_in_the_history_are_harmless() {
+    let dir = tmp();
+    let file = dir.path().join("metrics.jsonl");
+    let long = "x".repeat(70_000);
+    let escape = "mail\u{1b}]0;owned\u{7}\r\nFAKE 100 100.000%";
+    let formula = "=HYPERLINK(\"http://evil.example\",\"click\")";
+    append_runs(&file, MetricsFormat::JsonLines, 0..5, T0, &long, escape).await;
+    append_runs(&file, MetricsFormat::JsonLines, 0..5, T0, formula, "-2+3").await;
+    let r = range_args(T0);
+    let mut args: Vec<&str> = vec!["--history", file.to_str().unwrap()];
+    args.extend(r.iter().map(String::as_str));
+    let out = report(&args);
+    assert_ne!(out.status.code(), Some(101), "report panicked");
+    let table = ok(&out);
+    assert!(
+        !table.contains(['\u{1b}', '\u{7}', '\r']),
+        "{:?}",
+        &table[..400]
+    );
+    assert!(!table.lines().any(|l| l.starts_with("FAKE")));
+    assert!(table.lines().all(|l| l.chars().count() < 300));
+
+    args.extend(["--format", "csv"]);
+    let csv = ok(&report(&args));
+    for line in csv.split_terminator("\r\n").skip(1) {
+        let first = line.trim_start_matches('"');
+        assert!(
+            !first.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "a cell starts a formula: {:?}",
+            &line[..line.len().min(120)]
+        );
+    }
+    assert!(csv.contains("\"'=HYPERLINK("), "{csv:.300}");
+    assert!(csv.contains("'-2+3,"), "{csv:.300}");
+}

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::{Args, ValueEnum};
 use secrecy::SecretString;
 
-use pop3_probe::output;
-use pop3_probe::probe::{self, AuthMethod, Kind, Target, TlsMode};
+use pop3_probe::limits::{self, ThresholdConflict};
+use pop3_probe::probe::{self, AuthMethod, Target, TlsMode};
+use pop3_probe::text::terminal_safe;
+use pop3_probe::{output, profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -81,8 +83,19 @@ impl From<AuthArg> for AuthMethod {
     }
 }
 
+/// A probe's durations: at most [`limits::MAX_TIMEOUT`] (a larger one
+/// overflowed when added to the clock).
 fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 800ms, 3s, 1m)"))
+    limits::parse_duration(s, limits::MAX_TIMEOUT)
+}
+
+fn cert_days(s: &str) -> Result<u32, String> {
+    // Parsed wide so that a huge number gets the limit, not "too large".
+    let days: u128 = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e} (a number of days)"))?;
+    limits::at_most(days, u128::from(limits::MAX_CERTIFICATE_WARNING_DAYS)).map(|d| d as u32)
 }
 
 #[derive(Debug, Args)]
@@ -140,20 +153,23 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
-    /// Slower than this is WARNING (degraded). Example: --warn 800ms
-    #[arg(long, value_parser = duration, default_value = "2s")]
-    pub warn: Duration,
+    /// Slower than this is WARNING (degraded). Default 2s, or --crit when
+    /// that is shorter. Example: --warn 800ms
+    #[arg(long, value_parser = duration)]
+    pub warn: Option<Duration>,
 
-    /// Slower than this is CRITICAL (down). Example: --crit 5s
-    #[arg(long, value_parser = duration, default_value = "8s")]
-    pub crit: Duration,
+    /// Slower than this is CRITICAL (down); at most --timeout. Default 8s,
+    /// or --timeout when that is shorter. Example: --crit 5s
+    #[arg(long, value_parser = duration)]
+    pub crit: Option<Duration>,
 
-    /// The whole check must finish within this; every phase (resolve,
-    /// connect, TLS, each command) is bounded by what is left. Example: --timeout 10s
+    /// The whole check must finish within this (at most 1h); every phase
+    /// (resolve, connect, TLS, each command) is bounded by what is left.
+    /// Example: --timeout 10s
     #[arg(long, value_parser = duration, default_value = "10s")]
     pub timeout: Duration,
 
-    /// Also limit each single phase to this. Example: --phase-timeout 3s
+    /// Also limit each single phase to this (at most 1h). Example: --phase-timeout 3s
     #[arg(long, value_parser = duration)]
     pub phase_timeout: Option<Duration>,
 
@@ -178,8 +194,9 @@ pub struct CheckArgs {
     #[arg(long)]
     pub insecure_skip_verify: bool,
 
-    /// Degraded (WARNING) when the certificate expires within this many days. Example: --cert-warn-days 21
-    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    /// Degraded (WARNING) when the certificate expires within this many
+    /// days (at most 3650). Example: --cert-warn-days 21
+    #[arg(long, value_name = "DAYS", default_value = "14", value_parser = cert_days)]
     pub cert_warn_days: u32,
 
     /// Also ask CAPA and show the server's capabilities (one more round
@@ -304,7 +321,8 @@ impl OAuth2Args {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let config: pop3_probe::oauth2::config::OAuth2Config =
-            serde_json::from_value(serde_json::Value::Object(json)).context("--oauth2-* flags")?;
+            serde_json::from_value(serde_json::Value::Object(json))
+                .map_err(|e| anyhow::anyhow!("--oauth2-* flags: {e}"))?;
         if let Err((path, message)) = config.validate("oauth2") {
             // `oauth2.client_id` is the flag --oauth2-client-id.
             let flag = path.replace(['.', '_'], "-");
@@ -329,95 +347,57 @@ impl pop3_probe::sinks::SecretSource for NoSecretSource {
     }
 }
 
-/// What a target URL says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedTarget {
-    pub kind: Kind,
-    pub host: String,
-    pub port: u16,
-    pub user: Option<String>,
-    /// The TLS mode the scheme implies.
-    pub tls: TlsMode,
-}
-
-const SCHEMES: &str = "pop3://, pop3s://, smtp://, submission://, smtps://, tcp:// or dns://";
+/// What a target URL says (the profile table reads it).
+pub use pop3_probe::profile::ParsedUrl as ParsedTarget;
 
 /// Parse the target URL.
 pub fn parse_target(raw: &str) -> anyhow::Result<ParsedTarget> {
-    let with_scheme = if raw.contains("://") {
-        raw.to_string()
-    } else {
-        format!("pop3s://{raw}")
-    };
-    let url = url::Url::parse(&with_scheme)
-        .with_context(|| format!("target {raw:?} is not a URL ({SCHEMES})"))?;
-    let (kind, default_port, tls) = match url.scheme() {
-        "pop3" => (Kind::Pop3, Some(110), TlsMode::StarttlsIfAvailable),
-        "pop3s" => (Kind::Pop3, Some(995), TlsMode::Implicit),
-        "smtp" => (Kind::Smtp, Some(25), TlsMode::StarttlsIfAvailable),
-        "submission" => (Kind::Smtp, Some(587), TlsMode::Starttls),
-        "smtps" => (Kind::Smtp, Some(465), TlsMode::Implicit),
-        "tcp" => (Kind::Tcp, None, TlsMode::None),
-        "dns" => (Kind::Dns, Some(0), TlsMode::None),
-        other => bail!("target scheme {other:?} is not supported: use {SCHEMES}"),
-    };
-    if url.password().is_some() {
-        bail!("target: do not put the password in the URL (it is visible in the process list); use --password-env or --password-file");
-    }
-    let host = match url.host() {
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Domain(d)) => d.to_string(),
-        None => bail!("target {raw:?} has no host"),
-    };
-    if url.path() != "" && url.path() != "/" {
-        bail!("target {raw:?}: a {kind} URL has no path");
-    }
-    let port = match (url.port(), default_port) {
-        (Some(_), Some(0)) => {
-            bail!("target {raw:?}: a dns check only resolves the name; it has no port")
-        }
-        (Some(p), _) => p,
-        (None, Some(p)) => p,
-        (None, None) => bail!("target {raw:?}: a tcp check needs the port (tcp://host:port)"),
-    };
-    if matches!(kind, Kind::Tcp | Kind::Dns) && !url.username().is_empty() {
-        bail!("target {raw:?}: a {kind} check does not log in; drop the user name");
-    }
-    let user = match url.username() {
-        "" => None,
-        u => Some(
-            percent_encoding::percent_decode_str(u)
-                .decode_utf8()
-                .with_context(|| format!("target {raw:?}: user name is not UTF-8"))?
-                .into_owned(),
-        ),
-    };
-    Ok(ParsedTarget {
-        kind,
-        host,
-        port,
-        user,
-        tls,
-    })
+    profile::parse_url(raw).map_err(anyhow::Error::msg)
 }
 
 fn read_password(args: &CheckArgs) -> anyhow::Result<Option<SecretString>> {
     if let Some(var) = &args.password_env {
-        let value = std::env::var(var)
-            .with_context(|| format!("--password-env: environment variable {var} is not set"))?;
+        let value = std::env::var(var).map_err(|_| {
+            anyhow::anyhow!(
+                "--password-env: environment variable {} is not set",
+                terminal_safe(var)
+            )
+        })?;
         return Ok(Some(SecretString::from(value)));
     }
     if let Some(path) = &args.password_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("--password-file: cannot read {}", path.display()))?;
-        let line = text.lines().next().unwrap_or("").to_string();
-        if line.is_empty() {
-            bail!("--password-file: {} is empty", path.display());
-        }
+        let line = limits::read_password_file(path)
+            .map_err(|e| anyhow::anyhow!("--password-file: {e}"))?;
         return Ok(Some(SecretString::from(line)));
     }
     Ok(None)
+}
+
+/// --warn and --crit against --timeout: one the user did not give
+/// follows the timeout, so `--timeout 3s` alone works.
+fn thresholds(args: &CheckArgs) -> anyhow::Result<(Duration, Duration)> {
+    let words = |d: Duration| humantime::format_duration(d).to_string();
+    limits::thresholds(args.timeout, args.warn, args.crit).map_err(|c| match c {
+        ThresholdConflict::CriticalOverTimeout { critical, timeout } => anyhow::anyhow!(
+            "--crit ({}) must not exceed --timeout ({})",
+            words(critical),
+            words(timeout)
+        ),
+        ThresholdConflict::WarningNotBelowCritical {
+            warning,
+            critical,
+            critical_set,
+        } => anyhow::anyhow!(
+            "--warn ({}) must be less than {} ({})",
+            words(warning),
+            if critical_set {
+                "--crit"
+            } else {
+                "the critical threshold, which follows --timeout without --crit"
+            },
+            words(critical)
+        ),
+    })
 }
 
 /// Build the probe target from the arguments.
@@ -429,38 +409,21 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
         user: url_user,
         tls: scheme_tls,
     } = parse_target(&args.target)?;
-    if args.warn >= args.crit {
-        bail!(
-            "--warn ({}) must be less than --crit ({})",
-            humantime::format_duration(args.warn),
-            humantime::format_duration(args.crit)
-        );
-    }
-    if args.crit > args.timeout {
-        bail!(
-            "--crit ({}) must not exceed --timeout ({})",
-            humantime::format_duration(args.crit),
-            humantime::format_duration(args.timeout)
-        );
-    }
+    let (warning, critical) = thresholds(args)?;
     let username = args.user.clone().or(url_user);
     let password = read_password(args)?;
     let oauth2 = args.oauth2.credential()?;
-    let auth: AuthMethod = match (kind, args.auth) {
-        (Kind::Pop3, AuthArg::SaslLogin) => {
-            bail!("--auth sasl-login is for smtp targets; POP3 uses auto, apop, user or sasl-plain")
-        }
-        (Kind::Smtp, AuthArg::Apop | AuthArg::User) => bail!(
-            "--auth {} is a POP3 login; smtp uses auto, sasl-plain, sasl-login or none",
-            AuthMethod::from(args.auth)
-        ),
-        // SMTP AUTH is optional: only when a user is given.
-        (Kind::Smtp, AuthArg::Auto) if username.is_none() => AuthMethod::None,
-        (Kind::Tcp | Kind::Dns, AuthArg::Auto | AuthArg::None) => AuthMethod::None,
-        (Kind::Tcp | Kind::Dns, _) => bail!("--auth: a {kind} check does not log in"),
-        (_, a) => a.into(),
+    let kind_profile = profile::of(kind);
+    // `auto` is --auth's default, so it means "the kind's default login"
+    // (SMTP logs in only when a user is given).
+    let requested = match args.auth {
+        AuthArg::Auto => None,
+        a => Some(AuthMethod::from(a)),
     };
-    if matches!(kind, Kind::Tcp | Kind::Dns) && args.tls.is_some() {
+    let auth = kind_profile
+        .auth(requested, username.is_some(), "targets")
+        .map_err(|e| anyhow::anyhow!("--auth: {e}"))?;
+    if !kind_profile.uses_tls() && args.tls.is_some() {
         bail!("--tls: a {kind} check does not use TLS");
     }
     if auth != AuthMethod::None {
@@ -476,12 +439,12 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
     }
     let ca_pem = match &args.ca_file {
         Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?,
+            limits::read_text_file(path, limits::MAX_CA_FILE_BYTES)
+                .map_err(|e| anyhow::anyhow!("--ca-file: {e}"))?,
         ),
         None => None,
     };
-    let name = if kind == Kind::Dns {
+    let name = if kind_profile.port == profile::PortRule::NoPort {
         host.clone()
     } else {
         format!("{host}:{port}")
@@ -494,8 +457,8 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
     t.password = password;
     t.timeout = args.timeout;
     t.phase_timeout = args.phase_timeout;
-    t.warning = args.warn;
-    t.critical = args.crit;
+    t.warning = warning;
+    t.critical = critical;
     t.ca_pem = ca_pem;
     t.tls_server_name = args.tls_server_name.clone();
     t.insecure_skip_verify = args.insecure_skip_verify;
@@ -512,7 +475,9 @@ pub async fn run(args: CheckArgs) -> i32 {
     let target = match target(&args) {
         Ok(t) => t,
         Err(e) => {
-            let msg = format!("{e:#}");
+            // Arguments and file names come back in the message: no
+            // control character reaches the terminal.
+            let msg = terminal_safe(&format!("{e:#}"));
             if args.format == Format::Nagios {
                 println!("POP3 UNKNOWN - {}", msg.replace('|', "/"));
             } else {
@@ -537,6 +502,7 @@ pub async fn run(args: CheckArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pop3_probe::probe::Kind;
 
     fn parts(raw: &str) -> (Kind, String, u16, Option<String>, TlsMode) {
         let t = parse_target(raw).unwrap();

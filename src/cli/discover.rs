@@ -12,8 +12,9 @@ use pop3_probe::discover::{
     self, Endpoint, Found, Options, ProposalSettings, ProposedConfig, StlsResult, TargetError,
 };
 use pop3_probe::net::{self, TlsClient};
-use pop3_probe::output;
 use pop3_probe::probe::{AuthMethod, TlsMode};
+use pop3_probe::text::terminal_safe;
+use pop3_probe::{limits, output};
 
 use super::init::write_output;
 
@@ -32,12 +33,16 @@ pub enum Format {
     Table,
 }
 
+/// A connection's durations: more than 0, at most [`limits::MAX_TIMEOUT`]
+/// (a larger one overflowed when added to the clock).
 fn duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 800ms, 3s, 1m)"))?;
-    if d.is_zero() {
-        return Err("must be more than 0".into());
-    }
-    Ok(d)
+    limits::parse_positive_duration(s, limits::MAX_TIMEOUT)
+}
+
+fn max_hosts(s: &str) -> Result<usize, String> {
+    // Parsed wide so that a huge number gets the limit, not "too large".
+    let n: u128 = s.trim().parse().map_err(|e| format!("{e}"))?;
+    limits::at_most(n, limits::MAX_DISCOVER_HOSTS as u128).map(|n| n as usize)
 }
 
 #[derive(Debug, Args)]
@@ -94,8 +99,8 @@ pub struct DiscoverArgs {
     pub concurrency: u16,
 
     /// Refuse targets that make more hosts than this (CIDR blocks are
-    /// counted before anything is contacted). Example: --max-hosts 1024
-    #[arg(long, default_value_t = 256)]
+    /// counted before anything is contacted); at most 65536. Example: --max-hosts 1024
+    #[arg(long, default_value = "256", value_parser = max_hosts)]
     pub max_hosts: usize,
 
     /// Check certificates against the CAs in this PEM file instead of the
@@ -146,13 +151,14 @@ pub struct DiscoverArgs {
 
 /// The settings that need checking before anything is contacted.
 struct Prepared {
-    hosts: Vec<discover::Host>,
+    /// Made one at a time while the work goes on.
+    targets: discover::Targets,
     opts: Options,
     settings: ProposalSettings,
 }
 
 fn prepare(args: &DiscoverArgs) -> anyhow::Result<Prepared> {
-    let hosts = discover::expand_targets(&args.targets, args.max_hosts).map_err(|e| match e {
+    let targets = discover::plan_targets(&args.targets, args.max_hosts).map_err(|e| match e {
         TargetError::TooMany { count, max } => anyhow::anyhow!(
             "the targets make {count} hosts, more than --max-hosts {max}: narrow the range or raise --max-hosts"
         ),
@@ -170,8 +176,8 @@ fn prepare(args: &DiscoverArgs) -> anyhow::Result<Prepared> {
     }
     let (tls, ca_file) = match &args.ca_file {
         Some(path) => {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?;
+            let pem = limits::read_text_file(path, limits::MAX_CA_FILE_BYTES)
+                .map_err(|e| anyhow::anyhow!("--ca-file: {e}"))?;
             let client = TlsClient::from_pem(&pem).context("--ca-file")?;
             // Absolute, so the config works from any directory.
             let abs = std::fs::canonicalize(path)
@@ -195,14 +201,17 @@ fn prepare(args: &DiscoverArgs) -> anyhow::Result<Prepared> {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !var_ok {
-        bail!("--password-env: {var:?} is not an environment variable name (letters, digits, _)");
+        bail!(
+            "--password-env: {:?} is not an environment variable name (letters, digits, _)",
+            terminal_safe(var)
+        );
     }
     let command = std::iter::once("pop3-probe discover".to_string())
         .chain(args.targets.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
     Ok(Prepared {
-        hosts,
+        targets,
         opts: Options {
             ports,
             timeout: args.timeout,
@@ -227,7 +236,9 @@ pub async fn run(args: DiscoverArgs) -> i32 {
     let prepared = match prepare(&args) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("pop3-probe discover: {e:#}");
+            // Targets and file names come back in the message: no
+            // control character reaches the terminal.
+            eprintln!("pop3-probe discover: {}", terminal_safe(&format!("{e:#}")));
             return output::EXIT_UNKNOWN;
         }
     };
@@ -241,14 +252,15 @@ pub async fn run(args: DiscoverArgs) -> i32 {
             return output::EXIT_UNKNOWN;
         }
     }
-    let endpoints = discover::discover(&prepared.hosts, &prepared.opts).await;
+    let endpoints = discover::discover(prepared.targets.hosts(), &prepared.opts).await;
+    // Hosts looked at (each once), for the summary line.
+    let hosts = {
+        let mut seen: Vec<&str> = endpoints.iter().map(|e| e.host.as_str()).collect();
+        seen.dedup();
+        seen.len()
+    };
     let config = discover::proposed_config(&endpoints, &prepared.settings);
-    let table = table(
-        &endpoints,
-        &config,
-        &prepared.settings,
-        prepared.hosts.len(),
-    );
+    let table = table(&endpoints, &config, &prepared.settings, hosts);
     if args.verbose {
         eprint!("{}", transcripts(&endpoints));
     }

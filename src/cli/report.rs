@@ -17,6 +17,7 @@ use pop3_probe::output;
 use pop3_probe::pipeline::now_ms;
 use pop3_probe::report::cloudwatch::{self, CloudWatchHistory};
 use pop3_probe::report::{self, history, html, render, History, Query};
+use pop3_probe::text::terminal_safe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -295,7 +296,9 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
     let history = read(&args, &plan).await?;
     let report = report::build(&plan.query, history)?;
     for note in &report.notes {
-        eprintln!("pop3-probe report: note: {note}");
+        // Notes and errors quote monitor names from the history, which
+        // anything may have written: no control character reaches the terminal.
+        eprintln!("pop3-probe report: note: {}", terminal_safe(note));
     }
     let text = match plan.format {
         Format::Table => render::table(&report),
@@ -318,7 +321,7 @@ pub async fn run(args: ReportArgs) -> i32 {
     match report(args).await {
         Ok(()) => output::EXIT_OK,
         Err(e) => {
-            eprintln!("pop3-probe report: {e:#}");
+            eprintln!("pop3-probe report: {}", terminal_safe(&format!("{e:#}")));
             output::EXIT_UNKNOWN
         }
     }

@@ -4,6 +4,20 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{rfc3339_ms, MonitorReport, Report};
+use crate::text::{clip, csv_neutral, terminal_safe};
+
+/// The widest the monitor column gets. Names are at most 255 bytes when
+/// the config checks them, but a history (a metrics file, CloudWatch) can
+/// hold anything: a name over 65,535 characters made the width overflow
+/// `format!`'s and panicked.
+pub const NAME_COLUMN: usize = 64;
+
+/// A monitor name as the table shows it: no control characters (an
+/// `ESC ]0;` retitled the terminal, a CR LF drew a fake row), at most
+/// [`NAME_COLUMN`] characters.
+fn shown(name: &str) -> String {
+    clip(&terminal_safe(name), NAME_COLUMN)
+}
 
 /// Whole seconds in words: `5m`, `1h 2m 3s`; `-` for none.
 pub fn duration_words(seconds: Option<f64>) -> String {
@@ -40,7 +54,7 @@ pub fn table(r: &Report) -> String {
     let width = r
         .monitors
         .iter()
-        .map(|m| m.monitor.chars().count())
+        .map(|m| shown(&m.monitor).chars().count())
         .max()
         .unwrap_or(0)
         .max(7);
@@ -59,14 +73,14 @@ pub fn table(r: &Report) -> String {
     );
     for m in &r.monitors {
         if !m.has_data() {
-            let _ = writeln!(out, "{:<width$}  no data in this period", m.monitor);
+            let _ = writeln!(out, "{:<width$}  no data in this period", shown(&m.monitor));
             continue;
         }
         let p = m.percentiles;
         let _ = writeln!(
             out,
             "{:<width$}  {:>7.0}  {:>12}  {:>7}  {:>10}  {:>10}  {:>8}  {:>8}  {:>8}",
-            m.monitor,
+            shown(&m.monitor),
             m.probes,
             percent(m.availability_pct),
             m.outages.len(),
@@ -93,7 +107,7 @@ pub fn table(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "{:<width$}  {} to {:<20}  {} ({:.0} probe{} down)",
-                m.monitor,
+                shown(&m.monitor),
                 rfc3339_ms(o.start_ms),
                 end,
                 duration_words(Some(o.seconds())),
@@ -106,8 +120,11 @@ pub fn table(r: &Report) -> String {
 }
 
 /// One field, quoted as RFC 4180 requires: when it holds a comma, a quote
-/// or a line break, in double quotes with quotes doubled.
+/// or a line break, in double quotes with quotes doubled. A field that a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, TAB, CR first)
+/// is neutralised first, by OWASP's rule.
 pub fn csv_field(s: &str) -> String {
+    let s = &csv_neutral(s);
     if s.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -139,6 +156,8 @@ pub const CSV_HEADER: [&str; 15] = [
 pub fn csv(r: &Report) -> String {
     let mut out = CSV_HEADER.join(",");
     out.push_str("\r\n");
+    // Numbers are written as they are: the probe makes none negative, and
+    // a neutralised number would not be one any more.
     let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for m in &r.monitors {
         let data = m.has_data();
@@ -227,6 +246,54 @@ mod tests {
         );
         assert_eq!(csv_field("a\nb"), "\"a\nb\"");
         assert_eq!(csv_field("plain"), "plain");
+    }
+
+    fn named(name: &str) -> Report {
+        let history = History {
+            monitors: [(
+                name.to_string(),
+                Series {
+                    availability: vec![Sample::one(0, 1.0)],
+                    response_ms: Vec::new(),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            source: "test".into(),
+            notes: Vec::new(),
+        };
+        let q = Query {
+            namespace: "Ns".into(),
+            from_ms: 0,
+            to_ms: 60_000,
+            monitors: vec![name.into()],
+        };
+        build(&q, history).unwrap()
+    }
+
+    #[test]
+    fn a_huge_or_hostile_name_neither_panics_nor_reaches_the_terminal() {
+        // Over 65,535 characters: the column width used to overflow.
+        let long = "m".repeat(70_000);
+        let text = table(&named(&long));
+        assert!(text.lines().all(|l| l.chars().count() < 200));
+        assert!(text.contains(&format!("{}…", "m".repeat(NAME_COLUMN - 1))));
+        let text = table(&named("mail\u{1b}]0;owned\u{7}\r\nFAKE"));
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\r']), "{text:?}");
+        assert!(!text.lines().any(|l| l.starts_with("FAKE")), "{text}");
+    }
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        let text = csv(&named("=HYPERLINK(\"http://x\",\"y\")"));
+        let row = text.split_terminator("\r\n").nth(1).unwrap();
+        assert!(row.starts_with("\"'=HYPERLINK("), "{row}");
+        for s in ["+1", "-1", "@x", "\tx", "\rx"] {
+            assert!(
+                csv_field(s).trim_start_matches('"').starts_with('\''),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]
