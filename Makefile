@@ -6,9 +6,11 @@ DOVECOT_DIR ?= /tmp/pop3-probe-dovecot
 export POP3_PROBE_DOVECOT_DIR := $(DOVECOT_DIR)
 SMTP_DIR ?= /tmp/pop3-probe-smtp
 export POP3_PROBE_SMTP_DIR := $(SMTP_DIR)
+OAUTH2_DIR ?= /tmp/pop3-probe-oauth2
+export POP3_PROBE_OAUTH2_DIR := $(OAUTH2_DIR)
 BIN         := target/release/pop3-probe
 
-.PHONY: all setup build run test test-fast test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop clean help fuzz fuzz-ci soak
+.PHONY: all setup build run test test-fast test-rust lint fmt dovecot-start dovecot-stop smtp-start smtp-stop oauth2-start oauth2-stop clean help fuzz fuzz-ci soak
 
 all: build
 
@@ -28,6 +30,7 @@ help:
 	@echo "make bench-ci    the short benchmark run that make test includes"
 	@echo "make dovecot-start / dovecot-stop   the test Dovecot on loopback"
 	@echo "make smtp-start / smtp-stop         the test Exim (SMTP) on loopback"
+	@echo "make oauth2-start / oauth2-stop     oidc-provider and the OAuth2 Dovecot on loopback"
 	@echo "make clean       stop the test servers, cargo clean"
 
 setup:
@@ -48,6 +51,13 @@ smtp-start:
 smtp-stop:
 	bash tests/smtp/stop.sh $(SMTP_DIR)
 
+# oidc-provider (npm) and a Dovecot that takes only its tokens (docs/oauth2.md).
+oauth2-start:
+	bash tests/oauth2/ensure.sh $(OAUTH2_DIR)
+
+oauth2-stop:
+	bash tests/oauth2/stop.sh $(OAUTH2_DIR)
+
 # The main job on a fresh machine: no AWS account needed. The example
 # config watches the local Dovecot; one monitor (an expired certificate) is
 # down on purpose, so exit code 2 is expected here.
@@ -64,7 +74,7 @@ lint:
 
 # Doc tests too: --all-targets leaves them out, and the round-trip type
 # rule is shown by compile-fail doc tests (src/roundtrip/mod.rs).
-test-rust: dovecot-start smtp-start
+test-rust: dovecot-start smtp-start oauth2-start
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
 

@@ -21,6 +21,13 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# npm for the OAuth2 test server (tests/oauth2/ensure.sh runs `npm ci`):
+# part of some nodejs builds, its own package in Debian's.
+if ! command -v npm >/dev/null; then
+    echo "setup: apt-get install npm"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+fi
+
 # The Debian packages try to start dovecot and exim as services; the tests
 # run their own private instances on random loopback ports, so the system
 # ones are not needed. chromium renders the HTML report in its test.

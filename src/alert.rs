@@ -219,9 +219,7 @@ pub fn evaluate(
             if s.status != Status::Down && s.consecutive_failures >= needed {
                 s.status = Status::Down;
                 s.failure = result.failure;
-                s.credentials_problem = result
-                    .failure
-                    .is_some_and(FailureKind::is_credentials_problem);
+                s.credentials_problem = result.is_credentials_problem();
                 s.since_ms = now_ms;
                 s.last_alert_ms = Some(now_ms);
                 alerts.push(render(AlertKind::Down, result, &s, settings, now_ms));
@@ -375,6 +373,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
         Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
         Some(F::MessageLost) => "Submission accepted the probe message but it never reached the mailbox: check the submission server's queue and logs (deferred, bounced, filtered as spam), then the delivery path to the mailbox.",
+        Some(F::Oauth2TokenFailed) => "No OAuth2 access token: with an OAuth error (invalid_client, unauthorized_client, invalid_grant, invalid_scope) check the app registration, its client secret (expired?) and consent; without one, check the probe's route to the token endpoint.",
         None => "",
     }
 }
@@ -750,6 +749,7 @@ mod tests {
             blocked_by: None,
             blocking: vec![],
             roundtrip: None,
+            oauth2: None,
         }
     }
 

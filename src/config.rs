@@ -192,6 +192,9 @@ pub struct Credential {
     /// A Secrets Manager secret (name or ARN) holding
     /// `{"username": "...", "password": "..."}` or just the password.
     pub secret_id: Option<String>,
+    /// Log in with an OAuth2 access token instead of a password
+    /// (XOAUTH2 / OAUTHBEARER); no password source then.
+    pub oauth2: Option<crate::oauth2::config::OAuth2Config>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -202,6 +205,7 @@ impl std::fmt::Debug for Credential {
             .field("password_env", &self.password_env)
             .field("password_file", &self.password_file)
             .field("secret_id", &self.secret_id)
+            .field("oauth2", &self.oauth2)
             .finish()
     }
 }
@@ -890,13 +894,20 @@ impl Config {
     pub async fn resolve_credentials<S: SecretSource>(&mut self, secrets: &S) {
         let mut resolved: HashMap<String, Result<(Option<String>, SecretString), String>> =
             HashMap::new();
+        let mut oauth: HashMap<String, Result<std::sync::Arc<crate::oauth2::Credential>, String>> =
+            HashMap::new();
         for (name, entry) in &self.credentials {
             let Ok(cred) = entry else { continue };
             let used = self.monitors.iter().any(|m| {
                 m.credentials.as_deref() == Some(name)
                     || roundtrip::extra_credentials(m).contains(&name.as_str())
             });
-            if used {
+            if let (true, Some(o)) = (used, &cred.oauth2) {
+                oauth.insert(
+                    name.clone(),
+                    o.resolve(secrets).await.map(std::sync::Arc::new),
+                );
+            } else if used {
                 resolved.insert(name.clone(), read_credential(cred, secrets).await);
             }
         }
@@ -906,6 +917,28 @@ impl Config {
                 ready.push(spec);
                 continue;
             };
+            // OAuth2: the user name from the credential, the token later.
+            if let Some(o) = oauth.get(&name) {
+                match o {
+                    Ok(cred) => {
+                        spec.target.username = self
+                            .credentials
+                            .get(&name)
+                            .and_then(|c| c.as_ref().ok())
+                            .and_then(|c| c.username.clone());
+                        spec.target.oauth2 = Some(cred.clone());
+                        ready.push(spec);
+                    }
+                    Err(message) => self.problems.push(ConfigProblem {
+                        monitor: spec.target.name.clone(),
+                        error: ConfigError::new(
+                            format!("{}.oauth2", key_path("credentials", &name)),
+                            message.clone(),
+                        ),
+                    }),
+                }
+                continue;
+            }
             match resolved.get(&name) {
                 Some(Ok((user, password))) => {
                     let configured = self
@@ -1126,6 +1159,30 @@ fn validate_defaults(d: &Defaults) -> Result<(), ConfigError> {
 }
 
 fn validate_credential(c: Credential, path: &str) -> Result<Credential, ConfigError> {
+    if let Some(o) = &c.oauth2 {
+        if c.password.is_some()
+            || c.password_env.is_some()
+            || c.password_file.is_some()
+            || c.secret_id.is_some()
+        {
+            return Err(ConfigError::new(
+                format!("{path}.oauth2"),
+                "an oauth2 credential has no password: remove password, password_env, password_file, secret_id",
+            ));
+        }
+        match &c.username {
+            Some(u) if !u.is_empty() && !u.chars().any(|ch| ch.is_control()) => {}
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{path}.username"),
+                    "required: the mailbox the token logs in to",
+                ))
+            }
+        }
+        o.validate(&format!("{path}.oauth2"))
+            .map_err(|(p, m)| ConfigError::new(p, m))?;
+        return Ok(c);
+    }
     let sources = [
         c.password.is_some(),
         c.password_env.is_some(),

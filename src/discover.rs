@@ -1254,7 +1254,21 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
             } else {
                 "USER/PASS (over TLS)".to_string()
             };
-            auth_note = Some(format!("auth auto will log in with {how}."));
+            let oauth: Vec<&String> = sasl
+                .iter()
+                .filter(|m| *m == "XOAUTH2" || *m == "OAUTHBEARER")
+                .collect();
+            auth_note = Some(
+                if !oauth.is_empty() && !ep.apop && !sasl.iter().any(|m| m == "PLAIN") {
+                    // Exchange Online and Gmail: a password login will fail.
+                    format!(
+                    "The server offers OAuth2 logins (SASL {}) and no SASL PLAIN: if it takes no password (Exchange Online, Gmail), give the credential an oauth2 block and set auth to xoauth2 or oauthbearer (docs/oauth2.md); otherwise auth auto logs in with {how}.",
+                    oauth.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")
+                )
+                } else {
+                    format!("auth auto will log in with {how}.")
+                },
+            );
         }
     }
     if let Some(delay) = ep.login_delay() {
@@ -1612,6 +1626,30 @@ mod tests {
         b.port = 1995;
         let c = proposed_config(&[a, b], &settings());
         assert!(c.monitors.iter().all(|m| m.auth == AuthMethod::Auto));
+    }
+
+    #[test]
+    fn an_oauth2_only_server_gets_an_oauth2_proposal_note() {
+        let mut ep = endpoint(Found::Pop3s);
+        ep.port = 995;
+        ep.capabilities = Some(Capabilities::from_lines(vec![
+            &b"USER"[..],
+            &b"SASL XOAUTH2 OAUTHBEARER"[..],
+        ]));
+        let notes = proposed_config(&[ep.clone()], &settings()).monitors[0]
+            .notes
+            .clone()
+            .unwrap_or_default();
+        assert!(
+            notes.contains("SASL XOAUTH2 OAUTHBEARER") && notes.contains("oauth2 block"),
+            "{notes}"
+        );
+        ep.capabilities = Some(Capabilities::from_lines(vec![&b"SASL PLAIN XOAUTH2"[..]]));
+        let notes = proposed_config(&[ep], &settings()).monitors[0]
+            .notes
+            .clone()
+            .unwrap_or_default();
+        assert!(!notes.contains("oauth2 block"), "{notes}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod local;
 pub mod metrics;
 pub mod net;
+pub mod oauth2;
 pub mod output;
 pub mod pipeline;
 pub mod pop3;

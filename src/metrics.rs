@@ -62,6 +62,7 @@ pub const MONITORS_MISCONFIGURED: &str = "MonitorsMisconfigured";
 /// match, so a new phase cannot be published under a name missing here).
 pub fn phase_time(p: Phase) -> &'static str {
     match p {
+        Phase::Token => "TokenTime",
         Phase::Resolve => "ResolveTime",
         Phase::Connect => "ConnectTime",
         Phase::Tls => "TlsTime",

@@ -70,6 +70,37 @@ pub fn human(r: &ProbeResult) -> String {
         let _ = writeln!(out, "  address   {addr}");
     }
     let _ = writeln!(out, "  time      {:.1} ms", r.response_time_ms);
+    if let Some(o) = &r.oauth2 {
+        let mut line = format!("grant {}", o.grant);
+        if let Some(host) = &o.token_endpoint {
+            line.push_str(&format!(" from {host}"));
+        }
+        if let Some(left) = o.token_remaining_s {
+            line.push_str(&format!(", token valid {left} s more"));
+        }
+        if o.cached {
+            line.push_str(" (cached)");
+        }
+        if o.refetched {
+            line.push_str(", refused cached token replaced");
+        }
+        if o.insecure_http {
+            line.push_str(", INSECURE plain http:// token endpoint");
+        }
+        if let Some(e) = &o.error {
+            line.push_str(&format!(", error {e}"));
+            if let Some(d) = &o.error_description {
+                line.push_str(&format!(": {d}"));
+            }
+        }
+        if let Some(c) = &o.category {
+            line.push_str(&format!(" [{c}]"));
+        }
+        if let Some(st) = &o.server_status {
+            line.push_str(&format!(", server status {st}"));
+        }
+        let _ = writeln!(out, "  oauth2    {line}");
+    }
     if let Some(tls) = &r.tls {
         let verified = if tls.verified {
             ""

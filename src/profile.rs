@@ -117,6 +117,8 @@ pub const PROFILES: &[Profile] = &[
             AuthMethod::Apop,
             AuthMethod::User,
             AuthMethod::SaslPlain,
+            AuthMethod::Xoauth2,
+            AuthMethod::Oauthbearer,
             AuthMethod::None,
         ],
         fields: &["tls", "auth", "credentials", "capabilities", "port"],
@@ -148,6 +150,8 @@ pub const PROFILES: &[Profile] = &[
             AuthMethod::Auto,
             AuthMethod::SaslPlain,
             AuthMethod::SaslLogin,
+            AuthMethod::Xoauth2,
+            AuthMethod::Oauthbearer,
             AuthMethod::None,
         ],
         fields: &[
@@ -603,12 +607,12 @@ mod tests {
         assert_eq!(
             smtp.auth(Some(AuthMethod::Apop), true, "monitors")
                 .unwrap_err(),
-            "apop is for pop3 monitors; smtp uses auto, sasl-plain, sasl-login or none"
+            "apop is for pop3 monitors; smtp uses auto, sasl-plain, sasl-login, xoauth2, oauthbearer or none"
         );
         assert_eq!(
             pop3.auth(Some(AuthMethod::SaslLogin), true, "targets")
                 .unwrap_err(),
-            "sasl-login is for smtp targets; pop3 uses auto, apop, user, sasl-plain or none"
+            "sasl-login is for smtp targets; pop3 uses auto, apop, user, sasl-plain, xoauth2, oauthbearer or none"
         );
         assert_eq!(
             tcp.auth(Some(AuthMethod::User), true, "targets")

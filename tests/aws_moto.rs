@@ -1477,3 +1477,57 @@ async fn run_exits_non_zero_when_an_alert_is_lost_and_keeps_the_state() {
     assert_eq!(saved["monitors"]["cli-flip"]["status"], "down");
     assert_eq!(saved["monitors"]["cli-steady"]["status"], "up");
 }
+
+// ---------------------------------------------------------------- OAuth2
+
+/// The handler with an OAuth2 credential whose client secret is in Secrets
+/// Manager, against the real oidc-provider and its Dovecot: two warm
+/// invocations, one token request (the process-wide cache).
+#[tokio::test]
+async fn oauth2_client_secret_from_secrets_manager_one_fetch_per_warm_container() {
+    let o = common::oauth2::servers();
+    let s = stack("oauth").await;
+    let client_secret = moto::unique("oauth-client-secret");
+    moto::create_secret(&s.sdk, &client_secret, o.get("CLIENT_SECRET")).await;
+    let monitors: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            json!({"name": format!("oauth-{i}"), "host": "127.0.0.1",
+                   "port": o.port("POP3S_OAUTH_PORT"), "tls": "implicit", "auth": "xoauth2"})
+        })
+        .collect();
+    let doc = json!({
+        "version": 1,
+        "run": {"retries": 0, "deadline_ms": 50000, "secrets_ttl_seconds": 0},
+        "credentials": {"m365": {"username": o.get("MAILBOX"), "oauth2": {
+            "provider": "generic", "token_url": o.get("TOKEN_URL"), "scope": o.get("SCOPE"),
+            "client_id": o.get("CLIENT_ID"), "client_secret_id": client_secret,
+            "ca_file": o.get("CA_PEM")}}},
+        "defaults": {"credentials": "m365", "ca_pem": o.pem("CA_PEM"), "tls_server_name": "localhost",
+                     "timeout_ms": 40000, "warning_ms": 30000, "critical_ms": 35000},
+        "monitors": monitors
+    });
+    moto::create_secret(&s.sdk, &s.config_secret, &doc.to_string()).await;
+    let cache = ConfigCache::default();
+    let before = pop3_probe::oauth2::TokenCache::global().fetches();
+    for run in 0..2 {
+        let summary = s
+            .invoke(&cache, Duration::from_secs(60))
+            .await
+            .expect("run");
+        assert_eq!(
+            (summary.probed, summary.up),
+            (5, 5),
+            "run {run}: {summary:?}"
+        );
+        let shown = format!(
+            "{}\n{:?}",
+            serde_json::to_string(&summary).unwrap(),
+            summary.results
+        );
+        assert!(!shown.contains(o.get("CLIENT_SECRET")), "{shown}");
+    }
+    assert_eq!(
+        pop3_probe::oauth2::TokenCache::global().fetches() - before,
+        1
+    );
+}

@@ -155,12 +155,12 @@ fn templates_have_the_right_ports_modes_and_auth_notes() {
                 TlsMode::Starttls,
                 AuthMethod::Auto
             ),
-            // Exchange Online takes no password over POP3: no login at all.
+            // Exchange Online takes no password over POP3: OAuth2.
             (
                 "outlook.office365.com".into(),
                 995,
                 TlsMode::Implicit,
-                AuthMethod::None
+                AuthMethod::Xoauth2
             ),
         ]
     );
@@ -169,20 +169,38 @@ fn templates_have_the_right_ports_modes_and_auth_notes() {
         n.contains("OAuth2") && n.contains("basic authentication"),
         "{n}"
     );
+    for step in [
+        "POP.AccessAsApp",
+        "New-ServicePrincipal",
+        "Add-MailboxPermission",
+        "admin consent",
+    ] {
+        assert!(n.contains(step), "{step}: {n}");
+    }
 
     let (c, v) = load("gmail");
     assert_eq!(
         modes(&c),
-        [(
-            "pop.gmail.com".into(),
-            995,
-            TlsMode::Implicit,
-            AuthMethod::Auto
-        )]
+        [
+            (
+                "pop.gmail.com".into(),
+                995,
+                TlsMode::Implicit,
+                AuthMethod::Auto
+            ),
+            (
+                "pop.gmail.com".into(),
+                995,
+                TlsMode::Implicit,
+                AuthMethod::Xoauth2
+            )
+        ]
     );
     let n = notes(&v);
     assert!(
-        n.contains("app password") && n.contains("2-Step Verification"),
+        n.contains("app password")
+            && n.contains("2-Step Verification")
+            && n.contains("refresh token"),
         "{n}"
     );
 

@@ -60,6 +60,10 @@ pub enum AuthArg {
     SaslPlain,
     /// SASL LOGIN (smtp only).
     SaslLogin,
+    /// XOAUTH2 with an OAuth2 access token (needs the --oauth2-* flags).
+    Xoauth2,
+    /// OAUTHBEARER (RFC 7628) with an OAuth2 access token.
+    Oauthbearer,
     /// No login: connectivity, greeting and CAPA only.
     None,
 }
@@ -72,6 +76,8 @@ impl From<AuthArg> for AuthMethod {
             AuthArg::User => AuthMethod::User,
             AuthArg::SaslPlain => AuthMethod::SaslPlain,
             AuthArg::SaslLogin => AuthMethod::SaslLogin,
+            AuthArg::Xoauth2 => AuthMethod::Xoauth2,
+            AuthArg::Oauthbearer => AuthMethod::Oauthbearer,
             AuthArg::None => AuthMethod::None,
         }
     }
@@ -223,6 +229,136 @@ pub struct CheckArgs {
     /// Print the POP3 dialogue to stderr (PASS, APOP and AUTH arguments masked).
     #[arg(long, short)]
     pub verbose: bool,
+
+    /// Boxed: the OAuth2 flags would make every other subcommand's
+    /// arguments as large as these.
+    #[command(flatten)]
+    pub oauth2: Box<OAuth2Args>,
+}
+
+/// Log in with an OAuth2 access token (XOAUTH2 / OAUTHBEARER); see docs/oauth2.md.
+#[derive(Debug, Args, Default)]
+pub struct OAuth2Args {
+    /// The token endpoint's presets: microsoft (needs --oauth2-tenant),
+    /// google, or generic (needs --oauth2-token-url and --oauth2-scope).
+    /// Example: --oauth2-provider microsoft
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    pub oauth2_provider: Option<ProviderArg>,
+    /// Microsoft tenant (domain or GUID). Example: --oauth2-tenant contoso.onmicrosoft.com
+    #[arg(long, value_name = "TENANT")]
+    pub oauth2_tenant: Option<String>,
+    /// The application (client) ID.
+    #[arg(long, value_name = "ID")]
+    pub oauth2_client_id: Option<String>,
+    /// Read the client secret from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "oauth2_client_secret_file")]
+    pub oauth2_client_secret_env: Option<String>,
+    /// Read the client secret from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// The token endpoint; overrides the preset. Example: --oauth2-token-url https://idp.example.com/token
+    #[arg(long, value_name = "URL")]
+    pub oauth2_token_url: Option<String>,
+    /// The scope to ask for; overrides the preset.
+    #[arg(long, value_name = "SCOPE")]
+    pub oauth2_scope: Option<String>,
+    /// Delegated login: read a refresh token from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "oauth2_refresh_token_file")]
+    pub oauth2_refresh_token_env: Option<String>,
+    /// Delegated login: read a refresh token from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_refresh_token_file: Option<PathBuf>,
+    /// Use a ready access token from this environment variable (no token request).
+    #[arg(long, value_name = "VAR", conflicts_with = "oauth2_token_file")]
+    pub oauth2_token_env: Option<String>,
+    /// Use a ready access token from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_token_file: Option<PathBuf>,
+    /// Trust these CA certificates for the token endpoint instead of the built-in roots.
+    #[arg(long, value_name = "PEM")]
+    pub oauth2_ca_file: Option<PathBuf>,
+    /// DANGEROUS: allow a plain http:// token URL to a host that is not
+    /// loopback (the output says so).
+    #[arg(long)]
+    pub oauth2_allow_insecure_http: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProviderArg {
+    Microsoft,
+    Google,
+    Generic,
+}
+
+impl OAuth2Args {
+    fn given(&self) -> bool {
+        self.oauth2_provider.is_some()
+            || self.oauth2_client_id.is_some()
+            || self.oauth2_token_url.is_some()
+            || self.oauth2_token_env.is_some()
+            || self.oauth2_token_file.is_some()
+            || self.oauth2_refresh_token_env.is_some()
+            || self.oauth2_refresh_token_file.is_some()
+    }
+
+    /// The credential, with its secrets read; `None` without OAuth2 flags.
+    fn credential(&self) -> anyhow::Result<Option<pop3_probe::oauth2::Credential>> {
+        if !self.given() {
+            return Ok(None);
+        }
+        let provider = match self.oauth2_provider {
+            Some(ProviderArg::Microsoft) => "microsoft",
+            Some(ProviderArg::Google) => "google",
+            Some(ProviderArg::Generic) | None => "generic",
+        };
+        let json = serde_json::json!({
+            "provider": provider,
+            "tenant": self.oauth2_tenant,
+            "client_id": self.oauth2_client_id,
+            "client_secret_env": self.oauth2_client_secret_env,
+            "client_secret_file": self.oauth2_client_secret_file,
+            "token_url": self.oauth2_token_url,
+            "scope": self.oauth2_scope,
+            "refresh_token_env": self.oauth2_refresh_token_env,
+            "refresh_token_file": self.oauth2_refresh_token_file,
+            "token_env": self.oauth2_token_env,
+            "token_file": self.oauth2_token_file,
+            "ca_file": self.oauth2_ca_file,
+            "allow_insecure_http": self.oauth2_allow_insecure_http,
+        });
+        // Drop the unset flags: the config shape treats a null as a value.
+        let json: serde_json::Map<String, serde_json::Value> = json
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config: pop3_probe::oauth2::config::OAuth2Config =
+            serde_json::from_value(serde_json::Value::Object(json))
+                .map_err(|e| anyhow::anyhow!("--oauth2-* flags: {e}"))?;
+        if let Err((path, message)) = config.validate("oauth2") {
+            // `oauth2.client_id` is the flag --oauth2-client-id.
+            let flag = path.replace(['.', '_'], "-");
+            bail!("--{flag}: {message}");
+        }
+        // Env and file sources only: nothing here waits on the network.
+        let cred = futures::executor::block_on(config.resolve(&NoSecretSource))
+            .map_err(|e| anyhow::anyhow!("--oauth2-*: {e}"))?;
+        Ok(Some(cred))
+    }
+}
+
+/// The CLI reads secrets from the environment and files only.
+struct NoSecretSource;
+
+impl pop3_probe::sinks::SecretSource for NoSecretSource {
+    async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::sinks::SinkError> {
+        Err(pop3_probe::sinks::SinkError::new(
+            "cli",
+            format!("no Secrets Manager from the command line ({id})"),
+        ))
+    }
 }
 
 /// What a target URL says (the profile table reads it).
@@ -290,6 +426,7 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
     let (warning, critical) = thresholds(args)?;
     let username = args.user.clone().or(url_user);
     let password = read_password(args)?;
+    let oauth2 = args.oauth2.credential()?;
     let kind_profile = profile::of(kind);
     // `auto` is --auth's default, so it means "the kind's default login"
     // (SMTP logs in only when a user is given).
@@ -307,7 +444,10 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
         if username.is_none() {
             bail!("--auth {auth} needs a user name: put it in the URL (pop3s://user@host) or pass --user (or use --auth none for a connectivity check)");
         }
-        if password.is_none() {
+        if password.is_none() && oauth2.is_none() && auth.oauth_mechanism().is_some() {
+            bail!("--auth {auth} needs an OAuth2 credential: --oauth2-provider with --oauth2-client-id and --oauth2-client-secret-env (or --oauth2-token-env)");
+        }
+        if password.is_none() && oauth2.is_none() {
             bail!("--auth {auth} needs a password: pass --password-env VAR or --password-file FILE (or use --auth none)");
         }
     }
@@ -340,6 +480,7 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
     t.certificate_warning_days = Some(args.cert_warn_days);
     t.capabilities = args.capa;
     t.transcript = args.verbose;
+    t.oauth2 = oauth2.map(std::sync::Arc::new);
     Ok(t)
 }
 

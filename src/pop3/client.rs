@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::command::{self, MAX_AUTH_LINE};
 use super::response::{self, Greeting, MaildropStat, StatusLine};
-use crate::sasl::{self, Auth, AuthStart, Mechanism, SecretResponse};
+use crate::sasl::{self, oauth, Auth, AuthStart, Mechanism, SecretResponse};
 use crate::wire::{self, BadArgument, Capabilities, Conn, Transcript, MAX_LINE};
 
 /// The most lines a multi-line reply (CAPA) may have.
@@ -107,6 +107,22 @@ pub enum StlsOutcome<S> {
     Ready(S, Greeting),
     /// `-ERR`: still in plaintext AUTHORIZATION state.
     Refused(Client<S>, StatusLine),
+}
+
+/// The outcome of an OAuth2 login, with the status from the server's error
+/// challenge when it sent one.
+pub struct OauthLogin<S> {
+    pub result: Result<Session<S>, LoginFailure<S>>,
+    pub status: Option<oauth::ErrorStatus>,
+}
+
+/// The text after `+` of a SASL continuation line (`+` alone: empty).
+fn continuation(line: &[u8]) -> Option<&[u8]> {
+    match line {
+        [b'+'] => Some(&[]),
+        [b'+', b' ', rest @ ..] => Some(rest),
+        _ => None,
+    }
 }
 
 /// AUTHORIZATION state.
@@ -209,6 +225,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     ) -> Result<Session<S>, LoginFailure<S>> {
         let r = self.plain(user, password).await;
         self.finish_login(r)
+    }
+
+    /// XOAUTH2 or OAUTHBEARER in the two-line form: `AUTH <mech>`, wait for
+    /// `+`, send the client response. A server that refuses the token may
+    /// first send an error challenge (`+ <base64 JSON>`): it is answered as
+    /// the mechanism's spec says, and its decoded status handed back with
+    /// the `-ERR` that follows.
+    pub async fn login_oauth(
+        mut self,
+        response: &oauth::ClientResponse,
+        mechanism: oauth::OauthMechanism,
+    ) -> OauthLogin<S> {
+        let mut status = None;
+        let r = self.oauth(mechanism, response, &mut status).await;
+        OauthLogin {
+            result: self.finish_login(r),
+            status,
+        }
+    }
+
+    async fn oauth(
+        &mut self,
+        mechanism: oauth::OauthMechanism,
+        response: &oauth::ClientResponse,
+        status: &mut Option<oauth::ErrorStatus>,
+    ) -> Result<(), Error> {
+        self.conn.send(&AuthStart(mechanism.mechanism())).await?;
+        let line = self.conn.read_line().await?.to_vec();
+        if continuation(&line).is_none() {
+            return Err(match response::parse_status(&line) {
+                Ok(s) if !s.is_ok() => Error::Negative(s),
+                _ => Error::Protocol("expected a SASL continuation (+)".into()),
+            });
+        }
+        self.conn.send(&oauth::OauthResponse(response)).await?;
+        let line = self.conn.read_line().await?.to_vec();
+        if let Some(challenge) = continuation(&line) {
+            *status = oauth::decode_error_challenge(&String::from_utf8_lossy(challenge));
+            self.conn.send(&oauth::OauthErrorReply(mechanism)).await?;
+            // The failure reply; a server that accepts after its own error
+            // challenge is odd, but its +OK is what counts.
+            expect_ok(&mut self.conn).await?;
+            return Ok(());
+        }
+        match response::parse_status(&line)? {
+            s if s.is_ok() => Ok(()),
+            s => Err(Error::Negative(s)),
+        }
     }
 
     /// A `-ERR` leaves the session in AUTHORIZATION state, so the client is

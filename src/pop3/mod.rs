@@ -8,5 +8,5 @@ mod client;
 pub mod command;
 pub mod response;
 
-pub use client::{Client, Error, LoginFailure, Session, StlsOutcome, MAX_LINES};
+pub use client::{Client, Error, LoginFailure, OauthLogin, Session, StlsOutcome, MAX_LINES};
 pub use response::{Greeting, MaildropStat, ResponseCode, Status, StatusLine};

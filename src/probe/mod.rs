@@ -120,6 +120,9 @@ struct Run<'a> {
     warnings: Vec<String>,
     /// What a successful check did, for the message; each check sets it.
     summary: Option<String>,
+    /// The OAuth2 facts for the result, and the token the login uses.
+    oauth2: Option<OAuth2Facts>,
+    token: Option<crate::oauth2::Obtained>,
 }
 
 /// Check one target of any kind.
@@ -186,6 +189,98 @@ impl<'a> Run<'a> {
             warnings: Vec::new(),
             summary: None,
             secrets,
+            oauth2: None,
+            token: None,
+        }
+    }
+
+    /// The `token` phase: an OAuth2 access token before anything touches
+    /// the mail server, so a broken token service is never blamed on it.
+    /// Nothing to do without an OAuth2 credential.
+    async fn token_phase(&mut self) -> Result<(), Failure> {
+        let t = self.target;
+        let Some(cred) = t.oauth2.clone() else {
+            return Ok(());
+        };
+        let mut facts = self.oauth2.take().unwrap_or_else(|| OAuth2Facts {
+            grant: cred.grant.kind().as_str().to_string(),
+            token_endpoint: url::Url::parse(&cred.token_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string)),
+            insecure_http: crate::oauth2::uses_insecure_http(&cred),
+            ..OAuth2Facts::default()
+        });
+        if facts.insecure_http && !self.warnings.iter().any(|w| w.contains("http://")) {
+            self.warnings.push(
+                "the OAuth2 token was fetched over plain http:// from a host that is not loopback (allow_insecure_http)".into(),
+            );
+        }
+        let cache = t
+            .token_cache
+            .clone()
+            .unwrap_or_else(crate::oauth2::TokenCache::global);
+        let user = t.username.clone().unwrap_or_default();
+        let budget = self.remaining();
+        let got = self
+            .phase(Phase::Token, async {
+                Ok(cache.get(&cred, &user, budget).await)
+            })
+            .await;
+        let got = match got {
+            Ok(g) => g,
+            Err(f) => {
+                facts.category = Some("probe".into());
+                self.oauth2 = Some(facts);
+                return Err(Failure {
+                    kind: FailureKind::Oauth2TokenFailed,
+                    ..f
+                });
+            }
+        };
+        match got {
+            Ok(obtained) => {
+                facts.token_remaining_s = obtained.remaining.map(|d| d.as_secs());
+                facts.cached = obtained.cached;
+                let host = t.tls_server_name.as_deref().unwrap_or(&t.host);
+                let mut forms = crate::sasl::oauth::secret_forms(
+                    obtained.token.token.expose_secret(),
+                    &user,
+                    host,
+                    t.port,
+                );
+                forms.extend(cred.secrets());
+                self.secrets.extend(forms);
+                self.secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
+                self.secrets.dedup();
+                // Nothing is recorded yet: start the transcript again with
+                // the token among the texts it masks.
+                if t.transcript && t.oauth2.is_some() && self.transcript.lines().is_empty() {
+                    self.transcript = Transcript::masking(self.secrets.clone());
+                }
+                self.token = Some(obtained);
+                self.oauth2 = Some(facts);
+                Ok(())
+            }
+            Err(e) => {
+                facts.error = e.oauth_error().map(str::to_string);
+                if let crate::oauth2::TokenFailure::OAuth { description, .. } = &e.failure {
+                    facts.error_description = description.clone();
+                }
+                facts.category = Some(
+                    if e.is_credentials_problem() {
+                        "credentials"
+                    } else {
+                        "probe"
+                    }
+                    .to_string(),
+                );
+                self.oauth2 = Some(facts);
+                Err(Failure::new(
+                    FailureKind::Oauth2TokenFailed,
+                    Phase::Token,
+                    format!("no OAuth2 access token: {e}"),
+                ))
+            }
         }
     }
 
@@ -489,6 +584,7 @@ impl<'a> Run<'a> {
             blocked_by: None,
             blocking: Vec::new(),
             roundtrip: None,
+            oauth2: self.oauth2,
         };
         scrub(&mut result, &self.secrets);
         result
@@ -501,6 +597,24 @@ fn micros_to_ms(d: Duration) -> f64 {
 
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
+}
+
+/// What usually breaks when a mail server refuses a token its own
+/// authorization server just issued.
+pub fn oauth_hint(provider: crate::oauth2::Provider) -> &'static str {
+    match provider {
+        crate::oauth2::Provider::Microsoft => "Usual causes with Microsoft 365: no Exchange service principal for the app (New-ServicePrincipal with the enterprise application's object ID, not the app registration's), no Add-MailboxPermission for it on this mailbox, POP.AccessAsApp without admin consent, or POP disabled for the mailbox",
+        crate::oauth2::Provider::Google => "Usual causes with Google: the refresh token's account is not this mailbox, the scope is not https://mail.google.com/, or POP is disabled for the account",
+        crate::oauth2::Provider::Generic => "Usual causes: a token for another audience or scope, or an account the token does not name",
+    }
+}
+
+/// Outlook's wording when it no longer takes passwords.
+pub fn basic_auth_disabled_hint(reply: &str) -> Option<&'static str> {
+    reply
+        .to_ascii_lowercase()
+        .contains("basic authentication is disabled")
+        .then_some("the server no longer accepts passwords: log in with OAuth2 (auth xoauth2 with an oauth2 credential; see docs/oauth2.md)")
 }
 
 /// A hostile or buggy server can echo what it was sent. Remove every form of
@@ -523,7 +637,11 @@ fn scrub(result: &mut ProbeResult, forms: &[String]) {
     for w in &mut result.warnings {
         clean(w);
     }
-    // The transcript was masked as it was recorded (`Transcript::masking`).
+    // The transcript was masked as it was recorded (`Transcript::masking`),
+    // but a token fetched again mid-dialogue joined the list later.
+    for l in &mut result.transcript {
+        clean(&mut l.line);
+    }
     if let Some(caps) = result.capabilities.as_mut() {
         for l in &mut caps.raw {
             clean(l);

@@ -78,6 +78,9 @@ fn negative(line: StatusLine, phase: Phase) -> Failure {
 impl Run<'_> {
     async fn pop3_dialogue(&mut self) -> Result<(), Failure> {
         let t = self.target;
+        if t.auth != AuthMethod::None {
+            self.token_phase().await?;
+        }
         let (stream, tls) = self.open().await?;
 
         let transcript = self.transcript.clone();
@@ -197,12 +200,159 @@ impl Run<'_> {
         Ok(Client::resume(secured, greeting, transcript))
     }
 
+    /// Log in with the OAuth2 token (XOAUTH2 or OAUTHBEARER, two-line
+    /// form). A cached token the server refuses is dropped and one fresh
+    /// token tried on the same connection (POP3 stays in AUTHORIZATION
+    /// after -ERR); a fresh token refused is `auth_failed`.
+    async fn pop3_login_oauth(
+        &mut self,
+        mut client: Client<Stream>,
+    ) -> Result<Session<Stream>, Failure> {
+        let t = self.target;
+        let (Some(cred), Some(user)) = (t.oauth2.clone(), t.username.clone()) else {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                "an OAuth2 login needs a user name",
+            ));
+        };
+        let method = match t.auth {
+            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => t.auth,
+            AuthMethod::Auto => {
+                if self.capabilities.is_none() {
+                    self.capa(&mut client).await?;
+                }
+                if self
+                    .capabilities
+                    .as_ref()
+                    .is_some_and(|c| c.has_sasl("OAUTHBEARER"))
+                {
+                    AuthMethod::Oauthbearer
+                } else {
+                    AuthMethod::Xoauth2
+                }
+            }
+            other => {
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    format!("auth {other} cannot use an OAuth2 credential: use xoauth2, oauthbearer or auto"),
+                ))
+            }
+        };
+        let mechanism = method.oauth_mechanism().expect("an OAuth2 method");
+        if let Some(caps) = self
+            .capabilities
+            .as_ref()
+            .filter(|c| !c.has_sasl(mechanism.name()))
+        {
+            return Err(Failure::new(
+                FailureKind::AuthUnsupported,
+                Phase::Auth,
+                format!(
+                    "{} is not offered by the server (CAPA: SASL {})",
+                    mechanism.name(),
+                    caps.sasl.join(" ")
+                ),
+            ));
+        }
+        if !client.stream_ref().is_tls() && !t.allow_plaintext_password {
+            return Err(Failure::new(
+                FailureKind::PlaintextRefused,
+                Phase::Auth,
+                "refusing to send the OAuth2 token in cleartext (a connection without TLS); use TLS, or set allow_plaintext_password",
+            ));
+        }
+        self.auth_used = Some(method);
+        let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
+        let mut refetched = false;
+        loop {
+            let Some(obtained) = self.token.clone() else {
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    "no OAuth2 token",
+                ));
+            };
+            let token = &obtained.token.token;
+            let response = match mechanism {
+                crate::sasl::oauth::OauthMechanism::XOauth2 => {
+                    crate::sasl::oauth::xoauth2(&user, token)
+                }
+                crate::sasl::oauth::OauthMechanism::OauthBearer => {
+                    crate::sasl::oauth::oauthbearer(&user, &host, t.port, token)
+                }
+            }
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    format!("OAuth2 login: {e}"),
+                )
+            })?;
+            let outcome = self
+                .phase(Phase::Auth, async move {
+                    Ok(client.login_oauth(&response, mechanism).await)
+                })
+                .await?;
+            if let (Some(status), Some(facts)) = (&outcome.status, self.oauth2.as_mut()) {
+                facts.server_status = Some(status.to_string());
+            }
+            let LoginFailure {
+                error,
+                client: back,
+            } = match outcome.result {
+                Ok(session) => return Ok(session),
+                Err(f) => f,
+            };
+            let negative = matches!(error, pop3::Error::Negative(_));
+            if let (true, false, true, Some(back)) = (obtained.cached, refetched, negative, back) {
+                // Revoked or expired early: drop it, fetch one fresh token.
+                let cache = t
+                    .token_cache
+                    .clone()
+                    .unwrap_or_else(crate::oauth2::TokenCache::global);
+                cache.reject(&cred, &user, token).await;
+                refetched = true;
+                if let Some(f) = self.oauth2.as_mut() {
+                    f.refetched = true;
+                }
+                self.token_phase().await?;
+                client = *back;
+                continue;
+            }
+            let mut failure = error.classify(Phase::Auth);
+            if failure.kind == FailureKind::AuthFailed {
+                let status = outcome
+                    .status
+                    .map(|s| format!(" (server status: {s})"))
+                    .unwrap_or_default();
+                failure.message = format!(
+                    "the mail server refused a freshly issued OAuth2 token{status}: {}. {}",
+                    failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
+                    super::oauth_hint(cred.provider)
+                );
+            }
+            return Err(failure);
+        }
+    }
+
     /// Pick the method, refuse plaintext passwords, log in.
     pub(super) async fn pop3_login(
         &mut self,
         mut client: Client<Stream>,
     ) -> Result<Session<Stream>, Failure> {
         let t = self.target;
+        if t.oauth2.is_some() {
+            return self.pop3_login_oauth(client).await;
+        }
+        if t.auth.oauth_mechanism().is_some() {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                format!("auth {} needs an OAuth2 credential (an oauth2 block in credentials, or --oauth2-* flags)", t.auth),
+            ));
+        }
         let (Some(user), Some(password)) = (t.username.clone(), t.password.clone()) else {
             return Err(Failure::new(
                 FailureKind::ConfigError,
@@ -269,6 +419,10 @@ impl Run<'_> {
             Err(failure) => failure,
         };
         let mut failure = error.classify(Phase::Auth);
+        if let Some(hint) = super::basic_auth_disabled_hint(failure.reply.as_deref().unwrap_or(""))
+        {
+            failure.message = format!("{}; {hint}", failure.message);
+        }
         // PLAIN was tried without knowing it is offered; Dovecot, for one,
         // answers an unknown mechanism with [AUTH], which would read as a
         // wrong password. Ask CAPA now, on the failure path only.

@@ -132,6 +132,9 @@ impl Run<'_> {
         // Settings are checked before any traffic: a bad one is the
         // monitor's fault, not the server's.
         let credentials = self.smtp_credentials()?;
+        if credentials.is_some() {
+            self.token_phase().await?;
+        }
         let configured_name = t
             .ehlo_name
             .as_deref()
@@ -198,6 +201,18 @@ impl Run<'_> {
         }
         if t.auth == AuthMethod::None {
             return Ok(None);
+        }
+        // OAuth2: the token stands in for the password (the token phase
+        // fetches it before the connection).
+        if let (Some(_), Some(u)) = (&t.oauth2, &t.username) {
+            return Ok(Some((u.clone(), SecretString::from(String::new()))));
+        }
+        if t.auth.oauth_mechanism().is_some() {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                format!("auth {} needs an OAuth2 credential and a user name", t.auth),
+            ));
         }
         match (&t.username, &t.password) {
             (Some(u), Some(p)) => Ok(Some((u.clone(), p.clone()))),
@@ -313,6 +328,9 @@ impl Run<'_> {
             self.quit(session.quit_nowait()).await;
             return Err(refused);
         }
+        if t.oauth2.is_some() {
+            return self.smtp_login_oauth(session, user).await;
+        }
         let ext = session.extensions();
         let method = match t.auth {
             AuthMethod::Auto if ext.has_mechanism("PLAIN") => Some(AuthMethod::SaslPlain),
@@ -356,6 +374,96 @@ impl Run<'_> {
             Err(f) => f,
         };
         let failure = error.classify(Phase::Auth);
+        if let Some(session) = session {
+            self.quit(session.quit_nowait()).await;
+        }
+        Err(failure)
+    }
+}
+
+impl Run<'_> {
+    /// AUTH XOAUTH2 / OAUTHBEARER with the token phase's token (`auto`:
+    /// OAUTHBEARER when EHLO offers it, else XOAUTH2).
+    async fn smtp_login_oauth(
+        &mut self,
+        session: Session<Stream>,
+        user: String,
+    ) -> Result<(Authenticated<Stream>, AuthMethod), Failure> {
+        let t = self.target;
+        let ext = session.extensions();
+        let method = match t.auth {
+            AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => t.auth,
+            _ if ext.has_mechanism("OAUTHBEARER") => AuthMethod::Oauthbearer,
+            _ => AuthMethod::Xoauth2,
+        };
+        let mechanism = method.oauth_mechanism().expect("an OAuth2 method");
+        if !ext.has_mechanism(mechanism.name()) {
+            let why = format!(
+                "the server does not offer AUTH {} (it offers: {})",
+                mechanism.name(),
+                ext.mechanisms().join(" ")
+            );
+            self.quit(session.quit_nowait()).await;
+            return Err(Failure::new(FailureKind::AuthUnsupported, Phase::Auth, why));
+        }
+        let Some(obtained) = self.token.clone() else {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                "no OAuth2 token",
+            ));
+        };
+        let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
+        let response = match mechanism {
+            crate::sasl::oauth::OauthMechanism::XOauth2 => {
+                crate::sasl::oauth::xoauth2(&user, &obtained.token.token)
+            }
+            crate::sasl::oauth::OauthMechanism::OauthBearer => {
+                crate::sasl::oauth::oauthbearer(&user, &host, t.port, &obtained.token.token)
+            }
+        }
+        .map_err(|e| {
+            Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                format!("OAuth2 login: {e}"),
+            )
+        })?;
+        self.auth_used = Some(method);
+        let (outcome, status) = self
+            .phase(Phase::Auth, async {
+                Ok(session.auth_oauth(&response, mechanism).await)
+            })
+            .await?;
+        if let (Some(st), Some(facts)) = (&status, self.oauth2.as_mut()) {
+            facts.server_status = Some(st.to_string());
+        }
+        let AuthFailure { error, session } = match outcome {
+            Ok(done) => return Ok((done, method)),
+            Err(f) => f,
+        };
+        let mut failure = error.classify(Phase::Auth);
+        if failure.kind == FailureKind::AuthFailed {
+            if let (true, Some(cred)) = (obtained.cached, t.oauth2.as_ref()) {
+                // A later run fetches a fresh one.
+                let cache = t
+                    .token_cache
+                    .clone()
+                    .unwrap_or_else(crate::oauth2::TokenCache::global);
+                cache.reject(cred, &user, &obtained.token.token).await;
+            }
+            let st = status
+                .map(|s| format!(" (server status: {s})"))
+                .unwrap_or_default();
+            failure.message = format!(
+                "the mail server refused the OAuth2 token{st}: {}. {}",
+                failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
+                t.oauth2
+                    .as_ref()
+                    .map(|c| super::oauth_hint(c.provider))
+                    .unwrap_or("")
+            );
+        }
         if let Some(session) = session {
             self.quit(session.quit_nowait()).await;
         }

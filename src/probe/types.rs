@@ -2,6 +2,7 @@
 //! alerts, metrics, the CLI and stored state all use them.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -106,8 +107,23 @@ pub enum AuthMethod {
     SaslPlain,
     /// SASL LOGIN (SMTP only): user name and password in two base64 steps.
     SaslLogin,
+    /// XOAUTH2 with an OAuth2 access token (Google, Microsoft 365).
+    Xoauth2,
+    /// OAUTHBEARER (RFC 7628) with an OAuth2 access token.
+    Oauthbearer,
     /// Connectivity only: the greeting (and CAPA with `capabilities`), no login.
     None,
+}
+
+impl AuthMethod {
+    /// The OAuth2 SASL mechanism this method is, if it is one.
+    pub fn oauth_mechanism(self) -> Option<crate::sasl::oauth::OauthMechanism> {
+        match self {
+            AuthMethod::Xoauth2 => Some(crate::sasl::oauth::OauthMechanism::XOauth2),
+            AuthMethod::Oauthbearer => Some(crate::sasl::oauth::OauthMechanism::OauthBearer),
+            _ => None,
+        }
+    }
 }
 
 impl AuthMethod {
@@ -118,6 +134,8 @@ impl AuthMethod {
             AuthMethod::User => "user",
             AuthMethod::SaslPlain => "sasl-plain",
             AuthMethod::SaslLogin => "sasl-login",
+            AuthMethod::Xoauth2 => "xoauth2",
+            AuthMethod::Oauthbearer => "oauthbearer",
             AuthMethod::None => "none",
         }
     }
@@ -164,6 +182,11 @@ pub struct Target {
     pub capabilities: bool,
     /// Record the masked dialogue in the result.
     pub transcript: bool,
+    /// Log in with an OAuth2 access token from this credential (the
+    /// `token` phase runs before the connection).
+    pub oauth2: Option<Arc<crate::oauth2::Credential>>,
+    /// Where tokens are kept; `None`: the process-wide cache.
+    pub token_cache: Option<Arc<crate::oauth2::TokenCache>>,
     /// SMTP: the name sent with EHLO; `None`: an address literal of the
     /// local address.
     pub ehlo_name: Option<String>,
@@ -180,6 +203,7 @@ impl fmt::Debug for Target {
             .field("auth", &self.auth)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("oauth2", &self.oauth2)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -213,6 +237,8 @@ impl Target {
             capabilities: false,
             transcript: false,
             ehlo_name: None,
+            oauth2: None,
+            token_cache: None,
         }
     }
 }
@@ -249,6 +275,8 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Getting an OAuth2 access token (before anything else).
+    Token,
     Resolve,
     Connect,
     Tls,
@@ -270,7 +298,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 13] = [
+    pub const ALL: [Phase; 14] = [
+        Phase::Token,
         Phase::Resolve,
         Phase::Connect,
         Phase::Tls,
@@ -288,6 +317,7 @@ impl Phase {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Phase::Token => "token",
             Phase::Resolve => "resolve",
             Phase::Connect => "connect",
             Phase::Tls => "tls",
@@ -369,6 +399,9 @@ pub enum FailureKind {
     /// Round trip: the probe message was not found within
     /// `max_delivery_ms` of being submitted.
     MessageLost,
+    /// No OAuth2 access token: the token endpoint refused the client or
+    /// grant (the OAuth `error` is in the result), or could not be reached.
+    Oauth2TokenFailed,
 }
 
 impl FailureKind {
@@ -401,11 +434,12 @@ impl FailureKind {
             FailureKind::ConfigError => "config_error",
             FailureKind::BlockedByDependency => "blocked_by_dependency",
             FailureKind::MessageLost => "message_lost",
+            FailureKind::Oauth2TokenFailed => "oauth2_token_failed",
         }
     }
 
     /// Every kind, for docs and exhaustive tests.
-    pub const ALL: [FailureKind; 27] = [
+    pub const ALL: [FailureKind; 28] = [
         FailureKind::DnsFailure,
         FailureKind::ConnectionRefused,
         FailureKind::ConnectionFailed,
@@ -433,6 +467,7 @@ impl FailureKind {
         FailureKind::ConfigError,
         FailureKind::BlockedByDependency,
         FailureKind::MessageLost,
+        FailureKind::Oauth2TokenFailed,
     ];
 
     /// Failures that are about the technical account rather than the mail
@@ -539,6 +574,10 @@ pub struct ProbeResult {
     /// Round trip only: delivery, cleanup and the leg that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roundtrip: Option<RoundtripFacts>,
+    /// The OAuth2 side of the login: the token phase's outcome, and the
+    /// status a server sent when it refused the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Facts>,
 }
 
 /// What a round trip found beyond the common fields.
@@ -580,11 +619,60 @@ pub struct RoundtripFacts {
     pub next_state: Option<super::roundtrip::Outstanding>,
 }
 
+/// What the output says about an OAuth2 login. Never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OAuth2Facts {
+    /// `client_credentials`, `refresh_token` or `ready`.
+    pub grant: String,
+    /// The token endpoint's host (not the whole URL: a query may carry
+    /// something private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Seconds the token had left when the login used it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_remaining_s: Option<u64>,
+    /// The token came from the cache (no request this time).
+    #[serde(default)]
+    pub cached: bool,
+    /// A cached token was refused and one fresh token was fetched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refetched: bool,
+    /// Plain `http://` to a host that is not loopback (allowed by the flag).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_http: bool,
+    /// The token endpoint's OAuth `error` code (`invalid_client`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    /// `credentials` (the endpoint refused the client or grant) or `probe`
+    /// (it could not be reached or made no sense), for a token failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The decoded error challenge of a mail server that refused the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_status: Option<String>,
+}
+
 fn one() -> u32 {
     1
 }
 
 impl ProbeResult {
+    /// Is the failure about the technical account (page whoever owns the
+    /// credentials) rather than the mail service? A token failure is when
+    /// the endpoint refused the client or grant, not when it was down.
+    pub fn is_credentials_problem(&self) -> bool {
+        match self.failure {
+            Some(FailureKind::Oauth2TokenFailed) => self
+                .oauth2
+                .as_ref()
+                .is_some_and(|o| o.category.as_deref() == Some("credentials")),
+            Some(k) => k.is_credentials_problem(),
+            None => false,
+        }
+    }
+
     pub fn phase_ms(&self, phase: Phase) -> Option<f64> {
         self.phases.iter().find(|p| p.phase == phase).map(|p| p.ms)
     }

@@ -13,6 +13,7 @@
 //! [`secret_forms`].
 
 pub mod login;
+pub mod oauth;
 pub mod plain;
 
 use std::fmt;
@@ -29,7 +30,10 @@ pub enum Mechanism {
     Plain,
     /// User name and password in base64, each after a challenge.
     Login,
-    // XOAUTH2 and OAUTHBEARER (RFC 7628) go here.
+    /// Google's and Microsoft's OAuth2 mechanism ([`oauth`]).
+    XOauth2,
+    /// RFC 7628's OAuth2 mechanism ([`oauth`]).
+    OauthBearer,
 }
 
 impl Mechanism {
@@ -38,6 +42,8 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Login => "LOGIN",
+            Mechanism::XOauth2 => "XOAUTH2",
+            Mechanism::OauthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -102,7 +108,9 @@ impl Command for Auth<'_> {
 }
 
 /// `AUTH <mechanism>` without an initial response: LOGIN always, PLAIN
-/// when its response is too long for one line.
+/// when its response is too long for one line, XOAUTH2 and OAUTHBEARER
+/// always (a token does not fit POP3's command line, and Microsoft
+/// requires the two-line form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthStart(pub Mechanism);
 

@@ -11,7 +11,7 @@
 use secrecy::SecretString;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::sasl::{self, login, Auth, AuthStart, Mechanism, SecretResponse};
+use crate::sasl::{self, login, oauth, Auth, AuthStart, Mechanism, SecretResponse};
 use crate::wire::{self, BadArgument, Conn, Transcript};
 
 use super::command::{self, Ehlo, HelloName, Helo, SmtpCommand, StartTls};
@@ -261,6 +261,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     ) -> Result<Authenticated<S>, AuthFailure<S>> {
         let r = self.login(user, password).await;
         self.finish_auth(r)
+    }
+
+    /// XOAUTH2 or OAUTHBEARER (Microsoft's SMTP AUTH client submission
+    /// uses XOAUTH2): `AUTH <mech>`, `334`, the client response. A refused
+    /// token may come back as a `334 <base64 JSON>` error challenge, which
+    /// is answered as each spec says; its decoded status is returned.
+    pub async fn auth_oauth(
+        mut self,
+        response: &oauth::ClientResponse,
+        mechanism: oauth::OauthMechanism,
+    ) -> (
+        Result<Authenticated<S>, AuthFailure<S>>,
+        Option<oauth::ErrorStatus>,
+    ) {
+        let mut status = None;
+        let r = self.oauth(response, mechanism, &mut status).await;
+        (self.finish_auth(r), status)
+    }
+
+    async fn oauth(
+        &mut self,
+        response: &oauth::ClientResponse,
+        mechanism: oauth::OauthMechanism,
+        status: &mut Option<oauth::ErrorStatus>,
+    ) -> Result<(), Error> {
+        send(&mut self.conn, &AuthStart(mechanism.mechanism())).await?;
+        challenge(read_reply(&mut self.conn).await?)?;
+        send(&mut self.conn, &oauth::OauthResponse(response)).await?;
+        let reply = read_reply(&mut self.conn).await?;
+        if reply.code == 334 {
+            *status = oauth::decode_error_challenge(reply.first_line());
+            send(&mut self.conn, &oauth::OauthErrorReply(mechanism)).await?;
+            positive(read_reply(&mut self.conn).await?, "235 to AUTH")?;
+            return Ok(());
+        }
+        positive(reply, "235 to AUTH")?;
+        Ok(())
     }
 
     async fn plain(&mut self, user: &str, password: &SecretString) -> Result<(), Error> {

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::sasl::{login, Auth, AuthStart, SecretResponse};
+use crate::sasl::{login, oauth, Auth, AuthStart, SecretResponse};
 use crate::wire::{BadArgument, Command};
 
 /// RFC 5321 section 4.5.3.1.4: a command line is at most 512 octets with
@@ -138,7 +138,9 @@ smtp_command!(
     Auth<'_>,
     AuthStart,
     login::User,
-    SecretResponse
+    SecretResponse,
+    oauth::OauthResponse<'_>,
+    oauth::OauthErrorReply
 );
 
 #[cfg(test)]

@@ -3,6 +3,7 @@ pub mod dovecot;
 pub mod fake;
 pub mod mem;
 pub mod moto;
+pub mod oauth2;
 pub mod relay;
 pub mod smtp;
 

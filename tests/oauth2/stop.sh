@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Stop the servers tests/oauth2/ensure.sh started from DIR (its Dovecot
+# instance and oidc-provider). Safe when nothing runs; leaves DIR's files.
+#
+#   tests/oauth2/stop.sh DIR
+set -euo pipefail
+
+HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=../dovecot/lib.sh
+. "$HERE/../dovecot/lib.sh"
+P3P_INSTANCES=(oauth)
+
+(($# == 1)) || p3p_die "usage: $0 DIR"
+[[ -d "$1" ]] || exit 0
+DIR=$(cd -- "$1" && pwd -P)
+
+p3p_lock "$DIR"
+p3p_stop_all "$DIR"
+pid=$(head -n1 "$DIR/oauth2.pid" 2>/dev/null || true)
+if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$DIR/npm/server.mjs"; then
+    kill -TERM "$pid" 2>/dev/null || true
+fi
+rm -f "$DIR/env" "$DIR/env.partial" "$DIR/.stamp"
