@@ -13,6 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -275,7 +276,9 @@ impl TlsClient {
         }
         let mut roots = RootCertStore::empty();
         let mut count = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+        // rustls-pki-types reads PEM itself; rustls-pemfile is unmaintained
+        // (RUSTSEC-2025-0134).
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let cert = cert.map_err(|e| CaBundleError(format!("unreadable PEM: {e}")))?;
             roots
                 .add(cert)

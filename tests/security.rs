@@ -240,3 +240,14 @@ async fn verification_happens_before_any_pop3_byte() {
     assert!(writes.len() <= 3, "client wrote {writes:?}");
     assert!(r.phases.last().map(|p| p.phase) == Some(probe::Phase::Tls));
 }
+
+/// RUSTSEC-2025-0134: rustls-pemfile is unmaintained; PEM is read through
+/// rustls-pki-types. Nothing in the build may pull it back in.
+#[test]
+fn rustls_pemfile_is_not_a_dependency() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    assert!(
+        !lock.contains("name = \"rustls-pemfile\""),
+        "rustls-pemfile is back in Cargo.lock"
+    );
+}
