@@ -371,6 +371,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::LoginDelay) => "The server enforces LOGIN-DELAY: probe less often than the delay it announces.",
         Some(F::MailboxError) => "Login works but the mailbox cannot be opened: check mail storage (disk, permissions, index corruption).",
         Some(F::PlaintextRefused) => "The probe refused to send the password without TLS: enable TLS on the server or use APOP.",
+        Some(F::PlaintextDisallowed) => "The server refuses password logins without TLS: use tls implicit or starttls, or APOP; the password itself is not at fault.",
         Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
         Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
@@ -940,7 +941,10 @@ mod tests {
         r.capabilities = Some(crate::wire::Capabilities {
             stls: stls_offered,
             user: true,
-            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            sasl: sasl
+                .iter()
+                .map(|s| crate::wire::Masker::default().text(s.as_bytes()))
+                .collect(),
             login_delay,
             ..Default::default()
         });

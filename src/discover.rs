@@ -376,7 +376,7 @@ impl Endpoint {
 
     pub fn sasl(&self) -> Vec<String> {
         self.effective_capabilities()
-            .map(|c| c.sasl.clone())
+            .map(|c| c.sasl.iter().map(|m| m.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -922,7 +922,8 @@ async fn first_line(tcp: TcpStream, deadline: Instant) -> String {
         .and_then(Result::ok)
         .unwrap_or(0);
     let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-    wire::sanitize(line)
+    // Discover sends no password: nothing to mask but control characters.
+    wire::Masker::default().text(line).into_string()
 }
 
 fn failure_kind(f: &TlsFailure) -> &'static str {

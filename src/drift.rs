@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::{Kind, ProbeResult, Status, TlsMode};
+use crate::wire::ServerText;
 
 /// The capabilities worth remembering. `None` means "not observable with
 /// this monitor's settings", which is never a change.
@@ -20,7 +21,7 @@ pub struct CapabilitySet {
     pub stls: Option<bool>,
     /// SASL (POP3 CAPA) or AUTH (SMTP EHLO) mechanisms, upper-case, sorted.
     #[serde(default)]
-    pub sasl: BTreeSet<String>,
+    pub sasl: BTreeSet<ServerText>,
     /// USER/PASS offered (POP3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<bool>,
@@ -28,7 +29,7 @@ pub struct CapabilitySet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apop: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub implementation: Option<String>,
+    pub implementation: Option<ServerText>,
     /// LOGIN-DELAY seconds (POP3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_delay: Option<u64>,
@@ -61,7 +62,11 @@ impl CapabilitySet {
         let pop3 = r.kind == Kind::Pop3;
         Some(CapabilitySet {
             stls,
-            sasl: caps.sasl.iter().map(|m| m.to_ascii_uppercase()).collect(),
+            sasl: caps
+                .sasl
+                .iter()
+                .map(|m| m.derived(|m| m.to_ascii_uppercase()))
+                .collect(),
             user: pop3.then_some(caps.user),
             apop: pop3.then_some(r.apop_offered),
             // SMTP banners carry per-connection tokens (Gmail's does), so
@@ -154,7 +159,10 @@ mod tests {
     fn set(stls: bool, sasl: &[&str], apop: bool) -> CapabilitySet {
         CapabilitySet {
             stls: Some(stls),
-            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            sasl: sasl
+                .iter()
+                .map(|s| ServerText::from_masked(s.as_bytes()))
+                .collect(),
             user: Some(true),
             apop: Some(apop),
             implementation: None,
@@ -183,7 +191,7 @@ mod tests {
     fn additions_and_identity_changes_are_recorded_not_alerted() {
         let before = set(false, &["PLAIN"], false);
         let mut now = set(true, &["PLAIN", "SCRAM-SHA-256"], true);
-        now.implementation = Some("Dovecot 2.4".into());
+        now.implementation = Some(ServerText::from_masked(b"Dovecot 2.4"));
         now.login_delay = Some(900);
         let d = compare(&before, &now, Kind::Pop3);
         assert!(d.security.is_empty(), "{d:?}");
@@ -220,7 +228,7 @@ mod tests {
         let plaintext = set(true, &[], false);
         assert!(compare(&over_tls, &plaintext, Kind::Smtp).is_empty());
         let mut fewer = over_tls.clone();
-        fewer.sasl.remove("LOGIN");
+        fewer.sasl.remove(&ServerText::from_masked(b"LOGIN"));
         assert_eq!(compare(&over_tls, &fewer, Kind::Smtp).security.len(), 1);
     }
 }

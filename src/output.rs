@@ -113,7 +113,7 @@ pub fn human(r: &ProbeResult) -> String {
         let sasl = if caps.sasl.is_empty() {
             String::new()
         } else {
-            format!(" SASL({})", caps.sasl.join(" "))
+            format!(" SASL({})", caps.sasl_list())
         };
         let _ = writeln!(out, "  caps      {}{}", list.join(" "), sasl);
     }

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::net::{self, TlsClient, TlsFacts, TlsFailure};
 use crate::pop3::MaildropStat;
 use crate::sasl::secret_forms;
-use crate::wire::{Capabilities, Stream, Transcript};
+use crate::wire::{Capabilities, Masker, Stream, Transcript};
 pub use pop3::probe;
 pub use types::*;
 
@@ -100,9 +100,9 @@ type TlsSetup = (Arc<TlsClient>, rustls_pki_types::ServerName<'static>);
 /// The state of one probe as it goes.
 struct Run<'a> {
     target: &'a Target,
-    /// The password and its encodings, masked wherever a server's words
-    /// are kept: computed once, used by the transcript and by `scrub`.
-    secrets: Vec<String>,
+    /// The password and its encodings, masked in every line read and in
+    /// every text kept: shared by the connection, the transcript and `scrub`.
+    masker: Masker,
     started: Instant,
     deadline: Instant,
     timings: Vec<PhaseTiming>,
@@ -138,7 +138,7 @@ fn start(target: &Target) -> Run<'_> {
         .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
         .unwrap_or_default();
     let started = Instant::now();
-    Run::new(target, started, secrets)
+    Run::new(target, started, Masker::new(secrets))
 }
 
 fn now_rfc3339() -> String {
@@ -151,17 +151,18 @@ fn now_rfc3339() -> String {
 }
 
 impl<'a> Run<'a> {
-    fn new(target: &'a Target, started: Instant, secrets: Vec<String>) -> Run<'a> {
+    fn new(target: &'a Target, started: Instant, masker: Masker) -> Run<'a> {
         Run {
             target,
             started,
             deadline: started + target.timeout,
             timings: Vec::new(),
             transcript: if target.transcript {
-                Transcript::masking(secrets.clone())
+                Transcript::recording()
             } else {
                 Transcript::off()
-            },
+            }
+            .with_masker(masker.clone()),
             address: None,
             addresses: Vec::new(),
             tls: None,
@@ -172,7 +173,7 @@ impl<'a> Run<'a> {
             mailbox: None,
             warnings: Vec::new(),
             summary: None,
-            secrets,
+            masker,
         }
     }
 
@@ -378,6 +379,17 @@ impl<'a> Run<'a> {
     /// monitor allows it. `sent` names what would carry the password,
     /// `instead` what would protect it.
     fn refuse_cleartext(&self, encrypted: bool, sent: &str, instead: &str) -> Result<(), Failure> {
+        // A password no command can carry is refused before anything is
+        // sent, and before `warn_cleartext` could claim it was sent.
+        if let Some(p) = &self.target.password {
+            if p.expose_secret().chars().any(|c| c.is_control()) {
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    "the password contains a control character (CR, LF, TAB or similar) that no login command can carry; nothing was sent",
+                ));
+            }
+        }
         if encrypted || self.target.allow_plaintext_password {
             return Ok(());
         }
@@ -476,7 +488,7 @@ impl<'a> Run<'a> {
             blocked_by: None,
             blocking: Vec::new(),
         };
-        scrub(&mut result, &self.secrets);
+        scrub(&mut result, &self.masker);
         result
     }
 }
@@ -489,33 +501,17 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
-/// A hostile or buggy server can echo what it was sent. Remove every form of
-/// the password we might have sent from every text in the result.
-fn scrub(result: &mut ProbeResult, forms: &[String]) {
-    if forms.is_empty() {
-        return;
-    }
-    let clean = |s: &mut String| {
-        for form in forms {
-            if s.contains(form.as_str()) {
-                *s = s.replace(form.as_str(), "***");
-            }
-        }
-    };
-    clean(&mut result.message);
+/// A hostile or buggy server can echo what it was sent. Every line the
+/// connection read was masked before it was parsed (`wire::Masker`); this
+/// last pass covers what the engine composed around those texts (messages,
+/// warnings) with the same masker, so a form learnt mid-dialogue (an APOP
+/// digest) is hidden there too.
+fn scrub(result: &mut ProbeResult, masker: &Masker) {
+    masker.mask_str(&mut result.message);
     if let Some(r) = result.server_reply.as_mut() {
-        clean(r);
+        masker.mask_str(r);
     }
     for w in &mut result.warnings {
-        clean(w);
-    }
-    // The transcript was masked as it was recorded (`Transcript::masking`).
-    if let Some(caps) = result.capabilities.as_mut() {
-        for l in &mut caps.raw {
-            clean(l);
-        }
-        if let Some(i) = caps.implementation.as_mut() {
-            clean(i);
-        }
+        masker.mask_str(w);
     }
 }

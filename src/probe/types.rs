@@ -342,6 +342,10 @@ pub enum FailureKind {
     MailboxError,
     /// The password would have crossed the network in cleartext.
     PlaintextRefused,
+    /// The server refuses password logins without TLS (Dovecot's
+    /// `Plaintext authentication disallowed`): a
+    /// configuration matter on one side or the other, not the credentials.
+    PlaintextDisallowed,
     /// Everything worked, but slower than the critical threshold.
     ResponseTimeCritical,
     /// The monitor's own settings are unusable (bad CA bundle, no password).
@@ -377,6 +381,7 @@ impl FailureKind {
             FailureKind::LoginDelay => "login_delay",
             FailureKind::MailboxError => "mailbox_error",
             FailureKind::PlaintextRefused => "plaintext_refused",
+            FailureKind::PlaintextDisallowed => "plaintext_disallowed",
             FailureKind::ResponseTimeCritical => "response_time_critical",
             FailureKind::ConfigError => "config_error",
             FailureKind::BlockedByDependency => "blocked_by_dependency",
@@ -384,7 +389,7 @@ impl FailureKind {
     }
 
     /// Every kind, for docs and exhaustive tests.
-    pub const ALL: [FailureKind; 26] = [
+    pub const ALL: [FailureKind; 27] = [
         FailureKind::DnsFailure,
         FailureKind::ConnectionRefused,
         FailureKind::ConnectionFailed,
@@ -408,6 +413,7 @@ impl FailureKind {
         FailureKind::LoginDelay,
         FailureKind::MailboxError,
         FailureKind::PlaintextRefused,
+        FailureKind::PlaintextDisallowed,
         FailureKind::ResponseTimeCritical,
         FailureKind::ConfigError,
         FailureKind::BlockedByDependency,
