@@ -591,3 +591,56 @@ async fn plaintext_disallowed_is_its_own_kind_not_auth_failed() {
         assert!(!FailureKind::PlaintextDisallowed.is_credentials_problem());
     }
 }
+
+/// The repro through the binary: CAPA answers `SASL PLAIN
+/// <password>`; `check --auth sasl-plain --allow-plaintext-password` in
+/// every output mode, `--verbose` included, shows no form of it.
+#[tokio::test]
+async fn the_cli_never_prints_a_password_the_capa_list_echoed() {
+    for pw in ["HUNTER2SECRETPW", "  lead and trail  "] {
+        let echo = pw.to_string();
+        let s = fake::spawn(line("+OK hi"), move |cmd: &str| {
+            if cmd.eq_ignore_ascii_case("CAPA") {
+                Reply::Raw(format!("+OK\r\nUSER\r\nSASL PLAIN {echo}\r\n.\r\n").into_bytes())
+            } else if cmd.starts_with("AUTH") {
+                Reply::Raw(format!("-ERR [AUTH] no {echo}\r\n").into_bytes())
+            } else {
+                fake::polite(&[])(cmd)
+            }
+        })
+        .await;
+        for format in ["human", "json", "nagios"] {
+            let port = s.port();
+            let pw2 = pw.to_string();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+                    .args([
+                        "check",
+                        &format!("pop3://probe@127.0.0.1:{port}"),
+                        "--tls",
+                        "none",
+                        "--auth",
+                        "sasl-plain",
+                        "--allow-plaintext-password",
+                        "--password-env",
+                        "SCRUB_TEST_PW",
+                        "--format",
+                        format,
+                        "--verbose",
+                    ])
+                    .env("SCRUB_TEST_PW", pw2)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(all.contains("***"), "{format}: {all}");
+            assert_no_leak(pw, format, &all);
+        }
+    }
+}
