@@ -185,17 +185,24 @@ async fn stls_advertised_but_refused() {
     assert_eq!(r.failure, Some(FailureKind::StlsRefused));
     assert_eq!(r.failed_phase, Some(Phase::Stls));
 
-    // If-available falls back, says so, and may still log in with APOP.
+    // If-available falls back, says so, and may still log in with APOP;
+    // but STLS offered and then refused is what a man in the middle who
+    // strips STLS produces (issue 11.6): degraded, naming the downgrade.
     let r = probe::probe(&target(
         s.port(),
         TlsMode::StarttlsIfAvailable,
         AuthMethod::Auto,
     ))
     .await;
-    assert_eq!(r.status, Status::Up, "{r:?}");
+    assert_eq!(r.status, Status::Degraded, "{r:?}");
     assert!(r.tls_fallback);
     assert_eq!(r.auth_used, Some(AuthMethod::Apop));
     assert!(r.warnings.iter().any(|w| w.contains("WITHOUT TLS")));
+    assert!(
+        r.message.contains("possible STARTTLS downgrade"),
+        "{}",
+        r.message
+    );
 }
 
 #[tokio::test]

@@ -94,6 +94,11 @@ trait Classify {
     fn classify(self, phase: Phase) -> Failure;
 }
 
+/// How the warning starts when STARTTLS was offered and then refused under
+/// `starttls-if-available`: exactly what a man in the middle who strips it
+/// produces, so the check is degraded, not up.
+const DOWNGRADE: &str = "possible STARTTLS downgrade";
+
 /// The TLS client and the name to verify, when the monitor uses TLS.
 type TlsSetup = (Arc<TlsClient>, rustls_pki_types::ServerName<'static>);
 
@@ -448,6 +453,8 @@ impl<'a> Run<'a> {
                         ),
                         None,
                     )
+                } else if let Some(w) = warnings.iter().find(|w| w.starts_with(DOWNGRADE)) {
+                    (Status::Degraded, None, None, format!("{what}; {w}"), None)
                 } else if warnings
                     .iter()
                     .any(|w| w.starts_with("certificate expires"))

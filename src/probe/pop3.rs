@@ -6,7 +6,7 @@
 //! auth → stat → quit. Nothing is read or changed in the mailbox: STAT
 //! only, and the POP3 client has no command that would.
 
-use super::{now_rfc3339, start, Classify, Failure, Run};
+use super::{now_rfc3339, start, Classify, Failure, Run, DOWNGRADE};
 use super::{AuthMethod, FailureKind, Phase, ProbeResult, Target, TlsMode};
 use crate::net::TlsClient;
 use crate::pop3::{self, Client, LoginFailure, ResponseCode, Session, StatusLine, StlsOutcome};
@@ -177,7 +177,7 @@ impl Run<'_> {
                 let offered = matches!(self.capa(&mut client).await, Ok(Some(c)) if c.stls);
                 if self.target.tls == TlsMode::StarttlsIfAvailable {
                     let why = if offered {
-                        format!("the server refused STLS ({line})")
+                        format!("{DOWNGRADE}: the server offered STLS, then refused it ({line})")
                     } else {
                         "the server does not offer STLS".to_string()
                     };
