@@ -22,6 +22,11 @@ pub struct CapabilitySet {
     /// SASL (POP3 CAPA) or AUTH (SMTP EHLO) mechanisms, upper-case, sorted.
     #[serde(default)]
     pub sasl: BTreeSet<ServerText>,
+    /// Under `starttls-if-available`: STLS was advertised and then refused,
+    /// so the probe went on without TLS. That is what a man in the middle
+    /// who strips STARTTLS produces; a change to it is a security drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stls_refused: Option<bool>,
     /// USER/PASS offered (POP3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<bool>,
@@ -60,8 +65,11 @@ impl CapabilitySet {
             TlsMode::Starttls | TlsMode::StarttlsIfAvailable | TlsMode::None => Some(caps.stls),
         };
         let pop3 = r.kind == Kind::Pop3;
+        let stls_refused =
+            (r.tls_mode == TlsMode::StarttlsIfAvailable).then_some(r.tls_fallback && caps.stls);
         Some(CapabilitySet {
             stls,
+            stls_refused,
             sasl: caps
                 .sasl
                 .iter()
@@ -108,6 +116,13 @@ pub fn compare(before: &CapabilitySet, now: &CapabilitySet, kind: Kind) -> Drift
     match (before.stls, now.stls) {
         (Some(true), Some(false)) => d.security.push(format!("{stls} is no longer offered")),
         (Some(false), Some(true)) => d.other.push(format!("{stls} is now offered")),
+        _ => {}
+    }
+    match (before.stls_refused, now.stls_refused) {
+        (Some(false), Some(true)) => d.security.push(format!(
+            "{stls} is advertised but now refused, and the probe went on without TLS: possible STARTTLS downgrade"
+        )),
+        (Some(true), Some(false)) => d.other.push(format!("{stls} works again")),
         _ => {}
     }
     if before.over_tls == now.over_tls {
@@ -163,12 +178,27 @@ mod tests {
                 .iter()
                 .map(|s| ServerText::from_masked(s.as_bytes()))
                 .collect(),
+            stls_refused: None,
             user: Some(true),
             apop: Some(apop),
             implementation: None,
             login_delay: None,
             over_tls: false,
         }
+    }
+
+    #[test]
+    fn an_advertised_stls_that_starts_being_refused_is_a_security_drift() {
+        let mut before = set(true, &["PLAIN"], true);
+        before.stls_refused = Some(false);
+        let mut now = before.clone();
+        now.stls_refused = Some(true);
+        let d = compare(&before, &now, Kind::Pop3);
+        assert_eq!(d.security.len(), 1, "{d:?}");
+        assert!(d.security[0].contains("possible STARTTLS downgrade"));
+        // Old state files have no such field: never a change.
+        before.stls_refused = None;
+        assert!(compare(&before, &now, Kind::Pop3).is_empty());
     }
 
     #[test]
