@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
 use crate::pop3::{self, Client, StlsOutcome};
-use crate::probe::{AuthMethod, TlsMode};
+use crate::probe::{AuthMethod, FailureKind, TlsMode};
 use crate::wire::{self, Capabilities, Transcript, WireLine};
 
 /// The ports tried unless told otherwise: POP3 and POP3S.
@@ -299,9 +299,12 @@ pub struct TlsReport {
     pub server_name: String,
     /// Why it did not verify, as a failure kind (`certificate_expired`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<&'static str>,
+    pub failure: Option<FailureKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The TLS failure behind `failure`, for [`certificate_problem`].
+    #[serde(skip)]
+    pub cause: Option<TlsFailure>,
 }
 
 /// One TCP connection discovery made, so that it can be found in the
@@ -784,6 +787,7 @@ impl Look<'_> {
                         server_name: name.clone(),
                         failure: None,
                         detail: None,
+                        cause: None,
                     };
                 }
                 Err(e) => {
@@ -816,8 +820,9 @@ impl Look<'_> {
         TlsReport {
             facts,
             server_name: name,
-            failure: Some(failure_kind(&e.failure)),
+            failure: Some(FailureKind::from(e.failure)),
             detail: Some(e.detail),
+            cause: Some(e.failure),
         }
     }
 
@@ -924,16 +929,6 @@ async fn first_line(tcp: TcpStream, deadline: Instant) -> String {
     let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
     // Discover sends no password: nothing to mask but control characters.
     wire::Masker::default().text(line).into_string()
-}
-
-fn failure_kind(f: &TlsFailure) -> &'static str {
-    match f {
-        TlsFailure::Handshake => "tls_handshake_failed",
-        TlsFailure::Expired => "certificate_expired",
-        TlsFailure::NotYetValid => "certificate_not_yet_valid",
-        TlsFailure::NameMismatch => "certificate_name_mismatch",
-        TlsFailure::Invalid => "certificate_invalid",
-    }
 }
 
 /// Keeps the first bytes the server sent, so that a failed TLS handshake
@@ -1212,42 +1207,23 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
 }
 
 /// What is wrong with the certificate, in the admin's terms; `None` when
-/// it verified.
+/// it verified. The probe's wording ([`net::describe_certificate_failure`]),
+/// so discover and the monitor it proposes say the same thing.
 pub fn certificate_problem(report: &TlsReport) -> Option<String> {
     let kind = report.failure?;
-    let cert = report.facts.certificate.as_ref();
-    Some(match (kind, cert) {
-        ("certificate_expired", Some(c)) => format!(
-            "the certificate expired {} days ago ({})",
-            -c.days_remaining, c.not_after
-        ),
-        ("certificate_not_yet_valid", Some(c)) => {
-            format!("the certificate is not valid before {}", c.not_before)
-        }
-        ("certificate_name_mismatch", Some(c)) => format!(
-            "the certificate is for {}, not for {}",
-            if c.names.is_empty() {
-                c.subject.clone()
-            } else {
-                c.names.join(", ")
-            },
-            report.server_name
-        ),
-        (_, Some(c)) => format!(
-            "the certificate (issuer {}) does not verify against the trust roots: {}",
-            c.issuer,
-            report.detail.as_deref().unwrap_or(kind)
-        ),
-        (_, None) => format!(
-            "the certificate does not verify: {}",
-            report.detail.as_deref().unwrap_or(kind)
-        ),
-    })
+    let cause = report.cause.unwrap_or(TlsFailure::Invalid);
+    let detail = report.detail.as_deref().unwrap_or(kind.as_str());
+    Some(net::describe_certificate_failure(
+        &cause,
+        detail,
+        report.facts.certificate.as_ref(),
+        &report.server_name,
+    ))
 }
 
-fn certificate_note(report: &TlsReport, kind: &str, ca_file: bool) -> String {
+fn certificate_note(report: &TlsReport, kind: FailureKind, ca_file: bool) -> String {
     let what = certificate_problem(report).unwrap_or_default();
-    let hint = if kind == "certificate_invalid" && !ca_file {
+    let hint = if kind == FailureKind::CertificateInvalid && !ca_file {
         " If the server uses a private CA, run discover again with --ca-file (the monitor then gets ca_file)."
     } else {
         ""

@@ -134,13 +134,60 @@ pub struct TlsFacts {
 }
 
 /// Why TLS failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsFailure {
     Handshake,
     Expired,
     NotYetValid,
     NameMismatch,
     Invalid,
+}
+
+impl TlsError {
+    /// What is wrong with the certificate, in the admin's terms, from the
+    /// facts we collected rather than the TLS library's wording; `expected`
+    /// is the name it was checked against. The one wording the probe and
+    /// discover both use.
+    pub fn describe(&self, expected: &str) -> String {
+        describe_certificate_failure(
+            &self.failure,
+            &self.detail,
+            self.facts.as_ref().and_then(|f| f.certificate.as_ref()),
+            expected,
+        )
+    }
+}
+
+/// See [`TlsError::describe`]; for a failure kept without its error.
+pub fn describe_certificate_failure(
+    failure: &TlsFailure,
+    detail: &str,
+    cert: Option<&CertificateFacts>,
+    expected: &str,
+) -> String {
+    let Some(cert) = cert else {
+        return format!("TLS handshake failed: {detail}");
+    };
+    let names = if cert.names.is_empty() {
+        cert.subject.clone()
+    } else {
+        cert.names.join(", ")
+    };
+    match failure {
+        TlsFailure::Expired => format!(
+            "certificate for {names} expired {} days ago (valid until {})",
+            -cert.days_remaining, cert.not_after
+        ),
+        TlsFailure::NotYetValid => format!(
+            "certificate for {names} is not valid before {}",
+            cert.not_before
+        ),
+        TlsFailure::NameMismatch => format!("certificate is for {names}, not for {expected}"),
+        _ => format!(
+            "certificate for {names} is not trusted ({detail}); issuer {}",
+            cert.issuer
+        ),
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::net::{self, TlsClient, TlsFacts, TlsFailure};
+use crate::net::{self, TlsClient, TlsFacts};
 use crate::pop3::MaildropStat;
 use crate::sasl::secret_forms;
 use crate::wire::{Capabilities, Masker, Stream, Transcript};
@@ -299,52 +299,21 @@ impl<'a> Run<'a> {
             }
             Err(e) => {
                 self.tls = e.facts.clone();
-                let kind = match e.failure {
-                    TlsFailure::Handshake => FailureKind::TlsHandshakeFailed,
-                    TlsFailure::Expired => FailureKind::CertificateExpired,
-                    TlsFailure::NotYetValid => FailureKind::CertificateNotYetValid,
-                    TlsFailure::NameMismatch => FailureKind::CertificateNameMismatch,
-                    TlsFailure::Invalid => FailureKind::CertificateInvalid,
-                };
+                let kind = FailureKind::from(e.failure);
                 let message = self.describe_tls_failure(&e);
                 Err(Failure::new(kind, Phase::Tls, message))
             }
         }
     }
 
-    /// Say what is wrong with the certificate in the admin's terms, from
-    /// the facts we collected rather than the TLS library's wording.
+    /// Say what is wrong with the certificate ([`net::TlsError::describe`]).
     fn describe_tls_failure(&self, e: &net::TlsError) -> String {
-        let Some(cert) = e.facts.as_ref().and_then(|f| f.certificate.as_ref()) else {
-            return format!("TLS handshake failed: {}", e.detail);
-        };
-        let names = if cert.names.is_empty() {
-            cert.subject.clone()
-        } else {
-            cert.names.join(", ")
-        };
         let expected = self
             .target
             .tls_server_name
             .as_deref()
             .unwrap_or(&self.target.host);
-        match e.failure {
-            TlsFailure::Expired => format!(
-                "certificate for {names} expired {} days ago (valid until {})",
-                -cert.days_remaining, cert.not_after
-            ),
-            TlsFailure::NotYetValid => format!(
-                "certificate for {names} is not valid before {}",
-                cert.not_before
-            ),
-            TlsFailure::NameMismatch => {
-                format!("certificate is for {names}, not for {expected}")
-            }
-            _ => format!(
-                "certificate for {names} is not trusted ({}); issuer {}",
-                e.detail, cert.issuer
-            ),
-        }
+        e.describe(expected)
     }
 
     fn note_certificate(&mut self, facts: &TlsFacts) {

@@ -355,6 +355,21 @@ pub enum FailureKind {
     BlockedByDependency,
 }
 
+/// The one mapping from a TLS failure to its kind (the probe's and
+/// discover's).
+impl From<crate::net::TlsFailure> for FailureKind {
+    fn from(f: crate::net::TlsFailure) -> FailureKind {
+        use crate::net::TlsFailure;
+        match f {
+            TlsFailure::Handshake => FailureKind::TlsHandshakeFailed,
+            TlsFailure::Expired => FailureKind::CertificateExpired,
+            TlsFailure::NotYetValid => FailureKind::CertificateNotYetValid,
+            TlsFailure::NameMismatch => FailureKind::CertificateNameMismatch,
+            TlsFailure::Invalid => FailureKind::CertificateInvalid,
+        }
+    }
+}
+
 impl FailureKind {
     pub fn as_str(self) -> &'static str {
         match self {
