@@ -519,7 +519,11 @@ fn render(
             "TLS:       {} {}{}",
             tls.version,
             tls.cipher,
-            if tls.verified { "" } else { " (NOT VERIFIED)" }
+            if tls.verified.passed() {
+                ""
+            } else {
+                " (NOT VERIFIED)"
+            }
         );
         if let Some(c) = &tls.certificate {
             let _ = writeln!(
@@ -795,7 +799,7 @@ mod tests {
         r.tls = Some(TlsFacts {
             version: "TLSv1.3".into(),
             cipher: "x".into(),
-            verified: true,
+            verified: crate::net::Verification::Passed,
             resumed: false,
             certificate: Some(CertificateFacts {
                 subject: "CN=mail".into(),

@@ -781,7 +781,7 @@ impl Look<'_> {
             };
             match self.opts.tls.verify(tls, &server_name) {
                 Ok(()) => {
-                    facts.verified = true;
+                    facts.verified = net::Verification::Passed;
                     return TlsReport {
                         facts,
                         server_name: name.clone(),
@@ -806,7 +806,6 @@ impl Look<'_> {
                 }
             }
         }
-        facts.verified = false;
         let (name, e) = fallback.unwrap_or_else(|| {
             (
                 self.host.name.clone(),
@@ -817,6 +816,7 @@ impl Look<'_> {
                 },
             )
         });
+        facts.verified = net::Verification::Failed(e.failure);
         TlsReport {
             facts,
             server_name: name,

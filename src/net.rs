@@ -125,22 +125,76 @@ pub struct TlsFacts {
     pub version: String,
     pub cipher: String,
     pub certificate: Option<CertificateFacts>,
-    /// False only when verification was skipped on purpose.
-    pub verified: bool,
+    /// Whether the certificate was checked, and how that went.
+    pub verified: Verification,
     /// The session was resumed (no certificate shown). Never, by design:
     /// resumption is off; recorded so a test can prove it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
 }
 
-/// Why TLS failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why TLS failed. Serialized under the failure kinds' names
+/// (`probe::FailureKind`, which `From` maps these to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsFailure {
+    #[serde(rename = "tls_handshake_failed")]
     Handshake,
+    #[serde(rename = "certificate_expired")]
     Expired,
+    #[serde(rename = "certificate_not_yet_valid")]
     NotYetValid,
+    #[serde(rename = "certificate_name_mismatch")]
     NameMismatch,
+    #[serde(rename = "certificate_invalid")]
     Invalid,
+}
+
+/// Certificate verification: not asked for (`insecure_skip_verify`),
+/// passed, or failed and why. A `bool` meant "asked" in one place and
+/// "passed" in another; a probe failing with `certificate_expired` said
+/// `verified: true`. In JSON: `"not_asked"`, `"passed"`, or
+/// `{"failed": "certificate_expired"}`; a stored `true`/`false` from
+/// before reads as passed/not asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", from = "VerificationRepr")]
+pub enum Verification {
+    NotAsked,
+    Passed,
+    Failed(TlsFailure),
+}
+
+impl Verification {
+    pub fn passed(self) -> bool {
+        self == Verification::Passed
+    }
+}
+
+/// What [`Verification`] reads: its own form, or the older `bool`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum VerificationRepr {
+    Legacy(bool),
+    Current(VerificationForm),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum VerificationForm {
+    NotAsked,
+    Passed,
+    Failed(TlsFailure),
+}
+
+impl From<VerificationRepr> for Verification {
+    fn from(r: VerificationRepr) -> Verification {
+        match r {
+            VerificationRepr::Legacy(true) => Verification::Passed,
+            VerificationRepr::Legacy(false) => Verification::NotAsked,
+            VerificationRepr::Current(VerificationForm::NotAsked) => Verification::NotAsked,
+            VerificationRepr::Current(VerificationForm::Passed) => Verification::Passed,
+            VerificationRepr::Current(VerificationForm::Failed(f)) => Verification::Failed(f),
+        }
+    }
 }
 
 impl TlsError {
@@ -366,7 +420,7 @@ impl TlsClient {
             })?;
         let (_, conn) = tls.get_ref();
         let certs = conn.peer_certificates().unwrap_or_default();
-        let facts = TlsFacts {
+        let mut facts = TlsFacts {
             version: conn
                 .protocol_version()
                 .and_then(|v| v.as_str())
@@ -379,18 +433,24 @@ impl TlsClient {
                 .unwrap_or("unknown")
                 .to_string(),
             certificate: certs.first().and_then(|c| certificate_facts(c)),
-            verified: verify,
+            verified: Verification::NotAsked,
             resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         };
         if !verify {
             return Ok((tls, facts));
         }
         match self.verify(&tls, &name) {
-            Ok(()) => Ok((tls, facts)),
-            Err(e) => Err(TlsError {
-                facts: Some(facts),
-                ..e
-            }),
+            Ok(()) => {
+                facts.verified = Verification::Passed;
+                Ok((tls, facts))
+            }
+            Err(e) => {
+                facts.verified = Verification::Failed(e.failure);
+                Err(TlsError {
+                    facts: Some(facts),
+                    ..e
+                })
+            }
         }
     }
 

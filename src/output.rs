@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::net::Verification;
 use crate::probe::{FailureKind, Kind, Phase, ProbeResult, Status, Target};
 use crate::wire::Direction;
 
@@ -70,10 +71,10 @@ pub fn human(r: &ProbeResult) -> String {
     }
     let _ = writeln!(out, "  time      {:.1} ms", r.response_time_ms);
     if let Some(tls) = &r.tls {
-        let verified = if tls.verified {
-            ""
-        } else {
-            "  [CERTIFICATE NOT VERIFIED]"
+        let verified = match tls.verified {
+            Verification::Passed => "",
+            Verification::NotAsked => "  [CERTIFICATE NOT VERIFIED]",
+            Verification::Failed(_) => "  [CERTIFICATE DID NOT VERIFY]",
         };
         let _ = writeln!(
             out,

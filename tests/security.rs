@@ -251,3 +251,29 @@ fn rustls_pemfile_is_not_a_dependency() {
         "rustls-pemfile is back in Cargo.lock"
     );
 }
+
+/// Issue 12.6: a probe that fails with `certificate_expired` no longer says
+/// `verified: true`; the field says the check failed, and how.
+#[tokio::test]
+async fn an_expired_certificate_is_recorded_as_a_failed_verification() {
+    let d = dovecot();
+    let port: u16 = d.get("POP3S_EXPIRED_PORT").parse().unwrap();
+    let r = probe::probe(&target(d, port, TlsMode::Implicit, AuthMethod::Auto)).await;
+    assert_eq!(r.failure, Some(FailureKind::CertificateExpired), "{r:?}");
+    let tls = r.tls.as_ref().expect("facts kept on a rejection");
+    assert_eq!(
+        tls.verified,
+        pop3_probe::net::Verification::Failed(pop3_probe::net::TlsFailure::Expired)
+    );
+    let json: serde_json::Value = serde_json::from_str(&pop3_probe::output::json(&r)).unwrap();
+    assert_eq!(
+        json["tls"]["verified"],
+        serde_json::json!({"failed": "certificate_expired"})
+    );
+    // A result stored before the change (a bool) still reads.
+    let old: pop3_probe::net::TlsFacts = serde_json::from_value(serde_json::json!({
+        "version": "TLSv1.3", "cipher": "x", "certificate": null, "verified": true
+    }))
+    .unwrap();
+    assert!(old.verified.passed());
+}
