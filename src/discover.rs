@@ -348,6 +348,17 @@ pub struct Endpoint {
     pub connections: Vec<Connection>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transcript: Vec<WireLine>,
+    /// CAPA that never ended (a list over the line cap, or one that kept
+    /// streaming until the timeout): a monitor would fail the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capa_failure: Option<CapaFailure>,
+}
+
+/// Why CAPA did not finish, as the probe would classify it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapaFailure {
+    pub kind: FailureKind,
+    pub message: String,
 }
 
 impl Endpoint {
@@ -366,6 +377,7 @@ impl Endpoint {
             problems: Vec::new(),
             connections: Vec::new(),
             transcript: Vec::new(),
+            capa_failure: None,
         }
     }
 
@@ -872,6 +884,11 @@ impl Look<'_> {
         }
     }
 
+    fn unfinished_capa(&mut self, kind: FailureKind, message: String) {
+        self.ep.problems.push(message.clone());
+        self.ep.capa_failure = Some(CapaFailure { kind, message });
+    }
+
     async fn capa<S>(
         &mut self,
         client: &mut Client<S>,
@@ -889,14 +906,26 @@ impl Look<'_> {
                     .push(format!("CAPA {when}: not supported: {line}"));
                 None
             }
+            Ok(Err(pop3::Error::TooLarge)) => {
+                let message = format!(
+                    "CAPA {when}: response_too_large in capa: the capability list did not end within {} lines",
+                    pop3::MAX_LINES
+                );
+                self.unfinished_capa(FailureKind::ResponseTooLarge, message);
+                None
+            }
             Ok(Err(e)) => {
                 self.ep.problems.push(format!("CAPA {when}: {e}"));
                 None
             }
             Err(_) => {
-                self.ep
-                    .problems
-                    .push(format!("CAPA {when}: {}", timed_out(self.opts)));
+                // The server may have been sending all along: say so, not
+                // "no answer".
+                let message = format!(
+                    "CAPA {when}: timeout in capa: the capability list did not end within {} (--timeout)",
+                    humantime::format_duration(self.opts.timeout)
+                );
+                self.unfinished_capa(FailureKind::Timeout, message);
                 None
             }
         }
@@ -1076,6 +1105,12 @@ impl Draft {
 }
 
 fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
+    if let Some(c) = &ep.capa_failure {
+        return Err(format!(
+            "no monitor proposed: CAPA never ended ({}); a monitor would fail with {} in capa",
+            c.message, c.kind
+        ));
+    }
     let mut notes: Vec<String> = Vec::new();
     let mut auth_note = None;
     let (name, tls, auth) = match ep.found {
@@ -1084,47 +1119,66 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
             TlsMode::Implicit,
             AuthMethod::Auto,
         ),
-        Found::Pop3 => match ep.stls.as_ref().map(|s| s.result) {
-            Some(StlsResult::Ok) => (
-                format!("{}-pop3-{}-starttls", ep.host, ep.port),
-                TlsMode::Starttls,
-                AuthMethod::Auto,
-            ),
-            Some(StlsResult::TlsFailed) => {
-                return Err(format!(
+        Found::Pop3 => {
+            match ep.stls.as_ref().map(|s| s.result) {
+                Some(StlsResult::Ok) => (
+                    format!("{}-pop3-{}-starttls", ep.host, ep.port),
+                    TlsMode::Starttls,
+                    AuthMethod::Auto,
+                ),
+                // Advertised, then refused: a misconfiguration, or a man in the
+                // middle stripping STARTTLS. A plaintext proposal would make the
+                // downgrade the baseline.
+                Some(StlsResult::Refused) if ep.stls.as_ref().is_some_and(|s| s.advertised) => {
+                    notes.push(format!(
+                    "The server advertises STLS but refused it when discover asked ({}): TLS is \
+                     misconfigured, or something on the path strips STARTTLS. This monitor uses \
+                     starttls and will be down with stls_refused until that is fixed; a plaintext \
+                     monitor would hide a downgrade.",
+                    ep.stls.as_ref().and_then(|s| s.detail.as_deref()).unwrap_or("-ERR")
+                ));
+                    (
+                        format!("{}-pop3-{}-starttls", ep.host, ep.port),
+                        TlsMode::Starttls,
+                        AuthMethod::Auto,
+                    )
+                }
+                Some(StlsResult::TlsFailed) => {
+                    return Err(format!(
                     "STLS is accepted but TLS fails ({}); no monitor proposed: a plaintext one would hide the broken TLS",
                     ep.stls.as_ref().and_then(|s| s.detail.as_deref()).unwrap_or("handshake failed")
                 ));
-            }
-            _ if ep.apop => {
-                notes.push(
+                }
+                _ if ep.apop => {
+                    notes.push(
                     "No TLS on this port (STLS is not available), so the session is not encrypted. \
                      APOP keeps the password itself off the wire (the server sends a challenge, the \
                      probe answers with an MD5 digest), but APOP is weak by today's standards: \
                      prefer a TLS port if the server has one."
                         .into(),
                 );
-                (
-                    format!("{}-pop3-{}-apop", ep.host, ep.port),
-                    TlsMode::None,
-                    AuthMethod::Apop,
-                )
-            }
-            _ => {
-                notes.push(
-                    "No TLS on this port (STLS is not available) and no APOP in the greeting: \
+                    (
+                        format!("{}-pop3-{}-apop", ep.host, ep.port),
+                        TlsMode::None,
+                        AuthMethod::Apop,
+                    )
+                }
+                _ => {
+                    notes.push(
+                        "No TLS on this port (STLS is not available) and no APOP in the greeting: \
                      logging in would send the password in cleartext. This monitor therefore \
                      checks connectivity and the greeting only (auth none). To log in anyway, \
                      set auth to user and allow_plaintext_password to true, knowingly."
-                        .into(),
-                );
-                (
-                    format!("{}-pop3-{}-connect", ep.host, ep.port),
-                    TlsMode::None,
-                    AuthMethod::None,
-                )
+                            .into(),
+                    );
+                    (
+                        format!("{}-pop3-{}-connect", ep.host, ep.port),
+                        TlsMode::None,
+                        AuthMethod::None,
+                    )
+                }
             }
-        },
+        }
         Found::Pop3Error => {
             return Err(format!(
                 "the POP3 server did not complete a session: {}",
@@ -1443,6 +1497,19 @@ mod tests {
         let m = propose(&ep, &settings()).unwrap();
         assert_eq!((m.tls, m.auth), (TlsMode::None, AuthMethod::Apop));
         assert_eq!(m.name, "192.0.2.1-pop3-110-apop");
+        // Issue 11.6: STLS advertised, then refused: starttls, with a note.
+        ep.stls.as_mut().unwrap().advertised = true;
+        let m = propose(&ep, &settings()).unwrap();
+        assert_eq!(m.tls, TlsMode::Starttls);
+        assert!(m.notes.unwrap().contains("strips STARTTLS"));
+        // A CAPA that never ends: no monitor, and the reason.
+        let mut endless = ep.clone();
+        endless.capa_failure = Some(CapaFailure {
+            kind: FailureKind::ResponseTooLarge,
+            message: "CAPA: response_too_large in capa".into(),
+        });
+        let why = propose(&endless, &settings()).unwrap_err();
+        assert!(why.contains("CAPA never ended"), "{why}");
         // STLS accepted but TLS broken: nothing, and a reason.
         ep.stls.as_mut().unwrap().result = StlsResult::TlsFailed;
         assert!(propose(&ep, &settings()).unwrap_err().contains("STLS"));
