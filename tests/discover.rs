@@ -693,3 +693,65 @@ async fn other_protocols_silence_and_refusals_are_not_monitors() {
         assert_no_login(&commands(f));
     }
 }
+
+/// Issue 11.6: STLS advertised and refused proposes `starttls` with a
+/// note (not `tls: none` with APOP); a CAPA that never ends proposes no
+/// monitor, and says it was `response_too_large` in `capa`.
+#[tokio::test]
+async fn refused_stls_and_endless_capa_are_not_proposed_as_plaintext() {
+    let settings = discover::ProposalSettings {
+        username: Some("probe".into()),
+        password_env: discover::DEFAULT_PASSWORD_ENV.into(),
+        ca_file: None,
+        tls_server_name: None,
+        command: "test".into(),
+    };
+    let refusing = fake::spawn(line("+OK hi <1.2@fake>"), |cmd: &str| {
+        if cmd.eq_ignore_ascii_case("STLS") {
+            line("-ERR TLS not available")
+        } else {
+            fake::polite(&["STLS", "USER"])(cmd)
+        }
+    })
+    .await;
+    let ep = &discover::discover(
+        &localhost(),
+        &options(
+            refusing.port(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        ),
+    )
+    .await[0];
+    assert_eq!(ep.found, Found::Pop3, "{ep:#?}");
+    let m = discover::propose(ep, &settings).unwrap();
+    assert_eq!(m.tls, TlsMode::Starttls, "{m:?}");
+    assert!(m.notes.unwrap().contains("strips STARTTLS"));
+
+    let endless = fake::spawn(line("+OK hi <1.2@fake>"), |cmd: &str| {
+        if cmd.eq_ignore_ascii_case("CAPA") {
+            let mut body = String::from("+OK\r\n");
+            for i in 0..5000 {
+                body.push_str(&format!("X-CAP-{i}\r\n"));
+            }
+            Reply::Raw(body.into_bytes())
+        } else {
+            fake::polite(&[])(cmd)
+        }
+    })
+    .await;
+    let ep = &discover::discover(
+        &localhost(),
+        &options(
+            endless.port(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        ),
+    )
+    .await[0];
+    let why = discover::propose(ep, &settings).unwrap_err();
+    assert!(why.contains("CAPA never ended"), "{why}");
+    assert!(why.contains("response_too_large in capa"), "{why}");
+    assert_no_login(&commands(&refusing));
+    assert_no_login(&commands(&endless));
+}
