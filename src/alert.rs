@@ -369,6 +369,7 @@ pub fn runbook_hint(kind: Option<FailureKind>) -> &'static str {
         Some(F::LoginDelay) => "The server enforces LOGIN-DELAY: probe less often than the delay it announces.",
         Some(F::MailboxError) => "Login works but the mailbox cannot be opened: check mail storage (disk, permissions, index corruption).",
         Some(F::PlaintextRefused) => "The probe refused to send the password without TLS: enable TLS on the server or use APOP.",
+        Some(F::PlaintextDisallowed) => "The server refuses password logins without TLS: use tls implicit or starttls, or APOP; the password itself is not at fault.",
         Some(F::ResponseTimeCritical) => "Everything works but very slowly: check server load and storage latency.",
         Some(F::ConfigError) => "The monitor's configuration is unusable: fix the monitor list.",
         Some(F::BlockedByDependency) => "A monitor this one depends on is down: that monitor's alert names the cause.",
@@ -549,7 +550,11 @@ fn render_with(
             "TLS:       {} {}{}",
             tls.version,
             tls.cipher,
-            if tls.verified { "" } else { " (NOT VERIFIED)" }
+            if tls.verified.passed() {
+                ""
+            } else {
+                " (NOT VERIFIED)"
+            }
         );
         if let Some(c) = &tls.certificate {
             let _ = writeln!(
@@ -907,7 +912,7 @@ mod tests {
         r.tls = Some(TlsFacts {
             version: "TLSv1.3".into(),
             cipher: "x".into(),
-            verified: true,
+            verified: crate::net::Verification::Passed,
             resumed: false,
             certificate: Some(CertificateFacts {
                 subject: "CN=mail".into(),
@@ -1053,7 +1058,10 @@ mod tests {
         r.capabilities = Some(crate::wire::Capabilities {
             stls: stls_offered,
             user: true,
-            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            sasl: sasl
+                .iter()
+                .map(|s| crate::wire::Masker::default().text(s.as_bytes()))
+                .collect(),
             login_delay,
             ..Default::default()
         });

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::net::{self, ConnectFailure, TlsClient, TlsFacts, TlsFailure};
 use crate::pop3::{self, Client, StlsOutcome};
-use crate::probe::{AuthMethod, TlsMode};
+use crate::probe::{AuthMethod, FailureKind, TlsMode};
 use crate::wire::{self, Capabilities, Transcript, WireLine};
 
 /// The ports tried unless told otherwise: POP3 and POP3S (the profile
@@ -363,9 +363,12 @@ pub struct TlsReport {
     pub server_name: String,
     /// Why it did not verify, as a failure kind (`certificate_expired`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failure: Option<&'static str>,
+    pub failure: Option<FailureKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The TLS failure behind `failure`, for [`certificate_problem`].
+    #[serde(skip)]
+    pub cause: Option<TlsFailure>,
 }
 
 /// One TCP connection discovery made, so that it can be found in the
@@ -409,6 +412,17 @@ pub struct Endpoint {
     pub connections: Vec<Connection>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transcript: Vec<WireLine>,
+    /// CAPA that never ended (a list over the line cap, or one that kept
+    /// streaming until the timeout): a monitor would fail the same way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capa_failure: Option<CapaFailure>,
+}
+
+/// Why CAPA did not finish, as the probe would classify it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapaFailure {
+    pub kind: FailureKind,
+    pub message: String,
 }
 
 impl Endpoint {
@@ -427,6 +441,7 @@ impl Endpoint {
             problems: Vec::new(),
             connections: Vec::new(),
             transcript: Vec::new(),
+            capa_failure: None,
         }
     }
 
@@ -440,7 +455,7 @@ impl Endpoint {
 
     pub fn sasl(&self) -> Vec<String> {
         self.effective_capabilities()
-            .map(|c| c.sasl.clone())
+            .map(|c| c.sasl.iter().map(|m| m.to_string()).collect())
             .unwrap_or_default()
     }
 
@@ -850,12 +865,13 @@ impl Look<'_> {
             };
             match self.opts.tls.verify(tls, &server_name) {
                 Ok(()) => {
-                    facts.verified = true;
+                    facts.verified = net::Verification::Passed;
                     return TlsReport {
                         facts,
                         server_name: name.clone(),
                         failure: None,
                         detail: None,
+                        cause: None,
                     };
                 }
                 Err(e) => {
@@ -874,7 +890,6 @@ impl Look<'_> {
                 }
             }
         }
-        facts.verified = false;
         let (name, e) = fallback.unwrap_or_else(|| {
             (
                 self.host.name.clone(),
@@ -885,11 +900,13 @@ impl Look<'_> {
                 },
             )
         });
+        facts.verified = net::Verification::Failed(e.failure);
         TlsReport {
             facts,
             server_name: name,
-            failure: Some(failure_kind(&e.failure)),
+            failure: Some(FailureKind::from(e.failure)),
             detail: Some(e.detail),
+            cause: Some(e.failure),
         }
     }
 
@@ -939,6 +956,11 @@ impl Look<'_> {
         }
     }
 
+    fn unfinished_capa(&mut self, kind: FailureKind, message: String) {
+        self.ep.problems.push(message.clone());
+        self.ep.capa_failure = Some(CapaFailure { kind, message });
+    }
+
     async fn capa<S>(
         &mut self,
         client: &mut Client<S>,
@@ -956,14 +978,26 @@ impl Look<'_> {
                     .push(format!("CAPA {when}: not supported: {line}"));
                 None
             }
+            Ok(Err(pop3::Error::TooLarge)) => {
+                let message = format!(
+                    "CAPA {when}: response_too_large in capa: the capability list did not end within {} lines",
+                    pop3::MAX_LINES
+                );
+                self.unfinished_capa(FailureKind::ResponseTooLarge, message);
+                None
+            }
             Ok(Err(e)) => {
                 self.ep.problems.push(format!("CAPA {when}: {e}"));
                 None
             }
             Err(_) => {
-                self.ep
-                    .problems
-                    .push(format!("CAPA {when}: {}", timed_out(self.opts)));
+                // The server may have been sending all along: say so, not
+                // "no answer".
+                let message = format!(
+                    "CAPA {when}: timeout in capa: the capability list did not end within {} (--timeout)",
+                    humantime::format_duration(self.opts.timeout)
+                );
+                self.unfinished_capa(FailureKind::Timeout, message);
                 None
             }
         }
@@ -994,17 +1028,8 @@ async fn first_line(tcp: TcpStream, deadline: Instant) -> String {
         .and_then(Result::ok)
         .unwrap_or(0);
     let line = buf[..n].split(|&b| b == b'\n').next().unwrap_or_default();
-    wire::sanitize(line)
-}
-
-fn failure_kind(f: &TlsFailure) -> &'static str {
-    match f {
-        TlsFailure::Handshake => "tls_handshake_failed",
-        TlsFailure::Expired => "certificate_expired",
-        TlsFailure::NotYetValid => "certificate_not_yet_valid",
-        TlsFailure::NameMismatch => "certificate_name_mismatch",
-        TlsFailure::Invalid => "certificate_invalid",
-    }
+    // Discover sends no password: nothing to mask but control characters.
+    wire::Masker::default().text(line).into_string()
 }
 
 /// Keeps the first bytes the server sent, so that a failed TLS handshake
@@ -1152,6 +1177,12 @@ impl Draft {
 }
 
 fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
+    if let Some(c) = &ep.capa_failure {
+        return Err(format!(
+            "no monitor proposed: CAPA never ended ({}); a monitor would fail with {} in capa",
+            c.message, c.kind
+        ));
+    }
     let mut notes: Vec<String> = Vec::new();
     let mut auth_note = None;
     let (name, tls, auth) = match ep.found {
@@ -1160,47 +1191,66 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
             TlsMode::Implicit,
             AuthMethod::Auto,
         ),
-        Found::Pop3 => match ep.stls.as_ref().map(|s| s.result) {
-            Some(StlsResult::Ok) => (
-                format!("{}-pop3-{}-starttls", ep.host, ep.port),
-                TlsMode::Starttls,
-                AuthMethod::Auto,
-            ),
-            Some(StlsResult::TlsFailed) => {
-                return Err(format!(
+        Found::Pop3 => {
+            match ep.stls.as_ref().map(|s| s.result) {
+                Some(StlsResult::Ok) => (
+                    format!("{}-pop3-{}-starttls", ep.host, ep.port),
+                    TlsMode::Starttls,
+                    AuthMethod::Auto,
+                ),
+                // Advertised, then refused: a misconfiguration, or a man in the
+                // middle stripping STARTTLS. A plaintext proposal would make the
+                // downgrade the baseline.
+                Some(StlsResult::Refused) if ep.stls.as_ref().is_some_and(|s| s.advertised) => {
+                    notes.push(format!(
+                    "The server advertises STLS but refused it when discover asked ({}): TLS is \
+                     misconfigured, or something on the path strips STARTTLS. This monitor uses \
+                     starttls and will be down with stls_refused until that is fixed; a plaintext \
+                     monitor would hide a downgrade.",
+                    ep.stls.as_ref().and_then(|s| s.detail.as_deref()).unwrap_or("-ERR")
+                ));
+                    (
+                        format!("{}-pop3-{}-starttls", ep.host, ep.port),
+                        TlsMode::Starttls,
+                        AuthMethod::Auto,
+                    )
+                }
+                Some(StlsResult::TlsFailed) => {
+                    return Err(format!(
                     "STLS is accepted but TLS fails ({}); no monitor proposed: a plaintext one would hide the broken TLS",
                     ep.stls.as_ref().and_then(|s| s.detail.as_deref()).unwrap_or("handshake failed")
                 ));
-            }
-            _ if ep.apop => {
-                notes.push(
+                }
+                _ if ep.apop => {
+                    notes.push(
                     "No TLS on this port (STLS is not available), so the session is not encrypted. \
                      APOP keeps the password itself off the wire (the server sends a challenge, the \
                      probe answers with an MD5 digest), but APOP is weak by today's standards: \
                      prefer a TLS port if the server has one."
                         .into(),
                 );
-                (
-                    format!("{}-pop3-{}-apop", ep.host, ep.port),
-                    TlsMode::None,
-                    AuthMethod::Apop,
-                )
-            }
-            _ => {
-                notes.push(
-                    "No TLS on this port (STLS is not available) and no APOP in the greeting: \
+                    (
+                        format!("{}-pop3-{}-apop", ep.host, ep.port),
+                        TlsMode::None,
+                        AuthMethod::Apop,
+                    )
+                }
+                _ => {
+                    notes.push(
+                        "No TLS on this port (STLS is not available) and no APOP in the greeting: \
                      logging in would send the password in cleartext. This monitor therefore \
                      checks connectivity and the greeting only (auth none). To log in anyway, \
                      set auth to user and allow_plaintext_password to true, knowingly."
-                        .into(),
-                );
-                (
-                    format!("{}-pop3-{}-connect", ep.host, ep.port),
-                    TlsMode::None,
-                    AuthMethod::None,
-                )
+                            .into(),
+                    );
+                    (
+                        format!("{}-pop3-{}-connect", ep.host, ep.port),
+                        TlsMode::None,
+                        AuthMethod::None,
+                    )
+                }
             }
-        },
+        }
         Found::Pop3Error => {
             return Err(format!(
                 "the POP3 server did not complete a session: {}",
@@ -1297,42 +1347,23 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
 }
 
 /// What is wrong with the certificate, in the admin's terms; `None` when
-/// it verified.
+/// it verified. The probe's wording ([`net::describe_certificate_failure`]),
+/// so discover and the monitor it proposes say the same thing.
 pub fn certificate_problem(report: &TlsReport) -> Option<String> {
     let kind = report.failure?;
-    let cert = report.facts.certificate.as_ref();
-    Some(match (kind, cert) {
-        ("certificate_expired", Some(c)) => format!(
-            "the certificate expired {} days ago ({})",
-            -c.days_remaining, c.not_after
-        ),
-        ("certificate_not_yet_valid", Some(c)) => {
-            format!("the certificate is not valid before {}", c.not_before)
-        }
-        ("certificate_name_mismatch", Some(c)) => format!(
-            "the certificate is for {}, not for {}",
-            if c.names.is_empty() {
-                c.subject.clone()
-            } else {
-                c.names.join(", ")
-            },
-            report.server_name
-        ),
-        (_, Some(c)) => format!(
-            "the certificate (issuer {}) does not verify against the trust roots: {}",
-            c.issuer,
-            report.detail.as_deref().unwrap_or(kind)
-        ),
-        (_, None) => format!(
-            "the certificate does not verify: {}",
-            report.detail.as_deref().unwrap_or(kind)
-        ),
-    })
+    let cause = report.cause.unwrap_or(TlsFailure::Invalid);
+    let detail = report.detail.as_deref().unwrap_or(kind.as_str());
+    Some(net::describe_certificate_failure(
+        &cause,
+        detail,
+        report.facts.certificate.as_ref(),
+        &report.server_name,
+    ))
 }
 
-fn certificate_note(report: &TlsReport, kind: &str, ca_file: bool) -> String {
+fn certificate_note(report: &TlsReport, kind: FailureKind, ca_file: bool) -> String {
     let what = certificate_problem(report).unwrap_or_default();
-    let hint = if kind == "certificate_invalid" && !ca_file {
+    let hint = if kind == FailureKind::CertificateInvalid && !ca_file {
         " If the server uses a private CA, run discover again with --ca-file (the monitor then gets ca_file)."
     } else {
         ""
@@ -1568,6 +1599,19 @@ mod tests {
         let m = propose(&ep, &settings()).unwrap();
         assert_eq!((m.tls, m.auth), (TlsMode::None, AuthMethod::Apop));
         assert_eq!(m.name, "192.0.2.1-pop3-110-apop");
+        // Issue 11.6: STLS advertised, then refused: starttls, with a note.
+        ep.stls.as_mut().unwrap().advertised = true;
+        let m = propose(&ep, &settings()).unwrap();
+        assert_eq!(m.tls, TlsMode::Starttls);
+        assert!(m.notes.unwrap().contains("strips STARTTLS"));
+        // A CAPA that never ends: no monitor, and the reason.
+        let mut endless = ep.clone();
+        endless.capa_failure = Some(CapaFailure {
+            kind: FailureKind::ResponseTooLarge,
+            message: "CAPA: response_too_large in capa".into(),
+        });
+        let why = propose(&endless, &settings()).unwrap_err();
+        assert!(why.contains("CAPA never ended"), "{why}");
         // STLS accepted but TLS broken: nothing, and a reason.
         ep.stls.as_mut().unwrap().result = StlsResult::TlsFailed;
         assert!(propose(&ep, &settings()).unwrap_err().contains("STLS"));

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::probe::{Kind, ProbeResult, Status, TlsMode};
+use crate::wire::ServerText;
 
 /// The capabilities worth remembering. `None` means "not observable with
 /// this monitor's settings", which is never a change.
@@ -20,7 +21,12 @@ pub struct CapabilitySet {
     pub stls: Option<bool>,
     /// SASL (POP3 CAPA) or AUTH (SMTP EHLO) mechanisms, upper-case, sorted.
     #[serde(default)]
-    pub sasl: BTreeSet<String>,
+    pub sasl: BTreeSet<ServerText>,
+    /// Under `starttls-if-available`: STLS was advertised and then refused,
+    /// so the probe went on without TLS. That is what a man in the middle
+    /// who strips STARTTLS produces; a change to it is a security drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stls_refused: Option<bool>,
     /// USER/PASS offered (POP3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<bool>,
@@ -28,7 +34,7 @@ pub struct CapabilitySet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apop: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub implementation: Option<String>,
+    pub implementation: Option<ServerText>,
     /// LOGIN-DELAY seconds (POP3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_delay: Option<u64>,
@@ -59,9 +65,16 @@ impl CapabilitySet {
             TlsMode::Starttls | TlsMode::StarttlsIfAvailable | TlsMode::None => Some(caps.stls),
         };
         let pop3 = r.kind == Kind::Pop3;
+        let stls_refused =
+            (r.tls_mode == TlsMode::StarttlsIfAvailable).then_some(r.tls_fallback && caps.stls);
         Some(CapabilitySet {
             stls,
-            sasl: caps.sasl.iter().map(|m| m.to_ascii_uppercase()).collect(),
+            stls_refused,
+            sasl: caps
+                .sasl
+                .iter()
+                .map(|m| m.derived(|m| m.to_ascii_uppercase()))
+                .collect(),
             user: pop3.then_some(caps.user),
             apop: pop3.then_some(r.apop_offered),
             // SMTP banners carry per-connection tokens (Gmail's does), so
@@ -103,6 +116,13 @@ pub fn compare(before: &CapabilitySet, now: &CapabilitySet, kind: Kind) -> Drift
     match (before.stls, now.stls) {
         (Some(true), Some(false)) => d.security.push(format!("{stls} is no longer offered")),
         (Some(false), Some(true)) => d.other.push(format!("{stls} is now offered")),
+        _ => {}
+    }
+    match (before.stls_refused, now.stls_refused) {
+        (Some(false), Some(true)) => d.security.push(format!(
+            "{stls} is advertised but now refused, and the probe went on without TLS: possible STARTTLS downgrade"
+        )),
+        (Some(true), Some(false)) => d.other.push(format!("{stls} works again")),
         _ => {}
     }
     if before.over_tls == now.over_tls {
@@ -154,13 +174,31 @@ mod tests {
     fn set(stls: bool, sasl: &[&str], apop: bool) -> CapabilitySet {
         CapabilitySet {
             stls: Some(stls),
-            sasl: sasl.iter().map(|s| s.to_string()).collect(),
+            sasl: sasl
+                .iter()
+                .map(|s| ServerText::from_masked(s.as_bytes()))
+                .collect(),
+            stls_refused: None,
             user: Some(true),
             apop: Some(apop),
             implementation: None,
             login_delay: None,
             over_tls: false,
         }
+    }
+
+    #[test]
+    fn an_advertised_stls_that_starts_being_refused_is_a_security_drift() {
+        let mut before = set(true, &["PLAIN"], true);
+        before.stls_refused = Some(false);
+        let mut now = before.clone();
+        now.stls_refused = Some(true);
+        let d = compare(&before, &now, Kind::Pop3);
+        assert_eq!(d.security.len(), 1, "{d:?}");
+        assert!(d.security[0].contains("possible STARTTLS downgrade"));
+        // Old state files have no such field: never a change.
+        before.stls_refused = None;
+        assert!(compare(&before, &now, Kind::Pop3).is_empty());
     }
 
     #[test]
@@ -183,7 +221,7 @@ mod tests {
     fn additions_and_identity_changes_are_recorded_not_alerted() {
         let before = set(false, &["PLAIN"], false);
         let mut now = set(true, &["PLAIN", "SCRAM-SHA-256"], true);
-        now.implementation = Some("Dovecot 2.4".into());
+        now.implementation = Some(ServerText::from_masked(b"Dovecot 2.4"));
         now.login_delay = Some(900);
         let d = compare(&before, &now, Kind::Pop3);
         assert!(d.security.is_empty(), "{d:?}");
@@ -220,7 +258,7 @@ mod tests {
         let plaintext = set(true, &[], false);
         assert!(compare(&over_tls, &plaintext, Kind::Smtp).is_empty());
         let mut fewer = over_tls.clone();
-        fewer.sasl.remove("LOGIN");
+        fewer.sasl.remove(&ServerText::from_masked(b"LOGIN"));
         assert_eq!(compare(&over_tls, &fewer, Kind::Smtp).security.len(), 1);
     }
 }

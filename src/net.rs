@@ -13,6 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -124,22 +125,123 @@ pub struct TlsFacts {
     pub version: String,
     pub cipher: String,
     pub certificate: Option<CertificateFacts>,
-    /// False only when verification was skipped on purpose.
-    pub verified: bool,
+    /// Whether the certificate was checked, and how that went.
+    pub verified: Verification,
     /// The session was resumed (no certificate shown). Never, by design:
     /// resumption is off; recorded so a test can prove it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
 }
 
-/// Why TLS failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why TLS failed. Serialized under the failure kinds' names
+/// (`probe::FailureKind`, which `From` maps these to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsFailure {
+    #[serde(rename = "tls_handshake_failed")]
     Handshake,
+    #[serde(rename = "certificate_expired")]
     Expired,
+    #[serde(rename = "certificate_not_yet_valid")]
     NotYetValid,
+    #[serde(rename = "certificate_name_mismatch")]
     NameMismatch,
+    #[serde(rename = "certificate_invalid")]
     Invalid,
+}
+
+/// Certificate verification: not asked for (`insecure_skip_verify`),
+/// passed, or failed and why. A `bool` meant "asked" in one place and
+/// "passed" in another; a probe failing with `certificate_expired` said
+/// `verified: true`. In JSON: `"not_asked"`, `"passed"`, or
+/// `{"failed": "certificate_expired"}`; a stored `true`/`false` from
+/// before reads as passed/not asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", from = "VerificationRepr")]
+pub enum Verification {
+    NotAsked,
+    Passed,
+    Failed(TlsFailure),
+}
+
+impl Verification {
+    pub fn passed(self) -> bool {
+        self == Verification::Passed
+    }
+}
+
+/// What [`Verification`] reads: its own form, or the older `bool`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum VerificationRepr {
+    Legacy(bool),
+    Current(VerificationForm),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum VerificationForm {
+    NotAsked,
+    Passed,
+    Failed(TlsFailure),
+}
+
+impl From<VerificationRepr> for Verification {
+    fn from(r: VerificationRepr) -> Verification {
+        match r {
+            VerificationRepr::Legacy(true) => Verification::Passed,
+            VerificationRepr::Legacy(false) => Verification::NotAsked,
+            VerificationRepr::Current(VerificationForm::NotAsked) => Verification::NotAsked,
+            VerificationRepr::Current(VerificationForm::Passed) => Verification::Passed,
+            VerificationRepr::Current(VerificationForm::Failed(f)) => Verification::Failed(f),
+        }
+    }
+}
+
+impl TlsError {
+    /// What is wrong with the certificate, in the admin's terms, from the
+    /// facts we collected rather than the TLS library's wording; `expected`
+    /// is the name it was checked against. The one wording the probe and
+    /// discover both use.
+    pub fn describe(&self, expected: &str) -> String {
+        describe_certificate_failure(
+            &self.failure,
+            &self.detail,
+            self.facts.as_ref().and_then(|f| f.certificate.as_ref()),
+            expected,
+        )
+    }
+}
+
+/// See [`TlsError::describe`]; for a failure kept without its error.
+pub fn describe_certificate_failure(
+    failure: &TlsFailure,
+    detail: &str,
+    cert: Option<&CertificateFacts>,
+    expected: &str,
+) -> String {
+    let Some(cert) = cert else {
+        return format!("TLS handshake failed: {detail}");
+    };
+    let names = if cert.names.is_empty() {
+        cert.subject.clone()
+    } else {
+        cert.names.join(", ")
+    };
+    match failure {
+        TlsFailure::Expired => format!(
+            "certificate for {names} expired {} days ago (valid until {})",
+            -cert.days_remaining, cert.not_after
+        ),
+        TlsFailure::NotYetValid => format!(
+            "certificate for {names} is not valid before {}",
+            cert.not_before
+        ),
+        TlsFailure::NameMismatch => format!("certificate is for {names}, not for {expected}"),
+        _ => format!(
+            "certificate for {names} is not trusted ({detail}); issuer {}",
+            cert.issuer
+        ),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -275,7 +377,9 @@ impl TlsClient {
         }
         let mut roots = RootCertStore::empty();
         let mut count = 0;
-        for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+        // rustls-pki-types reads PEM itself; rustls-pemfile is unmaintained
+        // (RUSTSEC-2025-0134).
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let cert = cert.map_err(|e| CaBundleError(format!("unreadable PEM: {e}")))?;
             roots
                 .add(cert)
@@ -316,7 +420,7 @@ impl TlsClient {
             })?;
         let (_, conn) = tls.get_ref();
         let certs = conn.peer_certificates().unwrap_or_default();
-        let facts = TlsFacts {
+        let mut facts = TlsFacts {
             version: conn
                 .protocol_version()
                 .and_then(|v| v.as_str())
@@ -329,18 +433,24 @@ impl TlsClient {
                 .unwrap_or("unknown")
                 .to_string(),
             certificate: certs.first().and_then(|c| certificate_facts(c)),
-            verified: verify,
+            verified: Verification::NotAsked,
             resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         };
         if !verify {
             return Ok((tls, facts));
         }
         match self.verify(&tls, &name) {
-            Ok(()) => Ok((tls, facts)),
-            Err(e) => Err(TlsError {
-                facts: Some(facts),
-                ..e
-            }),
+            Ok(()) => {
+                facts.verified = Verification::Passed;
+                Ok((tls, facts))
+            }
+            Err(e) => {
+                facts.verified = Verification::Failed(e.failure);
+                Err(TlsError {
+                    facts: Some(facts),
+                    ..e
+                })
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::net::Verification;
 use crate::probe::{FailureKind, Kind, Phase, ProbeResult, Status, Target};
 use crate::wire::Direction;
 
@@ -102,10 +103,10 @@ pub fn human(r: &ProbeResult) -> String {
         let _ = writeln!(out, "  oauth2    {line}");
     }
     if let Some(tls) = &r.tls {
-        let verified = if tls.verified {
-            ""
-        } else {
-            "  [CERTIFICATE NOT VERIFIED]"
+        let verified = match tls.verified {
+            Verification::Passed => "",
+            Verification::NotAsked => "  [CERTIFICATE NOT VERIFIED]",
+            Verification::Failed(_) => "  [CERTIFICATE DID NOT VERIFY]",
         };
         let _ = writeln!(
             out,
@@ -145,7 +146,7 @@ pub fn human(r: &ProbeResult) -> String {
         let sasl = if caps.sasl.is_empty() {
             String::new()
         } else {
-            format!(" SASL({})", caps.sasl.join(" "))
+            format!(" SASL({})", caps.sasl_list())
         };
         let _ = writeln!(out, "  caps      {}{}", list.join(" "), sasl);
     }

@@ -159,7 +159,7 @@ fn discovery_finds_every_dovecot_listener_and_its_config_probes_green() {
     assert_eq!(stls["apop"], true);
     assert_eq!(stls["stls"]["advertised"], true);
     assert_eq!(stls["stls"]["result"], "ok");
-    assert_eq!(stls["tls"]["verified"], true, "{stls}");
+    assert_eq!(stls["tls"]["verified"], "passed", "{stls}");
     assert_eq!(stls["capabilities"]["stls"], true);
     // After STLS, STLS is no longer offered: the second CAPA was over TLS.
     assert_eq!(stls["capabilities_after_stls"]["stls"], false);
@@ -168,7 +168,7 @@ fn discovery_finds_every_dovecot_listener_and_its_config_probes_green() {
     for key in ["POP3S_PORT", "POP3S_NOAPOP_PORT"] {
         let e = ep(key);
         assert_eq!(e["found"], "pop3s", "{key}: {e}");
-        assert_eq!(e["tls"]["verified"], true, "{key}: {e}");
+        assert_eq!(e["tls"]["verified"], "passed", "{key}: {e}");
         assert_eq!(e["tls"]["server_name"], "localhost", "{key}: {e}");
         assert!(e["tls"]["certificate"]["days_remaining"].as_i64().unwrap() > 0);
         assert_eq!(sasl(e, "capabilities"), ["PLAIN"], "{key}");
@@ -179,7 +179,11 @@ fn discovery_finds_every_dovecot_listener_and_its_config_probes_green() {
 
     let expired = ep("POP3S_EXPIRED_PORT");
     assert_eq!(expired["found"], "pop3s", "{expired}");
-    assert_eq!(expired["tls"]["verified"], false);
+    // Issue 12.6: three states; a failed check says how it failed.
+    assert_eq!(
+        expired["tls"]["verified"],
+        serde_json::json!({"failed": "certificate_expired"})
+    );
     assert_eq!(expired["tls"]["failure"], "certificate_expired");
     assert!(
         expired["tls"]["certificate"]["days_remaining"]
@@ -517,7 +521,11 @@ async fn verify_checks_an_established_session_for_any_name() {
         .handshake(connect("POP3S_PORT").await, name("localhost"), false)
         .await
         .unwrap();
-    assert!(!facts.verified, "verification was skipped on purpose");
+    assert_eq!(
+        facts.verified,
+        pop3_probe::net::Verification::NotAsked,
+        "verification was skipped on purpose"
+    );
     assert!(ca.verify(&tls, &name("localhost")).is_ok());
     assert!(ca.verify(&tls, &name("127.0.0.1")).is_ok());
     let e = ca.verify(&tls, &name("mail.example.org")).unwrap_err();
@@ -684,4 +692,66 @@ async fn other_protocols_silence_and_refusals_are_not_monitors() {
     for f in [&smtp, &silent, &busy] {
         assert_no_login(&commands(f));
     }
+}
+
+/// Issue 11.6: STLS advertised and refused proposes `starttls` with a
+/// note (not `tls: none` with APOP); a CAPA that never ends proposes no
+/// monitor, and says it was `response_too_large` in `capa`.
+#[tokio::test]
+async fn refused_stls_and_endless_capa_are_not_proposed_as_plaintext() {
+    let settings = discover::ProposalSettings {
+        username: Some("probe".into()),
+        password_env: discover::DEFAULT_PASSWORD_ENV.into(),
+        ca_file: None,
+        tls_server_name: None,
+        command: "test".into(),
+    };
+    let refusing = fake::spawn(line("+OK hi <1.2@fake>"), |cmd: &str| {
+        if cmd.eq_ignore_ascii_case("STLS") {
+            line("-ERR TLS not available")
+        } else {
+            fake::polite(&["STLS", "USER"])(cmd)
+        }
+    })
+    .await;
+    let ep = &discover::discover(
+        &localhost(),
+        &options(
+            refusing.port(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        ),
+    )
+    .await[0];
+    assert_eq!(ep.found, Found::Pop3, "{ep:#?}");
+    let m = discover::propose(ep, &settings).unwrap();
+    assert_eq!(m.tls, TlsMode::Starttls, "{m:?}");
+    assert!(m.notes.unwrap().contains("strips STARTTLS"));
+
+    let endless = fake::spawn(line("+OK hi <1.2@fake>"), |cmd: &str| {
+        if cmd.eq_ignore_ascii_case("CAPA") {
+            let mut body = String::from("+OK\r\n");
+            for i in 0..5000 {
+                body.push_str(&format!("X-CAP-{i}\r\n"));
+            }
+            Reply::Raw(body.into_bytes())
+        } else {
+            fake::polite(&[])(cmd)
+        }
+    })
+    .await;
+    let ep = &discover::discover(
+        &localhost(),
+        &options(
+            endless.port(),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        ),
+    )
+    .await[0];
+    let why = discover::propose(ep, &settings).unwrap_err();
+    assert!(why.contains("CAPA never ended"), "{why}");
+    assert!(why.contains("response_too_large in capa"), "{why}");
+    assert_no_login(&commands(&refusing));
+    assert_no_login(&commands(&endless));
 }

@@ -50,7 +50,7 @@ async fn implicit_tls_with_trusted_ca() {
     assert_up(&r);
     assert_mailbox(d, &r);
     let tls = r.tls.as_ref().unwrap();
-    assert!(tls.verified);
+    assert!(tls.verified.passed());
     assert!(tls.version.starts_with("TLSv1."), "{}", tls.version);
     let cert = tls.certificate.as_ref().unwrap();
     assert!(cert.days_remaining > 300, "{cert:?}");
@@ -110,7 +110,7 @@ async fn stls_required() {
     ))
     .await;
     assert_up(&r);
-    assert!(r.tls.as_ref().unwrap().verified);
+    assert!(r.tls.as_ref().unwrap().verified.passed());
     assert!(!r.tls_fallback);
     assert_mailbox(d, &r);
     let phases: Vec<Phase> = r.phases.iter().map(|p| p.phase).collect();
@@ -275,7 +275,10 @@ async fn insecure_skip_verify_is_flagged() {
     t.insecure_skip_verify = true;
     let r = probe::probe(&t).await;
     assert_ne!(r.status, Status::Down, "{r:?}");
-    assert!(!r.tls.as_ref().unwrap().verified);
+    assert_eq!(
+        r.tls.as_ref().unwrap().verified,
+        pop3_probe::net::Verification::NotAsked
+    );
     assert!(r.warnings.iter().any(|w| w.contains("DISABLED")));
 }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 use common::dovecot::dovecot;
 use pop3_probe::config::Config;
 use pop3_probe::probe::{FailureKind, Phase, Status};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -57,14 +59,11 @@ impl Hostile {
 
 fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     let dir = common::dovecot::dir().join("pki");
-    let certs: Vec<_> =
-        rustls_pemfile::certs(&mut std::fs::read(dir.join("server.pem")).unwrap().as_slice())
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key =
-        rustls_pemfile::private_key(&mut std::fs::read(dir.join("server.key")).unwrap().as_slice())
-            .unwrap()
-            .unwrap();
+    let certs: Vec<_> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))

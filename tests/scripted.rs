@@ -185,17 +185,24 @@ async fn stls_advertised_but_refused() {
     assert_eq!(r.failure, Some(FailureKind::StlsRefused));
     assert_eq!(r.failed_phase, Some(Phase::Stls));
 
-    // If-available falls back, says so, and may still log in with APOP.
+    // If-available falls back, says so, and may still log in with APOP;
+    // but STLS offered and then refused is what a man in the middle who
+    // strips STLS produces (issue 11.6): degraded, naming the downgrade.
     let r = probe::probe(&target(
         s.port(),
         TlsMode::StarttlsIfAvailable,
         AuthMethod::Auto,
     ))
     .await;
-    assert_eq!(r.status, Status::Up, "{r:?}");
+    assert_eq!(r.status, Status::Degraded, "{r:?}");
     assert!(r.tls_fallback);
     assert_eq!(r.auth_used, Some(AuthMethod::Apop));
     assert!(r.warnings.iter().any(|w| w.contains("WITHOUT TLS")));
+    assert!(
+        r.message.contains("possible STARTTLS downgrade"),
+        "{}",
+        r.message
+    );
 }
 
 #[tokio::test]
@@ -445,4 +452,202 @@ async fn missing_credentials_is_a_config_error() {
     let r = probe::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::ConfigError));
     assert_eq!(pop3_probe::output::exit_code(&r), 3);
+}
+
+/// Every form a leaked password could take in our output: as configured,
+/// trimmed, with control characters dropped, the pieces a CR LF or TAB
+/// splits it into, and its wire encodings. Compared ignoring case, since a
+/// server may upper-case what it echoes.
+fn leak_forms(pw: &str) -> Vec<String> {
+    let mut forms = vec![
+        pw.to_string(),
+        pw.trim().to_string(),
+        pw.replace(|c: char| c.is_control(), ""),
+    ];
+    forms.extend(
+        pw.split(|c: char| c.is_control())
+            .map(|p| p.trim().to_string())
+            .filter(|p| p.len() >= 3),
+    );
+    forms.extend(pop3_probe::sasl::secret_forms(pw, Some("probe")));
+    forms.retain(|f| !f.trim().is_empty());
+    forms.iter().map(|f| f.to_ascii_lowercase()).collect()
+}
+
+fn assert_no_leak(pw: &str, what: &str, rendered: &str) {
+    let lower = rendered.to_ascii_lowercase();
+    for form in leak_forms(pw) {
+        assert!(
+            !lower.contains(&form),
+            "{what}: password {pw:?} leaked as {form:?} in:\n{rendered}"
+        );
+    }
+}
+
+/// Issue 11.1: a server that echoes the password in its greeting, in the
+/// CAPA `SASL` list and IMPLEMENTATION (before and after a failed AUTH), in
+/// the `-ERR` to PASS/AUTH/APOP, upper-cased or as sent: no output mode,
+/// no drift record (the state file's baseline and the capability_changed
+/// alert's source) and no transcript shows any form of it. The passwords
+/// are all upper case, have leading and trailing spaces, a TAB, a CR LF.
+#[tokio::test]
+async fn a_server_echoing_the_password_anywhere_never_gets_it_printed() {
+    for pw in [
+        "HUNTER2SECRETPW",
+        "  lead and trail  ",
+        "tab\there9x",
+        "abc\r\nDELE 1",
+    ] {
+        let echo = pw.to_string();
+        let upper = pw.to_ascii_uppercase();
+        let greeting = Reply::Raw(format!("+OK <1.2@fake> hi {upper}\r\n").into_bytes());
+        let s = fake::spawn(greeting, move |cmd: &str| {
+            let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match verb.as_str() {
+                "CAPA" => Reply::Raw(
+                    format!("+OK\r\nUSER\r\nSASL PLAIN {echo}\r\nIMPLEMENTATION x{echo}y\r\n.\r\n")
+                        .into_bytes(),
+                ),
+                "PASS" | "AUTH" | "APOP" => {
+                    Reply::Raw(format!("-ERR [AUTH] bad: {cmd} ({echo})\r\n").into_bytes())
+                }
+                _ => fake::polite(&[])(cmd),
+            }
+        })
+        .await;
+        for auth in [AuthMethod::SaslPlain, AuthMethod::User, AuthMethod::Apop] {
+            let mut t = plain_allowed(s.port(), auth);
+            t.password = Some(SecretString::from(pw.to_string()));
+            let r = probe::probe(&t).await;
+            assert_eq!(r.status, Status::Down, "{pw:?} {auth}: {r:?}");
+            let what = format!("{pw:?} {auth}");
+            assert_no_leak(pw, &what, &pop3_probe::output::json(&r));
+            assert_no_leak(pw, &what, &pop3_probe::output::human(&r));
+            assert_no_leak(pw, &what, &pop3_probe::output::nagios(&r, &t));
+            assert_no_leak(pw, &what, &pop3_probe::output::transcript(&r));
+            assert_no_leak(pw, &what, &format!("{r:?}"));
+            let set = pop3_probe::drift::CapabilitySet::observe(&r);
+            assert_no_leak(pw, &what, &serde_json::to_string(&set).unwrap());
+            // The APOP digest the server echoed is masked like the
+            // command's own argument.
+            if auth == AuthMethod::Apop && !pw.contains(|c: char| c.is_control()) {
+                let digest = pop3_probe::pop3::command::apop_digest(
+                    "<1.2@fake>",
+                    &SecretString::from(pw.to_string()),
+                );
+                let all = format!(
+                    "{}{}",
+                    pop3_probe::output::json(&r),
+                    pop3_probe::output::transcript(&r)
+                );
+                assert!(all.contains("bad: APOP probe ***"), "{all}");
+                assert!(!all.contains(&digest), "APOP digest leaked: {all}");
+            }
+        }
+    }
+}
+
+/// Issue 11.6: a password with CR or LF is a config_error, nothing is sent,
+/// and the result does not claim it was sent in cleartext.
+#[tokio::test]
+async fn a_password_with_crlf_is_config_error_without_a_cleartext_warning() {
+    let s = fake::spawn(line("+OK hi"), fake::polite(&["USER", "SASL PLAIN"])).await;
+    for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
+        let mut t = plain_allowed(s.port(), auth);
+        t.password = Some(SecretString::from("abc\r\nDELE 1".to_string()));
+        let r = probe::probe(&t).await;
+        assert_eq!(r.failure, Some(FailureKind::ConfigError), "{auth}: {r:?}");
+        assert!(
+            !r.warnings.iter().any(|w| w.contains("cleartext")),
+            "{auth}: {:?}",
+            r.warnings
+        );
+        let sent = s.commands();
+        assert!(
+            !sent
+                .iter()
+                .any(|c| c.starts_with("PASS") || c.starts_with("AUTH") || c.starts_with("DELE")),
+            "{sent:?}"
+        );
+    }
+}
+
+/// Issue 11.6: Dovecot's refusal of plaintext logins is the server's
+/// configuration, not a wrong password.
+#[tokio::test]
+async fn plaintext_disallowed_is_its_own_kind_not_auth_failed() {
+    let s = fake::spawn(line("+OK hi"), |cmd: &str| {
+        if cmd.starts_with("USER") || cmd.starts_with("AUTH") {
+            line("-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.")
+        } else {
+            fake::polite(&["USER", "SASL PLAIN"])(cmd)
+        }
+    })
+    .await;
+    for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
+        let r = probe::probe(&plain_allowed(s.port(), auth)).await;
+        assert_eq!(
+            r.failure,
+            Some(FailureKind::PlaintextDisallowed),
+            "{auth}: {r:?}"
+        );
+        assert_eq!(
+            FailureKind::PlaintextDisallowed.as_str(),
+            "plaintext_disallowed"
+        );
+        assert!(!FailureKind::PlaintextDisallowed.is_credentials_problem());
+    }
+}
+
+/// The issue's repro through the binary: CAPA answers `SASL PLAIN
+/// <password>`; `check --auth sasl-plain --allow-plaintext-password` in
+/// every output mode, `--verbose` included, shows no form of it.
+#[tokio::test]
+async fn the_cli_never_prints_a_password_the_capa_list_echoed() {
+    for pw in ["HUNTER2SECRETPW", "  lead and trail  "] {
+        let echo = pw.to_string();
+        let s = fake::spawn(line("+OK hi"), move |cmd: &str| {
+            if cmd.eq_ignore_ascii_case("CAPA") {
+                Reply::Raw(format!("+OK\r\nUSER\r\nSASL PLAIN {echo}\r\n.\r\n").into_bytes())
+            } else if cmd.starts_with("AUTH") {
+                Reply::Raw(format!("-ERR [AUTH] no {echo}\r\n").into_bytes())
+            } else {
+                fake::polite(&[])(cmd)
+            }
+        })
+        .await;
+        for format in ["human", "json", "nagios"] {
+            let port = s.port();
+            let pw2 = pw.to_string();
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+                    .args([
+                        "check",
+                        &format!("pop3://probe@127.0.0.1:{port}"),
+                        "--tls",
+                        "none",
+                        "--auth",
+                        "sasl-plain",
+                        "--allow-plaintext-password",
+                        "--password-env",
+                        "SCRUB_TEST_PW",
+                        "--format",
+                        format,
+                        "--verbose",
+                    ])
+                    .env("SCRUB_TEST_PW", pw2)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(all.contains("***"), "{format}: {all}");
+            assert_no_leak(pw, format, &all);
+        }
+    }
 }

@@ -240,3 +240,117 @@ async fn verification_happens_before_any_pop3_byte() {
     assert!(writes.len() <= 3, "client wrote {writes:?}");
     assert!(r.phases.last().map(|p| p.phase) == Some(probe::Phase::Tls));
 }
+
+/// RUSTSEC-2025-0134: rustls-pemfile is unmaintained; PEM is read through
+/// rustls-pki-types. Nothing in the build may pull it back in.
+#[test]
+fn rustls_pemfile_is_not_a_dependency() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    assert!(
+        !lock.contains("name = \"rustls-pemfile\""),
+        "rustls-pemfile is back in Cargo.lock"
+    );
+}
+
+/// Issue 12.6: a probe that fails with `certificate_expired` no longer says
+/// `verified: true`; the field says the check failed, and how.
+#[tokio::test]
+async fn an_expired_certificate_is_recorded_as_a_failed_verification() {
+    let d = dovecot();
+    let port: u16 = d.get("POP3S_EXPIRED_PORT").parse().unwrap();
+    let r = probe::probe(&target(d, port, TlsMode::Implicit, AuthMethod::Auto)).await;
+    assert_eq!(r.failure, Some(FailureKind::CertificateExpired), "{r:?}");
+    let tls = r.tls.as_ref().expect("facts kept on a rejection");
+    assert_eq!(
+        tls.verified,
+        pop3_probe::net::Verification::Failed(pop3_probe::net::TlsFailure::Expired)
+    );
+    let json: serde_json::Value = serde_json::from_str(&pop3_probe::output::json(&r)).unwrap();
+    assert_eq!(
+        json["tls"]["verified"],
+        serde_json::json!({"failed": "certificate_expired"})
+    );
+    // A result stored before the change (a bool) still reads.
+    let old: pop3_probe::net::TlsFacts = serde_json::from_value(serde_json::json!({
+        "version": "TLSv1.3", "cipher": "x", "certificate": null, "verified": true
+    }))
+    .unwrap();
+    assert!(old.verified.passed());
+}
+
+/// Issue 11.1, through the pipeline: a server whose CAPA starts echoing
+/// the password (upper-cased, in SASL and IMPLEMENTATION) after a good
+/// run changes its capabilities, so the `capability_changed` alert, the
+/// state rows (the drift baseline) and the metrics are all written from
+/// what it said. None of them holds the password.
+#[tokio::test]
+async fn state_alerts_and_metrics_never_hold_an_echoed_password() {
+    use common::mem::{MemAlerts, MemMetrics, MemState};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const PW: &str = "HUNTER2SECRETPW";
+    let echo = Arc::new(AtomicBool::new(false));
+    let echo2 = echo.clone();
+    let s = common::fake::spawn(common::fake::line("+OK hi"), move |cmd: &str| {
+        if cmd.eq_ignore_ascii_case("CAPA") {
+            let body = if echo2.load(Ordering::SeqCst) {
+                format!("+OK\r\nUSER\r\nSASL LOGIN {PW}\r\nIMPLEMENTATION {PW}\r\n.\r\n")
+            } else {
+                "+OK\r\nUSER\r\nSASL PLAIN\r\nIMPLEMENTATION calm\r\n.\r\n".to_string()
+            };
+            common::fake::Reply::Raw(body.into_bytes())
+        } else {
+            common::fake::polite(&[])(cmd)
+        }
+    })
+    .await;
+    let text = format!(
+        r#"{{"run": {{"retries": 0, "deadline_ms": 10000}},
+             "credentials": {{"a": {{"username": "probe", "password": "{pw}"}}}},
+             "defaults": {{"tls": "none", "allow_plaintext_password": true, "auth": "user",
+                          "credentials": "a", "failures_before_alert": 1, "timeout_ms": 3000,
+                          "warning_ms": 2000, "critical_ms": 2500}},
+             "monitors": [{{"name": "echo", "host": "127.0.0.1", "port": {port}}}]}}"#,
+        pw = PW.to_ascii_lowercase(),
+        port = s.port()
+    );
+    let c = pop3_probe::config::load(&text, &common::NoSecrets)
+        .await
+        .unwrap();
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let (m, a, st) = (
+        MemMetrics::default(),
+        MemAlerts::default(),
+        MemState::default(),
+    );
+    for round in 0..2 {
+        echo.store(round == 1, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + c.run.deadline;
+        pop3_probe::pipeline::execute(
+            &c,
+            "Test",
+            pop3_probe::pipeline::Shard::default(),
+            deadline,
+            &m,
+            &a,
+            &st,
+        )
+        .await;
+    }
+    let alerts = format!("{:?}", a.got.lock().unwrap());
+    assert!(
+        alerts.contains("apability"),
+        "a capability alert was expected: {alerts}"
+    );
+    let everything = format!(
+        "{alerts}\n{:?}\n{:?}\n{:?}",
+        st.rows.lock().unwrap(),
+        st.pending.lock().unwrap(),
+        m.got.lock().unwrap()
+    )
+    .to_ascii_lowercase();
+    assert!(
+        !everything.contains(&PW.to_ascii_lowercase()),
+        "leaked: {everything}"
+    );
+}

@@ -541,3 +541,52 @@ async fn never_a_command_that_sends_or_asks_about_mail() {
     assert!(commands.len() >= 10, "{commands:?}");
     assert_only_allowed_commands(&commands);
 }
+
+/// Issue 11.1: the EHLO `AUTH` list, the banner, other EHLO keywords and
+/// the replies to AUTH echo the password (upper-cased, with its spaces):
+/// no output, drift record or transcript shows any form of it.
+#[tokio::test]
+async fn a_password_echoed_in_the_ehlo_auth_list_never_reaches_any_output() {
+    for pw in ["HUNTER2SECRETPW", "  lead and trail  ", "Mixed-Case-Pw9"] {
+        let echo = pw.to_string();
+        let upper = pw.to_ascii_uppercase();
+        let banner = Reply::Raw(format!("220 mx.test ESMTP {upper}\r\n").into_bytes());
+        let s = fake::spawn(banner, move |cmd: &str| {
+            if cmd.starts_with("AUTH") {
+                Reply::Raw(format!("535 5.7.8 no {echo} {cmd}\r\n").into_bytes())
+            } else if cmd.starts_with("EHLO") {
+                Reply::Raw(
+                    format!("250-mx.test\r\n250-X-{echo}\r\n250 AUTH PLAIN LOGIN {echo}\r\n")
+                        .into_bytes(),
+                )
+            } else {
+                polite(&[])(cmd)
+            }
+        })
+        .await;
+        for auth in [AuthMethod::SaslPlain, AuthMethod::SaslLogin] {
+            let mut t = plain(s.port(), auth);
+            t.password = Some(SecretString::from(pw.to_string()));
+            let r = probe::smtp::probe(&t).await;
+            assert_eq!(r.status, Status::Down, "{r:?}");
+            let set = pop3_probe::drift::CapabilitySet::observe(&r);
+            let rendered = format!(
+                "{}\n{}\n{}\n{}\n{r:?}\n{}",
+                pop3_probe::output::json(&r),
+                pop3_probe::output::human(&r),
+                pop3_probe::output::nagios(&r, &t),
+                pop3_probe::output::transcript(&r),
+                serde_json::to_string(&set).unwrap()
+            )
+            .to_ascii_lowercase();
+            let mut forms = vec![pw.to_string(), pw.trim().to_string()];
+            forms.extend(pop3_probe::sasl::secret_forms(pw, Some(USER)));
+            for f in forms {
+                assert!(
+                    !rendered.contains(&f.to_ascii_lowercase()),
+                    "{pw:?} {auth}: leaked {f:?}:\n{rendered}"
+                );
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use pop3_probe::discover::{
     self, Endpoint, Found, Options, ProposalSettings, ProposedConfig, StlsResult, TargetError,
 };
 use pop3_probe::net::{self, TlsClient};
-use pop3_probe::probe::{AuthMethod, TlsMode};
+use pop3_probe::probe::{AuthMethod, FailureKind, TlsMode};
 use pop3_probe::text::terminal_safe;
 use pop3_probe::{limits, output};
 
@@ -318,18 +318,18 @@ fn certificate_label(ep: &Endpoint) -> String {
         return "-".into();
     };
     let Some(cert) = &tls.facts.certificate else {
-        return tls.failure.unwrap_or("none").to_string();
+        return tls.failure.map_or("none", FailureKind::as_str).to_string();
     };
     match tls.failure {
         None => format!(
             "ok for {}, {} days left",
             tls.server_name, cert.days_remaining
         ),
-        Some("certificate_expired") => {
+        Some(FailureKind::CertificateExpired) => {
             format!("EXPIRED {} days ago", -cert.days_remaining)
         }
-        Some("certificate_not_yet_valid") => "NOT YET VALID".into(),
-        Some("certificate_name_mismatch") => format!("NOT FOR {}", tls.server_name),
+        Some(FailureKind::CertificateNotYetValid) => "NOT YET VALID".into(),
+        Some(FailureKind::CertificateNameMismatch) => format!("NOT FOR {}", tls.server_name),
         Some(_) => "UNTRUSTED".into(),
     }
 }

@@ -1,32 +1,35 @@
 //! CAPA (RFC 2449): what the server says it can do, read into the
 //! capability record both protocols share.
 
-use crate::wire::{sanitize, Capabilities};
+use crate::wire::{Capabilities, ServerText};
 
 impl Capabilities {
-    /// Build from the lines of a CAPA body (already dot-unstuffed).
+    /// Build from the lines of a CAPA body (already dot-unstuffed), as the
+    /// connection read them: masked.
     pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Capabilities {
         let mut caps = Capabilities::default();
         for line in lines {
-            let text = sanitize(line);
+            let text = ServerText::from_masked(line);
             if text.is_empty() {
                 continue;
             }
-            let mut words = text.split_whitespace();
+            let words_of = text.clone();
+            let mut words = words_of.split_whitespace();
             let name = words.next().unwrap_or_default().to_ascii_uppercase();
             let args: Vec<&str> = words.collect();
             match name.as_str() {
                 "STLS" => caps.stls = true,
                 "USER" => caps.user = true,
-                "SASL" => caps
-                    .sasl
-                    .extend(args.iter().map(|m| m.to_ascii_uppercase())),
+                "SASL" => caps.sasl.extend(
+                    args.iter()
+                        .map(|m| text.derived(|_| m.to_ascii_uppercase())),
+                ),
                 "PIPELINING" => caps.pipelining = true,
                 "RESP-CODES" => caps.resp_codes = true,
                 "AUTH-RESP-CODE" => caps.auth_resp_code = true,
                 "LOGIN-DELAY" => caps.login_delay = args.first().and_then(|s| s.parse().ok()),
-                "EXPIRE" => caps.expire = Some(args.join(" ")),
-                "IMPLEMENTATION" => caps.implementation = Some(args.join(" ")),
+                "EXPIRE" => caps.expire = Some(text.derived(|_| args.join(" "))),
+                "IMPLEMENTATION" => caps.implementation = Some(text.derived(|_| args.join(" "))),
                 _ => {}
             }
             caps.raw.push(text);

@@ -83,6 +83,9 @@ impl Command for Pass<'_> {
     fn masked(&self) -> String {
         "PASS ***".to_string()
     }
+    fn secret(&self) -> Option<String> {
+        Some(self.0.expose_secret().to_string())
+    }
 }
 
 /// `APOP name digest` (RFC 1939 section 7). The digest is not the password,
@@ -138,6 +141,11 @@ impl fmt::Display for Apop<'_> {
 impl Command for Apop<'_> {
     fn masked(&self) -> String {
         format!("APOP {} ***", self.name)
+    }
+    /// With the greeting's timestamp the digest can be brute-forced
+    /// offline: an echo of it is as bad as an echo of the password.
+    fn secret(&self) -> Option<String> {
+        Some(self.digest.clone())
     }
 }
 

@@ -7,7 +7,12 @@
 
 use std::fmt;
 
-use crate::wire::sanitize;
+use crate::wire::ServerText;
+
+/// Lines come off the connection masked (`wire::Conn::read_line`).
+fn sanitize(bytes: &[u8]) -> String {
+    ServerText::from_masked(bytes).into_string()
+}
 
 /// `+OK` or `-ERR`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

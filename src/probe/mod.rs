@@ -25,10 +25,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use crate::net::{self, TlsClient, TlsFacts, TlsFailure};
+use crate::net::{self, TlsClient, TlsFacts};
 use crate::pop3::MaildropStat;
 use crate::sasl::secret_forms;
-use crate::wire::{Capabilities, Stream, Transcript};
+use crate::wire::{Capabilities, Masker, Stream, Transcript};
 pub use pop3::probe;
 pub use types::*;
 
@@ -95,15 +95,20 @@ trait Classify {
     fn classify(self, phase: Phase) -> Failure;
 }
 
+/// How the warning starts when STARTTLS was offered and then refused under
+/// `starttls-if-available`: exactly what a man in the middle who strips it
+/// produces, so the check is degraded, not up.
+const DOWNGRADE: &str = "possible STARTTLS downgrade";
+
 /// The TLS client and the name to verify, when the monitor uses TLS.
 type TlsSetup = (Arc<TlsClient>, rustls_pki_types::ServerName<'static>);
 
 /// The state of one probe as it goes.
 struct Run<'a> {
     target: &'a Target,
-    /// The password and its encodings, masked wherever a server's words
-    /// are kept: computed once, used by the transcript and by `scrub`.
-    secrets: Vec<String>,
+    /// The password and its encodings, masked in every line read and in
+    /// every text kept: shared by the connection, the transcript and `scrub`.
+    masker: Masker,
     started: Instant,
     deadline: Instant,
     timings: Vec<PhaseTiming>,
@@ -154,7 +159,7 @@ fn start(target: &Target) -> Run<'_> {
         .map(|p| secret_forms(p.expose_secret(), target.username.as_deref()))
         .unwrap_or_default();
     let started = Instant::now();
-    Run::new(target, started, secrets)
+    Run::new(target, started, Masker::new(secrets))
 }
 
 fn now_rfc3339() -> String {
@@ -167,17 +172,18 @@ fn now_rfc3339() -> String {
 }
 
 impl<'a> Run<'a> {
-    fn new(target: &'a Target, started: Instant, secrets: Vec<String>) -> Run<'a> {
+    fn new(target: &'a Target, started: Instant, masker: Masker) -> Run<'a> {
         Run {
             target,
             started,
             deadline: started + target.timeout,
             timings: Vec::new(),
             transcript: if target.transcript {
-                Transcript::masking(secrets.clone())
+                Transcript::recording()
             } else {
                 Transcript::off()
-            },
+            }
+            .with_masker(masker.clone()),
             address: None,
             addresses: Vec::new(),
             tls: None,
@@ -188,7 +194,7 @@ impl<'a> Run<'a> {
             mailbox: None,
             warnings: Vec::new(),
             summary: None,
-            secrets,
+            masker,
             oauth2: None,
             token: None,
         }
@@ -249,13 +255,11 @@ impl<'a> Run<'a> {
                     t.port,
                 );
                 forms.extend(cred.secrets());
-                self.secrets.extend(forms);
-                self.secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
-                self.secrets.dedup();
-                // Nothing is recorded yet: start the transcript again with
-                // the token among the texts it masks.
-                if t.transcript && t.oauth2.is_some() && self.transcript.lines().is_empty() {
-                    self.transcript = Transcript::masking(self.secrets.clone());
+                // The one masker the connection, the transcript and `scrub`
+                // share: from here on the token and its SASL forms are
+                // masked in every line read and every text kept.
+                for form in &forms {
+                    self.masker.add(form);
                 }
                 self.token = Some(obtained);
                 self.oauth2 = Some(facts);
@@ -401,52 +405,21 @@ impl<'a> Run<'a> {
             }
             Err(e) => {
                 self.tls = e.facts.clone();
-                let kind = match e.failure {
-                    TlsFailure::Handshake => FailureKind::TlsHandshakeFailed,
-                    TlsFailure::Expired => FailureKind::CertificateExpired,
-                    TlsFailure::NotYetValid => FailureKind::CertificateNotYetValid,
-                    TlsFailure::NameMismatch => FailureKind::CertificateNameMismatch,
-                    TlsFailure::Invalid => FailureKind::CertificateInvalid,
-                };
+                let kind = FailureKind::from(e.failure);
                 let message = self.describe_tls_failure(&e);
                 Err(Failure::new(kind, Phase::Tls, message))
             }
         }
     }
 
-    /// Say what is wrong with the certificate in the admin's terms, from
-    /// the facts we collected rather than the TLS library's wording.
+    /// Say what is wrong with the certificate ([`net::TlsError::describe`]).
     fn describe_tls_failure(&self, e: &net::TlsError) -> String {
-        let Some(cert) = e.facts.as_ref().and_then(|f| f.certificate.as_ref()) else {
-            return format!("TLS handshake failed: {}", e.detail);
-        };
-        let names = if cert.names.is_empty() {
-            cert.subject.clone()
-        } else {
-            cert.names.join(", ")
-        };
         let expected = self
             .target
             .tls_server_name
             .as_deref()
             .unwrap_or(&self.target.host);
-        match e.failure {
-            TlsFailure::Expired => format!(
-                "certificate for {names} expired {} days ago (valid until {})",
-                -cert.days_remaining, cert.not_after
-            ),
-            TlsFailure::NotYetValid => format!(
-                "certificate for {names} is not valid before {}",
-                cert.not_before
-            ),
-            TlsFailure::NameMismatch => {
-                format!("certificate is for {names}, not for {expected}")
-            }
-            _ => format!(
-                "certificate for {names} is not trusted ({}); issuer {}",
-                e.detail, cert.issuer
-            ),
-        }
+        e.describe(expected)
     }
 
     fn note_certificate(&mut self, facts: &TlsFacts) {
@@ -486,6 +459,17 @@ impl<'a> Run<'a> {
     /// monitor allows it. `sent` names what would carry the password,
     /// `instead` what would protect it.
     fn refuse_cleartext(&self, encrypted: bool, sent: &str, instead: &str) -> Result<(), Failure> {
+        // A password no command can carry is refused before anything is
+        // sent, and before `warn_cleartext` could claim it was sent.
+        if let Some(p) = &self.target.password {
+            if p.expose_secret().chars().any(|c| c.is_control()) {
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    "the password contains a control character (CR, LF, TAB or similar) that no login command can carry; nothing was sent",
+                ));
+            }
+        }
         if encrypted || self.target.allow_plaintext_password {
             return Ok(());
         }
@@ -544,6 +528,8 @@ impl<'a> Run<'a> {
                         ),
                         None,
                     )
+                } else if let Some(w) = warnings.iter().find(|w| w.starts_with(DOWNGRADE)) {
+                    (Status::Degraded, None, None, format!("{what}; {w}"), None)
                 } else if warnings
                     .iter()
                     .any(|w| w.starts_with("certificate expires"))
@@ -586,7 +572,7 @@ impl<'a> Run<'a> {
             roundtrip: None,
             oauth2: self.oauth2,
         };
-        scrub(&mut result, &self.secrets);
+        scrub(&mut result, &self.masker);
         result
     }
 }
@@ -617,37 +603,27 @@ pub fn basic_auth_disabled_hint(reply: &str) -> Option<&'static str> {
         .then_some("the server no longer accepts passwords: log in with OAuth2 (auth xoauth2 with an oauth2 credential; see docs/oauth2.md)")
 }
 
-/// A hostile or buggy server can echo what it was sent. Remove every form of
-/// the password we might have sent from every text in the result.
-fn scrub(result: &mut ProbeResult, forms: &[String]) {
-    if forms.is_empty() {
-        return;
-    }
-    let clean = |s: &mut String| {
-        for form in forms {
-            if s.contains(form.as_str()) {
-                *s = s.replace(form.as_str(), "***");
-            }
-        }
-    };
-    clean(&mut result.message);
+/// A hostile or buggy server can echo what it was sent. Every line the
+/// connection read was masked before it was parsed (`wire::Masker`); this
+/// last pass covers what the engine composed around those texts (messages,
+/// warnings) with the same masker, so a form learnt mid-dialogue (an APOP
+/// digest) is hidden there too.
+fn scrub(result: &mut ProbeResult, masker: &Masker) {
+    masker.mask_str(&mut result.message);
     if let Some(r) = result.server_reply.as_mut() {
-        clean(r);
+        masker.mask_str(r);
     }
     for w in &mut result.warnings {
-        clean(w);
+        masker.mask_str(w);
     }
-    // The transcript was masked as it was recorded (`Transcript::masking`),
-    // but a token fetched again mid-dialogue joined the list later.
-    for l in &mut result.transcript {
-        clean(&mut l.line);
-    }
-    if let Some(caps) = result.capabilities.as_mut() {
-        for l in &mut caps.raw {
-            clean(l);
-        }
-        if let Some(i) = caps.implementation.as_mut() {
-            clean(i);
+    // The decoded challenge of a mail server and the token endpoint's error
+    // description are server text too.
+    if let Some(o) = result.oauth2.as_mut() {
+        for s in [o.server_status.as_mut(), o.error_description.as_mut(), o.error.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            masker.mask_str(s);
         }
     }
 }

@@ -6,7 +6,7 @@
 //! auth → stat → quit. Nothing is read or changed in the mailbox: STAT
 //! only, and the POP3 client has no command that would.
 
-use super::{now_rfc3339, start, Classify, Failure, Run};
+use super::{now_rfc3339, start, Classify, Failure, Run, DOWNGRADE};
 use super::{AuthMethod, FailureKind, Phase, ProbeResult, Target, TlsMode};
 use crate::net::TlsClient;
 use crate::pop3::{self, Client, LoginFailure, ResponseCode, Session, StatusLine, StlsOutcome};
@@ -35,6 +35,15 @@ impl Classify for pop3::Error {
     }
 }
 
+/// Dovecot answers a login on a plaintext connection, when its
+/// `disable_plaintext_auth` is on, with `-ERR [AUTH] Plaintext
+/// authentication disallowed on non-secure (SSL/TLS) connections`: the
+/// `[AUTH]` code would read as a wrong password, the words say otherwise.
+fn disallows_plaintext(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("plaintext") && (t.contains("disallowed") || t.contains("not allowed"))
+}
+
 /// A `-ERR` reply: the response code decides, then the phase.
 fn negative(line: StatusLine, phase: Phase) -> Failure {
     let (kind, what) = match (phase, &line.code) {
@@ -51,6 +60,10 @@ fn negative(line: StatusLine, phase: Phase) -> Failure {
             "the server rejected the connection",
         ),
         (Phase::Stls, _) => (FailureKind::StlsRefused, "the server refused STLS"),
+        (Phase::Auth, _) if disallows_plaintext(&line.text) => (
+            FailureKind::PlaintextDisallowed,
+            "the server refuses password logins without TLS (a configuration matter, not the credentials): use TLS or APOP",
+        ),
         (Phase::Auth, Some(ResponseCode::SysTemp)) => (
             FailureKind::AuthTemporaryFailure,
             "login failed for a temporary server reason",
@@ -167,7 +180,7 @@ impl Run<'_> {
                 let offered = matches!(self.capa(&mut client).await, Ok(Some(c)) if c.stls);
                 if self.target.tls == TlsMode::StarttlsIfAvailable {
                     let why = if offered {
-                        format!("the server refused STLS ({line})")
+                        format!("{DOWNGRADE}: the server offered STLS, then refused it ({line})")
                     } else {
                         "the server does not offer STLS".to_string()
                     };
@@ -394,7 +407,7 @@ impl Run<'_> {
                     Phase::Auth,
                     format!(
                         "SASL PLAIN is not offered by the server (CAPA: SASL {})",
-                        caps.sasl.join(" ")
+                        caps.sasl_list()
                     ),
                 ));
             }
@@ -434,7 +447,7 @@ impl Run<'_> {
                     failure.kind = FailureKind::AuthUnsupported;
                     failure.message = format!(
                         "SASL PLAIN is not offered by the server (CAPA: SASL {}): {}",
-                        caps.sasl.join(" "),
+                        caps.sasl_list(),
                         failure.reply.as_deref().unwrap_or("")
                     );
                 }

@@ -389,6 +389,10 @@ pub enum FailureKind {
     MailboxError,
     /// The password would have crossed the network in cleartext.
     PlaintextRefused,
+    /// The server refuses password logins without TLS (Dovecot's
+    /// `Plaintext authentication disallowed`): a
+    /// configuration matter on one side or the other, not the credentials.
+    PlaintextDisallowed,
     /// Everything worked, but slower than the critical threshold.
     ResponseTimeCritical,
     /// The monitor's own settings are unusable (bad CA bundle, no password).
@@ -402,6 +406,21 @@ pub enum FailureKind {
     /// No OAuth2 access token: the token endpoint refused the client or
     /// grant (the OAuth `error` is in the result), or could not be reached.
     Oauth2TokenFailed,
+}
+
+/// The one mapping from a TLS failure to its kind (the probe's and
+/// discover's).
+impl From<crate::net::TlsFailure> for FailureKind {
+    fn from(f: crate::net::TlsFailure) -> FailureKind {
+        use crate::net::TlsFailure;
+        match f {
+            TlsFailure::Handshake => FailureKind::TlsHandshakeFailed,
+            TlsFailure::Expired => FailureKind::CertificateExpired,
+            TlsFailure::NotYetValid => FailureKind::CertificateNotYetValid,
+            TlsFailure::NameMismatch => FailureKind::CertificateNameMismatch,
+            TlsFailure::Invalid => FailureKind::CertificateInvalid,
+        }
+    }
 }
 
 impl FailureKind {
@@ -430,6 +449,7 @@ impl FailureKind {
             FailureKind::LoginDelay => "login_delay",
             FailureKind::MailboxError => "mailbox_error",
             FailureKind::PlaintextRefused => "plaintext_refused",
+            FailureKind::PlaintextDisallowed => "plaintext_disallowed",
             FailureKind::ResponseTimeCritical => "response_time_critical",
             FailureKind::ConfigError => "config_error",
             FailureKind::BlockedByDependency => "blocked_by_dependency",
@@ -439,7 +459,7 @@ impl FailureKind {
     }
 
     /// Every kind, for docs and exhaustive tests.
-    pub const ALL: [FailureKind; 28] = [
+    pub const ALL: [FailureKind; 29] = [
         FailureKind::DnsFailure,
         FailureKind::ConnectionRefused,
         FailureKind::ConnectionFailed,
@@ -463,6 +483,7 @@ impl FailureKind {
         FailureKind::LoginDelay,
         FailureKind::MailboxError,
         FailureKind::PlaintextRefused,
+        FailureKind::PlaintextDisallowed,
         FailureKind::ResponseTimeCritical,
         FailureKind::ConfigError,
         FailureKind::BlockedByDependency,

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::pop3::response::{self, StatusLine};
 use crate::pop3::{self, Error, Session};
-use crate::wire::{sanitize, Command, Conn};
+use crate::wire::{Command, Conn, ServerText};
 
 use super::token::Verified;
 
@@ -163,22 +163,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> DeletingSession<S> {
             let (Some(n), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(Error::Protocol(format!(
                     "unreadable UIDL line {:?}",
-                    sanitize(content)
+                    ServerText::from_masked(content)
                 )));
             };
             // RFC 1939: 1 to 70 characters in 0x21..0x7E.
             let id_ok = id.len() <= 70 && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
             let n: u32 = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                // Server text reaches the result only through `sanitize`.
+                // Server text reaches the result only as a `ServerText` (the
+                // connection masked the line as it read it).
                 Error::Protocol(format!(
                     "bad message number in UIDL line {:?}",
-                    sanitize(content)
+                    ServerText::from_masked(content)
                 ))
             })?;
             if !id_ok {
                 return Err(Error::Protocol(format!(
                     "bad unique id in UIDL line {:?}",
-                    sanitize(content)
+                    ServerText::from_masked(content)
                 )));
             }
             out.push((n, id.to_string()));

@@ -105,6 +105,9 @@ impl Command for Auth<'_> {
     fn masked(&self) -> String {
         format!("AUTH {} ***", self.mechanism)
     }
+    fn secret(&self) -> Option<String> {
+        Some(self.initial_response.expose_secret().to_string())
+    }
 }
 
 /// `AUTH <mechanism>` without an initial response: LOGIN always, PLAIN
@@ -148,6 +151,9 @@ impl fmt::Display for SecretResponse {
 impl Command for SecretResponse {
     fn masked(&self) -> String {
         "***".to_string()
+    }
+    fn secret(&self) -> Option<String> {
+        Some(self.0.expose_secret().to_string())
     }
 }
 

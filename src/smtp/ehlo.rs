@@ -7,7 +7,12 @@
 //! PIPELINING, `implementation` the software named in the banner, and `raw`
 //! every extension line. The POP3-only fields stay empty.
 
-use crate::wire::Capabilities;
+use crate::wire::{Capabilities, ServerText};
+
+/// Reply text came off the connection masked (`wire::Conn::read_line`).
+fn clean(s: &str) -> ServerText {
+    ServerText::from_masked(s.as_bytes())
+}
 
 use super::reply::Reply;
 
@@ -95,10 +100,10 @@ impl Extensions {
     pub fn capabilities(&self, software: Option<String>) -> Capabilities {
         Capabilities {
             stls: self.starttls(),
-            sasl: self.mechanisms(),
+            sasl: self.mechanisms().iter().map(|m| clean(m)).collect(),
             pipelining: self.has("PIPELINING"),
-            implementation: software,
-            raw: self.lines.clone(),
+            implementation: software.as_deref().map(clean),
+            raw: self.lines.iter().map(|l| clean(l)).collect(),
             ..Capabilities::default()
         }
     }

@@ -8,7 +8,12 @@
 
 use std::fmt;
 
-use crate::wire::sanitize;
+use crate::wire::ServerText;
+
+/// Lines come off the connection masked (`wire::Conn::read_line`).
+fn sanitize(bytes: &[u8]) -> String {
+    ServerText::from_masked(bytes).into_string()
+}
 
 /// The most lines one reply may have. An EHLO reply lists one extension a
 /// line and real servers send a dozen or two; this leaves room for chatty

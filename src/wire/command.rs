@@ -38,6 +38,13 @@ pub trait Command: fmt::Display {
     fn masked(&self) -> String {
         self.to_string().trim_end().to_string()
     }
+    /// The secret this command carries (a password, an APOP digest, a SASL
+    /// response), if any. The connection adds it to its masker before the
+    /// line goes out, so a server that echoes it is masked like the
+    /// command's own argument.
+    fn secret(&self) -> Option<String> {
+        None
+    }
     /// Whether a positive reply is followed by a multi-line body.
     fn multiline(&self) -> bool {
         false

@@ -3,7 +3,7 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use super::{sanitize, Command, Direction, Error, Transcript, MAX_LINE};
+use super::{Command, Direction, Error, ServerText, Transcript, MAX_LINE};
 
 /// The buffered stream plus the transcript; reads are capped per line.
 /// POP3 and SMTP read their lines the same way; what a line means is
@@ -25,6 +25,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Write one command and flush it; the transcript gets its masked form.
     pub(crate) async fn send<C: Command + ?Sized>(&mut self, cmd: &C) -> Result<(), Error> {
+        if let Some(secret) = cmd.secret() {
+            self.transcript.masker().add(&secret);
+        }
         self.transcript.push(Direction::Client, cmd.masked());
         self.io
             .get_mut()
@@ -34,7 +37,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(())
     }
 
-    /// Read one line without its CR LF. Fails with `TooLarge` as soon as
+    /// Read one line without its CR LF, secrets masked. Fails with `TooLarge` as soon as
     /// the line passes `MAX_LINE`, without reading the rest of it.
     pub(crate) async fn read_line(&mut self) -> Result<&[u8], Error> {
         self.line.clear();
@@ -65,8 +68,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.line.len() > MAX_LINE {
             return Err(Error::TooLarge);
         }
+        // Mask the raw bytes before anything parses, trims or strips them:
+        // every text a parser makes from this line is already clean.
+        self.transcript.masker().mask_bytes(&mut self.line);
         self.transcript
-            .push(Direction::Server, sanitize(&self.line));
+            .push_server(&ServerText::from_masked(&self.line));
         Ok(&self.line)
     }
 

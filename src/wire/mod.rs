@@ -2,7 +2,8 @@
 //! a stream that is plain or TLS ([`Stream`]), a connection that writes
 //! whole commands and reads lines under a hard cap ([`Conn`]), the
 //! transcript that records both ways with secrets masked ([`Transcript`]),
-//! the one sanitizer every server text goes through ([`sanitize`]), the
+//! the one type every server text becomes ([`ServerText`], made by the
+//! [`Masker`], which masks secrets before sanitizing), the
 //! command trait ([`Command`]), and the line-level [`Error`].
 //!
 //! POP3 and SMTP each parse what the lines mean (status lines, replies) and
@@ -14,12 +15,14 @@ mod capabilities;
 pub mod command;
 mod conn;
 mod stream;
+mod text;
 mod transcript;
 
 pub use capabilities::Capabilities;
 pub use command::{BadArgument, Command};
 pub(crate) use conn::Conn;
 pub use stream::Stream;
+pub use text::{Masker, ServerText, MASK};
 pub use transcript::{Direction, Transcript, WireLine};
 
 /// The longest line accepted from a server, CR LF not counted. RFC 2449
@@ -41,28 +44,4 @@ pub enum Error {
     TooLarge,
     #[error("cannot send command: {0}")]
     Argument(#[from] BadArgument),
-}
-
-/// Turn server bytes into text that is safe to print and log: invalid UTF-8
-/// becomes U+FFFD, control characters (including ANSI escapes) are dropped,
-/// surrounding blanks trimmed. Every server text that reaches a result, a
-/// transcript or a log goes through here.
-pub fn sanitize(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_drops_controls_and_bad_utf8() {
-        let s = sanitize(b"  bad \xff\xfe byte \x1b[31mred\x07 ");
-        assert_eq!(s, "bad \u{fffd}\u{fffd} byte [31mred");
-    }
 }

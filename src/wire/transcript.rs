@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::{Masker, ServerText};
+
 /// Which way a transcript line went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,61 +19,58 @@ pub struct WireLine {
     pub line: String,
 }
 
-/// A shared, append-only record of the dialogue. Shared so that it survives
-/// a connection dropped mid-command by a timeout.
+/// A shared, append-only record of the dialogue, and the masker every line
+/// read on the connection goes through (recording or not). Shared so that
+/// it survives a connection dropped mid-command by a timeout.
 #[derive(Debug, Clone, Default)]
-pub struct Transcript(Option<Arc<Recording>>);
-
-#[derive(Default)]
-struct Recording {
-    lines: Mutex<Vec<WireLine>>,
-    /// Texts masked in every line as it is recorded, server lines included:
-    /// a hostile server may echo what it was sent.
-    secrets: Vec<String>,
-}
-
-impl std::fmt::Debug for Recording {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Recording")
-    }
+pub struct Transcript {
+    lines: Option<Arc<Mutex<Vec<WireLine>>>>,
+    masker: Masker,
 }
 
 impl Transcript {
-    /// A transcript that records.
+    /// A transcript that records (and masks nothing).
     pub fn recording() -> Self {
-        Transcript(Some(Arc::default()))
+        Transcript {
+            lines: Some(Arc::default()),
+            masker: Masker::default(),
+        }
     }
 
     /// A transcript that records and masks these texts (the password and
     /// its encodings) wherever they appear.
     pub fn masking(secrets: Vec<String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        // Longest first, so a form that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Transcript(Some(Arc::new(Recording {
-            lines: Mutex::default(),
-            secrets,
-        })))
+        Transcript::recording().with_masker(Masker::new(secrets))
     }
 
     /// A transcript that records nothing (the cheap default).
     pub fn off() -> Self {
-        Transcript(None)
+        Transcript::default()
     }
 
-    /// Keep one line. Callers pass server text through `sanitize` first;
-    /// the masking happens here, so no line is kept unmasked.
+    /// Mask with `masker` (shared: forms added to it later count too).
+    pub fn with_masker(mut self, masker: Masker) -> Self {
+        self.masker = masker;
+        self
+    }
+
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
+    /// Keep one line; the masking happens here, so no line is kept unmasked.
     pub(crate) fn push(&self, direction: Direction, mut line: String) {
-        if let Some(rec) = &self.0 {
-            for secret in &rec.secrets {
-                if line.contains(secret.as_str()) {
-                    line = line.replace(secret.as_str(), "***");
-                }
-            }
-            if let Ok(mut lines) = rec.lines.lock() {
+        if let Some(lines) = &self.lines {
+            self.masker.mask_str(&mut line);
+            if let Ok(mut lines) = lines.lock() {
                 lines.push(WireLine { direction, line });
             }
         }
+    }
+
+    /// Keep a server line the connection has masked already.
+    pub(crate) fn push_server(&self, line: &ServerText) {
+        self.push(Direction::Server, line.to_string());
     }
 
     /// Note something that is not a protocol line (a TLS handshake, say).
@@ -80,8 +79,8 @@ impl Transcript {
     }
 
     pub fn lines(&self) -> Vec<WireLine> {
-        match &self.0 {
-            Some(rec) => rec.lines.lock().map(|l| l.clone()).unwrap_or_default(),
+        match &self.lines {
+            Some(l) => l.lock().map(|l| l.clone()).unwrap_or_default(),
             None => Vec::new(),
         }
     }
