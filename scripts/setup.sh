@@ -11,7 +11,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 need_apt=()
-for pkg in dovecot-pop3d dovecot-imapd openssl util-linux python3-venv exim4-daemon-light chromium fonts-liberation; do
+for pkg in dovecot-pop3d dovecot-imapd openssl util-linux python3-venv exim4-daemon-light chromium fonts-liberation prometheus; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -22,7 +22,9 @@ fi
 
 # The Debian packages try to start dovecot and exim as services; the tests
 # run their own private instances on random loopback ports, so the system
-# ones are not needed. chromium renders the HTML report in its test.
+# ones are not needed. chromium renders the HTML report in its test;
+# prometheus (and its promtool) scrapes `serve` in tests/serve.rs, started
+# by the test itself (the package's own service is not used).
 
 # moto's server (AWS APIs for the tests), boto3 (infra assertions) and
 # cargo-lambda (the Lambda emulator and the zip build, with zig).
