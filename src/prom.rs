@@ -197,7 +197,8 @@ pub fn render_results(results: &[ProbeResult], monitor_label: bool, format: Form
 pub fn write_results(e: &mut Exposition, results: &[ProbeResult], monitor_label: bool) {
     // Each family: its samples per result as (extra labels, value).
     type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
-    let families: [(&'static str, &str, fn(&ProbeResult) -> Samples); 12] = [
+    type Family = (&'static str, &'static str, fn(&ProbeResult) -> Samples);
+    let families: [Family; 12] = [
         (
             "probe_success",
             "Whether the probe succeeded (1: up or degraded, 0: down).",
@@ -356,7 +357,10 @@ mod tests {
             "probe_attempts 1",
             "# TYPE probe_success gauge",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert!(!text.contains("probe_failure_info"), "{text}");
         assert!(!text.contains("# EOF"));
@@ -387,7 +391,10 @@ mod tests {
         );
         // Every sample line is one line: no raw line feed got through.
         for line in text.lines() {
-            assert!(line.starts_with('#') || line.starts_with("probe_"), "{line:?}");
+            assert!(
+                line.starts_with('#') || line.starts_with("probe_"),
+                "{line:?}"
+            );
         }
     }
 
@@ -430,7 +437,9 @@ mod tests {
         let mut e = Exposition::new(Format::Text);
         e.family("x_probes_total", Type::Counter, "Probes.")
             .sample(&[], 3.0);
-        assert!(e.finish().starts_with("# HELP x_probes_total Probes.\n# TYPE x_probes_total counter\n"));
+        assert!(e
+            .finish()
+            .starts_with("# HELP x_probes_total Probes.\n# TYPE x_probes_total counter\n"));
     }
 
     #[test]

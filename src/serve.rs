@@ -53,6 +53,13 @@ pub struct ServeConfig {
     pub modules: BTreeMap<String, Result<Module, ConfigError>>,
 }
 
+fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
 fn is_placeholder(host: &str) -> bool {
     host == PLACEHOLDER_HOST
 }
@@ -66,7 +73,7 @@ const PLACEHOLDER_HOST: &str = "module.invalid";
 /// JSON path, and answered with HTTP 400; the rest keep working.
 pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<ServeConfig, ConfigError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| {
-        ConfigError::new(
+        cerr(
             "config",
             format!(
                 "not valid JSON at line {} column {}: {e}",
@@ -76,13 +83,13 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<ServeConfi
         )
     })?;
     let Value::Object(mut top) = doc else {
-        return Err(ConfigError::new("config", "must be a JSON object"));
+        return Err(cerr("config", "must be a JSON object"));
     };
     let raw_modules = match top.remove(MODULES_KEY) {
         None => serde_json::Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => {
-            return Err(ConfigError::new(
+            return Err(cerr(
                 MODULES_KEY,
                 "must be an object of named monitor settings",
             ))
@@ -98,7 +105,10 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<ServeConfi
     let mut modules = BTreeMap::new();
     for (name, raw) in raw_modules {
         let path = format!("{MODULES_KEY}.{name}");
-        modules.insert(name.clone(), module(&rest, &name, raw, &path, secrets).await);
+        modules.insert(
+            name.clone(),
+            module(&rest, &name, raw, &path, secrets).await,
+        );
     }
     Ok(ServeConfig { config, modules })
 }
@@ -111,11 +121,11 @@ async fn module<S: SecretSource>(
     secrets: &S,
 ) -> Result<Module, ConfigError> {
     let Value::Object(mut settings) = raw else {
-        return Err(ConfigError::new(path, "must be an object of monitor settings"));
+        return Err(cerr(path, "must be an object of monitor settings"));
     };
     for key in ["name", "host", "depends_on"] {
         if settings.contains_key(key) {
-            return Err(ConfigError::new(
+            return Err(cerr(
                 format!("{path}.{key}"),
                 match key {
                     "name" => "not allowed: the module's key is its name",
@@ -135,7 +145,7 @@ async fn module<S: SecretSource>(
                         hosts.push(s.trim().to_ascii_lowercase())
                     }
                     _ => {
-                        return Err(ConfigError::new(
+                        return Err(cerr(
                             format!("{path}.{ALLOWED_HOSTS_KEY}[{i}]"),
                             "must be a host name or a *.domain pattern",
                         ))
@@ -145,7 +155,7 @@ async fn module<S: SecretSource>(
             Some(hosts)
         }
         Some(_) => {
-            return Err(ConfigError::new(
+            return Err(cerr(
                 format!("{path}.{ALLOWED_HOSTS_KEY}"),
                 "must be a list of host names or *.domain patterns",
             ))
@@ -163,7 +173,7 @@ async fn module<S: SecretSource>(
             .strip_prefix("monitors[0]")
             .map(|tail| format!("{path}{tail}"))
             .unwrap_or(e.path.clone());
-        ConfigError::new(p, e.message)
+        cerr(p, e.message)
     };
     let mut config = Config::parse(&doc.to_string()).map_err(rename)?;
     if let Some(p) = config.problems.pop() {
@@ -174,14 +184,14 @@ async fn module<S: SecretSource>(
         return Err(rename(p.error));
     }
     let Some(spec) = config.monitors.pop() else {
-        return Err(ConfigError::new(path, "disabled (enabled: false)"));
+        return Err(cerr(path, "disabled (enabled: false)"));
     };
     // A module that logs in sends its credentials wherever the target
     // points; anyone who can reach the exporter picks the target. Such a
     // module must say which hosts it may log in to.
     if spec.target.auth != AuthMethod::None && spec.credentials.is_some() && allowed_hosts.is_none()
     {
-        return Err(ConfigError::new(
+        return Err(cerr(
             format!("{path}.{ALLOWED_HOSTS_KEY}"),
             "required for a module that logs in: the hosts its credentials may be sent to \
              (for example [\"mail.example.net\", \"*.example.net\"])",
@@ -207,7 +217,10 @@ pub fn parse_target(s: &str) -> Result<(String, Option<u16>), String> {
     if s.is_empty() {
         return Err("target is empty: give host or host:port".into());
     }
-    if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+    if s.len() > 255
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
         return Err(format!("target {s:?} is not a host or host:port"));
     }
     let port = |p: &str| -> Result<u16, String> {
@@ -272,6 +285,9 @@ struct Stats {
     busy: u64,
 }
 
+/// Host and user: one maildrop (see [`run::mailbox_key`]).
+type MailboxKey = (String, String);
+
 /// A request for the config to be read again; answered when done.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
@@ -280,7 +296,7 @@ pub struct Exporter {
     config: RwLock<Arc<ServeConfig>>,
     permits: Semaphore,
     max_concurrent: usize,
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<MailboxKey, Arc<tokio::sync::Mutex<()>>>>,
     stats: Mutex<Stats>,
     offset: Duration,
     reload: mpsc::Sender<ReloadRequest>,
@@ -433,12 +449,10 @@ impl Exporter {
             }
             Some(module) => {
                 let m = match cfg.modules.get(module) {
-                    None => {
-                        return Err(bad_request(format!(
-                            "unknown module {module:?}: not in the config's \"modules\" (modules: {})",
-                            list_names(cfg.modules.keys())
-                        )))
-                    }
+                    None => return Err(bad_request(format!(
+                        "unknown module {module:?}: not in the config's \"modules\" (modules: {})",
+                        list_names(cfg.modules.keys())
+                    ))),
                     Some(Err(e)) => {
                         return Err(bad_request(format!(
                             "module {module:?} is misconfigured: {}: {}",
@@ -944,7 +958,10 @@ impl BasicAuth {
         };
         let got: [u8; 32] = sha2::Sha256::digest(password).into();
         // Constant time over the digest: no early exit on the first byte.
-        got.iter().zip(want.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        got.iter()
+            .zip(want.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -968,7 +985,10 @@ mod tests {
     struct NoSecrets;
     impl SecretSource for NoSecrets {
         async fn secret(&self, id: &str) -> Result<secrecy::SecretString, crate::sinks::SinkError> {
-            Err(crate::sinks::SinkError::new("test", format!("no secret {id}")))
+            Err(crate::sinks::SinkError::new(
+                "test",
+                format!("no secret {id}"),
+            ))
         }
     }
 
@@ -1006,11 +1026,19 @@ mod tests {
         let e = exporter();
         let r = refused(&e, None, "nope");
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        assert!(r.message.contains("unknown monitor \"nope\""), "{}", r.message);
+        assert!(
+            r.message.contains("unknown monitor \"nope\""),
+            "{}",
+            r.message
+        );
         assert!(r.message.contains("good"), "{}", r.message);
         let r = refused(&e, Some("nope"), "localhost:995");
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        assert!(r.message.contains("unknown module \"nope\""), "{}", r.message);
+        assert!(
+            r.message.contains("unknown module \"nope\""),
+            "{}",
+            r.message
+        );
         assert!(r.message.contains("pop3s_banner"), "{}", r.message);
         let r = refused(&e, None, "broken");
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -1020,7 +1048,11 @@ mod tests {
             r.message
         );
         let r = refused(&e, Some("bad"), "localhost");
-        assert!(r.message.contains("modules.bad.timeout_ms"), "{}", r.message);
+        assert!(
+            r.message.contains("modules.bad.timeout_ms"),
+            "{}",
+            r.message
+        );
         let r = refused(&e, Some("pop3s_banner"), "localhost:99999");
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert!(r.message.contains("port"), "{}", r.message);
@@ -1056,7 +1088,10 @@ mod tests {
     fn targets() {
         assert_eq!(parse_target("h").unwrap(), ("h".into(), None));
         assert_eq!(parse_target("h:995").unwrap(), ("h".into(), Some(995)));
-        assert_eq!(parse_target("[::1]:995").unwrap(), ("::1".into(), Some(995)));
+        assert_eq!(
+            parse_target("[::1]:995").unwrap(),
+            ("::1".into(), Some(995))
+        );
         assert_eq!(parse_target("[::1]").unwrap(), ("::1".into(), None));
         assert_eq!(parse_target("::1").unwrap(), ("::1".into(), None));
         assert!(parse_target("h:0").is_err());
@@ -1104,7 +1139,9 @@ mod tests {
             (Some("m".into()), "h:995".into())
         );
         assert!(probe_params(None).unwrap_err().contains("target"));
-        assert!(probe_params(Some("module=m")).unwrap_err().contains("target"));
+        assert!(probe_params(Some("module=m"))
+            .unwrap_err()
+            .contains("target"));
     }
 
     #[test]

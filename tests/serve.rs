@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::dovecot::dovecot;
 use serde_json::Value;
@@ -101,7 +101,11 @@ fn not_after_unix(pem: &str) -> f64 {
         .args(["-u", "-d", &date, "+%s"])
         .output()
         .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Prometheus' instant query: (labels, value) per series.
@@ -161,7 +165,12 @@ fn prometheus_scrapes_serve_with_multi_target_relabeling() {
     let (status, body) = http(serve_port, "GET", "/probe?target=nope", &[]);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("unknown monitor \"nope\""), "{body}");
-    let (status, body) = http(serve_port, "GET", "/probe?module=nope&target=127.0.0.1", &[]);
+    let (status, body) = http(
+        serve_port,
+        "GET",
+        "/probe?module=nope&target=127.0.0.1",
+        &[],
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("unknown module \"nope\""), "{body}");
     let (status, body) = http(
@@ -292,7 +301,10 @@ scrape_configs:
     });
     assert_eq!(messages, d.get("MSG_COUNT").parse::<f64>().unwrap());
     let (method, _) = wait_for("login method", 40, || {
-        one(prom_port, r#"probe_pop3_login_method_info{instance="good"}"#)
+        one(
+            prom_port,
+            r#"probe_pop3_login_method_info{instance="good"}"#,
+        )
     });
     assert_eq!(method["method"], "apop", "the test Dovecot offers APOP");
 
@@ -338,10 +350,17 @@ fn run_writes_a_textfile_promtool_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("probe_success{monitor=\"good\"} 1\n"), "{text}");
-    assert!(text.contains("probe_success{monitor=\"expired\"} 0\n"), "{text}");
+    assert!(
+        text.contains("probe_success{monitor=\"good\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probe_success{monitor=\"expired\"} 0\n"),
+        "{text}"
+    );
     assert!(!text.contains(d.get("PASSWORD")));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o644);
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
@@ -368,8 +387,5 @@ fn run_writes_a_textfile_promtool_accepts() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert!(
-        !names.iter().any(|n| n.contains(".tmp")),
-        "{names:?}"
-    );
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 }

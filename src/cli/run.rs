@@ -24,6 +24,9 @@ pub enum MetricsArg {
     Jsonl,
     /// CloudWatch Embedded Metric Format.
     Emf,
+    /// Prometheus text format, for node_exporter's textfile collector:
+    /// --metrics-file is replaced (atomically) after each run.
+    Prometheus,
 }
 
 #[derive(Debug, Args)]
@@ -89,11 +92,17 @@ pub struct RunArgs {
 }
 
 /// Secrets Manager, set up only if a config actually refers to a secret.
-struct LazySecrets {
+pub(crate) struct LazySecrets {
     inner: OnceCell<AwsSecrets>,
 }
 
 impl LazySecrets {
+    pub(crate) fn new() -> LazySecrets {
+        LazySecrets {
+            inner: OnceCell::new(),
+        }
+    }
+
     async fn get(&self) -> &AwsSecrets {
         self.inner
             .get_or_init(|| async {
@@ -240,6 +249,40 @@ fn table(summary: &RunSummary) -> String {
     out
 }
 
+/// Replace `path` with `text` in one step (written next to it, then
+/// renamed), so the textfile collector never reads half a file. 0644: it
+/// holds no secret. Without a path, stdout.
+fn write_textfile(path: Option<&std::path::Path>, text: &str) -> std::io::Result<()> {
+    let Some(path) = path else {
+        print!("{text}");
+        return Ok(());
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file name", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
 fn exit_code(s: &RunSummary) -> i32 {
     if s.down > 0 || !s.config_problems.is_empty() {
         output::EXIT_CRITICAL
@@ -267,11 +310,12 @@ pub async fn run(args: RunArgs) -> i32 {
         }
     };
     let metrics = match (args.metrics, &args.metrics_file) {
-        (None, _) => WriterMetrics::discard(),
+        (None, _) | (Some(MetricsArg::Prometheus), _) => WriterMetrics::discard(),
         (Some(fmt), file) => {
             let format = match fmt {
                 MetricsArg::Jsonl => MetricsFormat::JsonLines,
                 MetricsArg::Emf => MetricsFormat::Emf,
+                MetricsArg::Prometheus => unreachable!("handled above"),
             };
             let out: Box<dyn Write + Send> = match file {
                 Some(path) => match std::fs::OpenOptions::new()
@@ -290,9 +334,7 @@ pub async fn run(args: RunArgs) -> i32 {
             WriterMetrics::new(out, format)
         }
     };
-    let secrets = LazySecrets {
-        inner: OnceCell::new(),
-    };
+    let secrets = LazySecrets::new();
     let alerts = match &args.sns_topic_arn {
         Some(arn) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -315,6 +357,16 @@ pub async fn run(args: RunArgs) -> i32 {
                     &config, &namespace, shard, deadline, &metrics, &alerts, &state,
                 )
                 .await;
+                if matches!(args.metrics, Some(MetricsArg::Prometheus)) {
+                    let text = pop3_probe::prom::render_results(
+                        &summary.results,
+                        true,
+                        pop3_probe::prom::Format::Text,
+                    );
+                    if let Err(e) = write_textfile(args.metrics_file.as_deref(), &text) {
+                        eprintln!("pop3-probe run: --metrics-file: {e}");
+                    }
+                }
                 if args.json {
                     let doc =
                         serde_json::json!({ "summary": &summary, "results": &summary.results });
