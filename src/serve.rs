@@ -270,8 +270,7 @@ pub fn probe_budget(
         ));
     }
     let total = Duration::from_secs_f64(secs.min(86_400.0));
-    let budget = total.saturating_sub(offset).max(total / 2);
-    Ok(budget.min(fallback.max(budget)))
+    Ok(total.saturating_sub(offset).max(total / 2))
 }
 
 /// Counters for `/metrics`.
@@ -449,10 +448,12 @@ impl Exporter {
             }
             Some(module) => {
                 let m = match cfg.modules.get(module) {
-                    None => return Err(bad_request(format!(
+                    None => {
+                        return Err(bad_request(format!(
                         "unknown module {module:?}: not in the config's \"modules\" (modules: {})",
                         list_names(cfg.modules.keys())
-                    ))),
+                    )))
+                    }
                     Some(Err(e)) => {
                         return Err(bad_request(format!(
                             "module {module:?} is misconfigured: {}: {}",

@@ -35,7 +35,17 @@ fn free_port() -> u16 {
 
 /// A bare HTTP/1.0 request on loopback: (status, body).
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    try_http(port, method, path, headers).expect("connect")
+}
+
+/// As [`http`], `None` while nothing listens yet.
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
     for (k, v) in headers {
@@ -54,7 +64,7 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, 
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (status, body)
+    Some((status, body))
 }
 
 /// Poll `ready` (at most `tries` times, 250 ms apart); the count bounds the
@@ -114,7 +124,9 @@ fn query(port: u16, q: &str) -> Vec<(serde_json::Map<String, Value>, f64)> {
         "/api/v1/query?query={}",
         percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
     );
-    let (status, body) = http(port, "GET", &path, &[]);
+    let Some((status, body)) = try_http(port, "GET", &path, &[]) else {
+        return vec![];
+    };
     if status != 200 {
         return vec![];
     }
