@@ -401,3 +401,37 @@ fn run_writes_a_textfile_promtool_accepts() {
         .collect();
     assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
 }
+
+/// The scrape config and alert rules in docs/serve.md are what users copy:
+/// promtool must accept them as they are.
+#[test]
+fn docs_scrape_config_and_rules_pass_promtool() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/serve.md"))
+        .unwrap();
+    let block = |heading: &str| {
+        let at = doc.find(heading).unwrap_or_else(|| panic!("no {heading}"));
+        let rest = &doc[at..];
+        let start = rest.find("```yaml\n").unwrap() + "```yaml\n".len();
+        let len = rest[start..].find("```").unwrap();
+        rest[start..start + len].to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (heading, what, file) in [
+        ("## Prometheus scrape config", "config", "prometheus.yml"),
+        ("## Alert rules", "rules", "rules.yml"),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, block(heading)).unwrap();
+        let out = Command::new("promtool")
+            .args(["check", what])
+            .arg(&path)
+            .output()
+            .expect("promtool (Debian package prometheus)");
+        assert!(
+            out.status.success(),
+            "docs/serve.md {heading}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
