@@ -119,6 +119,23 @@ def closing(res):
     return "\n".join(lines)
 
 
+def fresh_section(res):
+    import fresh
+    rows = res.get("fresh") or []
+    table = fresh.markdown(rows) if rows else "(not measured in this run)\n"
+    return f"""### Fresh process: a TLS check run as a Nagios plugin
+
+One process per check, certificate verified, our CLI and the peers taking
+turns in one loop (`bench/fresh.py`). aws-lc seeds its random generator
+from the OS CSPRNG (`getrandom`): `.cargo/config.toml` sets
+`AWS_LC_SYS_NO_JITTER_ENTROPY=1`, which drops its CPU-jitter entropy
+source (~21 ms of CPU in every fresh process). `check` runs on a
+current-thread runtime. Rows marked "before" are an older binary given with
+`--before-bin` (`BEFORE_BIN=...`).
+
+{table}"""
+
+
 def render(res):
     rt_table = R.table_round_trips(res["loopback"], res["delay"])  # sets round_trips
     m = res["machine"]
@@ -211,11 +228,7 @@ not verify the certificate.
 |---|---:|---:|
 {steps}
 
-The first random bytes drawn from aws-lc (rustls' crypto provider) cost
-~20 ms of CPU once per process: aws-lc seeds its DRBG from a CPU-jitter
-entropy source on first use. Every later probe pays nothing for it. It is
-why our CLI costs more CPU per process than curl for a TLS check, and most
-of our cold start (section 4).
+{fresh_section(res)}
 
 ## 2. Round trips (loopback proxy, {R.DELAY_MS:.0f} ms each way)
 

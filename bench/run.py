@@ -172,6 +172,16 @@ def fleet(exes, env_file, a):
             srv.kill()
 
 
+def fresh_rows(env_file, a):
+    """bench/fresh.py: our CLI as a Nagios plugin vs curl and check_spop,
+    taking turns in one loop (and the --before-bin binary, if given)."""
+    cmd = ["python3", os.path.join(HERE, "fresh.py"), "--env", env_file, "--n", str(a.n_proc),
+           "--bin", os.path.join(ROOT, "target/release/pop3-probe")]
+    if a.before_bin:
+        cmd += ["--before-bin", a.before_bin]
+    return jsonl(cmd, timeout=1800)
+
+
 def cold_start(a, reps):
     """exec of the release Lambda binary -> its first GET .../invocation/next
     on a fake runtime API (loopback). No AWS call is made before that."""
@@ -401,6 +411,9 @@ def main():
     p.add_argument("--results", default=os.path.join(ROOT, "target/bench/results.json"))
     p.add_argument("--no-zip", action="store_true")
     p.add_argument("--dovecot-dir", default=os.environ.get("DOVECOT_DIR", "/tmp/pop3-probe-dovecot"))
+    # An older pop3-probe binary to show side by side in the fresh-process
+    # table (e.g. one built with AWS_LC_SYS_NO_JITTER_ENTROPY=0).
+    p.add_argument("--before-bin", default=os.environ.get("BEFORE_BIN") or None)
     a = p.parse_args()
     if a.quick:
         a.n_inproc, a.n_proc, a.n_delay, a.fleet, a.cold = 20, 10, 2, [10, 100, 1000], 3
@@ -418,6 +431,7 @@ def main():
     res = {"machine": mach, "quick": a.quick, "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     res["init_profile"] = jsonl([exes["probes"], "--env", env_file, "--init"], timeout=60)[0]["steps"]
     res["loopback"] = per_probe(exes, env_file, a, "loopback")
+    res["fresh"] = fresh_rows(env_file, a)
     res["delay"] = delay_rows(exes, env_file, env, a)
     res["fleet"] = fleet(exes, env_file, a)
     res["cold_start"] = cold_start(a, a.cold)

@@ -30,7 +30,9 @@ fi
 
 # The Debian packages try to start dovecot and exim as services; the tests
 # run their own private instances on random loopback ports, so the system
-# ones are not needed. chromium renders the HTML report in its test.
+# ones are not needed. chromium renders the HTML report in its test;
+# prometheus (and its promtool) scrapes `serve` in tests/serve.rs, started
+# by the test itself (the package's own service is not used).
 
 # moto's server (AWS APIs for the tests), boto3 (infra assertions) and
 # cargo-lambda (the Lambda emulator and the zip build, with zig).

@@ -67,6 +67,12 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub credentials: BTreeMap<String, Credential>,
     pub monitors: Vec<Monitor>,
+    /// Named monitor settings (no `name`, `host` or `depends_on`; plus
+    /// `allowed_hosts`) for `pop3-probe serve`'s
+    /// `/probe?module=<name>&target=<host:port>`. `run` ignores them;
+    /// `serve` checks them (see docs/serve.md).
+    #[serde(default)]
+    pub modules: BTreeMap<String, serde_json::Value>,
 }
 
 /// How a run behaves.
@@ -279,6 +285,7 @@ const TOP_LEVEL: &[&str] = &[
     "defaults",
     "credentials",
     "monitors",
+    "modules",
 ];
 
 fn typed<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, ConfigError> {
@@ -320,6 +327,8 @@ impl Config {
                 format!("unknown field, expected one of {}", TOP_LEVEL.join(", ")),
             ));
         }
+        // `serve`'s ad-hoc modules (src/serve.rs reads and checks them).
+        top.remove("modules");
         if let Some(v) = top.remove("version") {
             let version: u32 = typed(v, "version")?;
             if version != 1 {

@@ -73,7 +73,7 @@ fn retryable(kind: Option<FailureKind>) -> bool {
 
 /// The mailbox a monitor logs in to, if it logs in: same host and user
 /// means the same maildrop lock.
-fn mailbox_key(m: &MonitorSpec) -> Option<(String, String)> {
+pub fn mailbox_key(m: &MonitorSpec) -> Option<(String, String)> {
     if m.target.auth == AuthMethod::None {
         return None;
     }

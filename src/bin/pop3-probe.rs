@@ -23,6 +23,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Availability, outages and response-time percentiles over a period, from CloudWatch or a local history.
     Report(cli::report::ReportArgs),
+    /// Prometheus exporter: /probe?target=<monitor> (blackbox's multi-target pattern).
+    Serve(cli::serve::ServeArgs),
     /// Print the JSON Schema of the monitor list (for editor completion).
     Schema,
     /// Find the POP3 endpoints of hosts or networks and propose a monitor list (never logs in).
@@ -42,10 +44,14 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One check is one connection: run as a plugin, one process per check,
+    // a single-threaded runtime spares starting a worker per core each time.
+    let mut builder = if matches!(cli.command, Command::Check(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pop3-probe: cannot start the async runtime: {e}");
@@ -56,6 +62,7 @@ fn main() {
         match cli.command {
             Command::Check(args) => cli::check::run(args).await,
             Command::Run(args) => cli::run::run(args).await,
+            Command::Serve(args) => cli::serve::run(args).await,
             Command::Report(args) => cli::report::run(args).await,
             Command::Schema => {
                 print!("{}", pop3_probe::config::json_schema());

@@ -3,3 +3,4 @@ pub mod discover;
 pub mod init;
 pub mod report;
 pub mod run;
+pub mod serve;

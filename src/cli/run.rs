@@ -24,6 +24,9 @@ pub enum MetricsArg {
     Jsonl,
     /// CloudWatch Embedded Metric Format.
     Emf,
+    /// Prometheus text format, for node_exporter's textfile collector:
+    /// --metrics-file is replaced (atomically) after each run.
+    Prometheus,
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +253,40 @@ fn table(summary: &RunSummary) -> String {
     out
 }
 
+/// Replace `path` with `text` in one step (written next to it, then
+/// renamed), so the textfile collector never reads half a file. 0644: it
+/// holds no secret. Without a path, stdout.
+fn write_textfile(path: Option<&std::path::Path>, text: &str) -> std::io::Result<()> {
+    let Some(path) = path else {
+        print!("{text}");
+        return Ok(());
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file name", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
 fn exit_code(s: &RunSummary) -> i32 {
     // A lost alert is the probe's own failure: it must not exit 0.
     if s.down > 0 || !s.config_problems.is_empty() || s.has_undelivered_alerts() {
@@ -278,11 +315,12 @@ pub async fn run(args: RunArgs) -> i32 {
         }
     };
     let metrics = match (args.metrics, &args.metrics_file) {
-        (None, _) => WriterMetrics::discard(),
+        (None, _) | (Some(MetricsArg::Prometheus), _) => WriterMetrics::discard(),
         (Some(fmt), file) => {
             let format = match fmt {
                 MetricsArg::Jsonl => MetricsFormat::JsonLines,
                 MetricsArg::Emf => MetricsFormat::Emf,
+                MetricsArg::Prometheus => unreachable!("handled above"),
             };
             let out: Box<dyn Write + Send> = match file {
                 Some(path) => match pop3_probe::local::open_append_no_follow(path) {
@@ -297,9 +335,7 @@ pub async fn run(args: RunArgs) -> i32 {
             WriterMetrics::new(out, format)
         }
     };
-    let secrets = LazySecrets {
-        inner: OnceCell::new(),
-    };
+    let secrets = LazySecrets::new();
     let alerts = match &args.sns_topic_arn {
         Some(arn) => {
             let sdk = pop3_probe::aws::sdk_config().await;
@@ -322,6 +358,16 @@ pub async fn run(args: RunArgs) -> i32 {
                     &config, &namespace, shard, deadline, &metrics, &alerts, &state,
                 )
                 .await;
+                if matches!(args.metrics, Some(MetricsArg::Prometheus)) {
+                    let text = pop3_probe::prom::render_results(
+                        &summary.results,
+                        true,
+                        pop3_probe::prom::Format::Text,
+                    );
+                    if let Err(e) = write_textfile(args.metrics_file.as_deref(), &text) {
+                        eprintln!("pop3-probe run: --metrics-file: {e}");
+                    }
+                }
                 if args.json {
                     let doc =
                         serde_json::json!({ "summary": &summary, "results": &summary.results });

@@ -619,9 +619,13 @@ fn scrub(result: &mut ProbeResult, masker: &Masker) {
     // The decoded challenge of a mail server and the token endpoint's error
     // description are server text too.
     if let Some(o) = result.oauth2.as_mut() {
-        for s in [o.server_status.as_mut(), o.error_description.as_mut(), o.error.as_mut()]
-            .into_iter()
-            .flatten()
+        for s in [
+            o.server_status.as_mut(),
+            o.error_description.as_mut(),
+            o.error.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             masker.mask_str(s);
         }
