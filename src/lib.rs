@@ -18,6 +18,7 @@ pub mod drift;
 pub mod lambda;
 pub mod limits;
 pub mod local;
+pub mod nagios;
 pub mod net;
 pub mod output;
 pub mod pipeline;

@@ -37,6 +37,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // `check` run as a Nagios plugin: the UNKNOWN line and the
+            // short usage on stdout, where plugins print them.
+            if let Some(code) = cli::check::plugin_usage_error(&e) {
+                std::process::exit(code);
+            }
             let code = if e.use_stderr() { 3 } else { 0 };
             let _ = e.print();
             std::process::exit(code);
