@@ -537,13 +537,12 @@ pub fn target(args: &CheckArgs) -> anyhow::Result<Target> {
 /// The probe target and the thresholds its result is rated against.
 pub fn plan(args: &CheckArgs) -> anyhow::Result<(Target, Thresholds)> {
     // -S, and -D without --tls (check_pop's -D turns SSL on too).
-    let tls_flag: Option<TlsMode> = if args.nagios_ssl {
-        Some(TlsMode::Implicit)
-    } else if args.tls.is_none() && args.nagios_certificate.is_some() {
-        Some(TlsMode::Implicit)
-    } else {
-        args.tls.map(Into::into)
-    };
+    let tls_flag: Option<TlsMode> =
+        if args.nagios_ssl || (args.tls.is_none() && args.nagios_certificate.is_some()) {
+            Some(TlsMode::Implicit)
+        } else {
+            args.tls.map(Into::into)
+        };
     // Nagios passes `'$ARG1$'` even when it is empty: an empty URL is none.
     let url = args
         .target
