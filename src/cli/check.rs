@@ -374,7 +374,11 @@ pub fn plugin_style(args: &[String]) -> bool {
 /// short usage on stdout, exit 3. `None`: not `check`, not plugin style,
 /// or not an error (help, version); the caller prints it as clap does.
 pub fn plugin_usage_error(e: &clap::Error) -> Option<i32> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: `args()` panics on an argument that is not UTF-8.
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if !e.use_stderr() || argv.first().map(String::as_str) != Some("check") {
         return None;
     }
@@ -750,6 +754,20 @@ mod tests {
         assert!(err("tcp://h").contains("needs the port"));
         assert!(err("dns://h:53").contains("has no port"));
         assert!(err("tcp://u@h:22").contains("does not log in"));
+    }
+
+    #[test]
+    fn plugin_style_is_read_from_the_raw_arguments() {
+        let style = |a: &[&str]| plugin_style(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(style(&["-H", "h", "-w", "x"]));
+        assert!(style(&["-p995", "-S"]));
+        assert!(style(&["pop3s://h", "--warning=x"]));
+        assert!(style(&["pop3s://h", "--format", "nagios", "--warn", "x"]));
+        assert!(style(&["pop3s://h", "--format=nagios"]));
+        assert!(!style(&["pop3s://h", "--warn", "x"]));
+        assert!(!style(&["-H", "h", "--json"]));
+        assert!(!style(&["-H", "h", "--format", "human"]));
+        assert!(!style(&["pop3s://h", "-v"]));
     }
 
     #[test]
