@@ -19,6 +19,7 @@ pub mod lambda;
 pub mod limits;
 pub mod local;
 pub mod metrics;
+pub mod nagios;
 pub mod net;
 pub mod oauth2;
 pub mod output;

@@ -65,6 +65,25 @@ pub fn parse_duration(text: &str, max: Duration) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A plain number of seconds (`1.5`, as every monitoring plugin takes
+/// `-w`/`-c`/`-t`) or humantime's words (`800ms`), at most `max`.
+pub fn parse_seconds_or_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let t = text.trim();
+    let Ok(secs) = t.parse::<f64>() else {
+        return parse_duration(t, max);
+    };
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("{t} is not a number of seconds of 0 or more"));
+    }
+    if secs > max.as_secs_f64() {
+        return Err(format!(
+            "must be at most {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// [`parse_duration`] that also refuses zero.
 pub fn parse_positive_duration(text: &str, max: Duration) -> Result<Duration, String> {
     let d = parse_duration(text, max)?;
@@ -240,6 +259,41 @@ mod tests {
             at_most(5u64, 4).unwrap_err(),
             "5 is more than the maximum, 4"
         );
+    }
+
+    #[test]
+    fn plain_numbers_are_seconds() {
+        let m = MAX_TIMEOUT;
+        assert_eq!(
+            parse_seconds_or_duration("1.5", m),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_seconds_or_duration(" 10 ", m),
+            Ok(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_seconds_or_duration("800ms", m),
+            Ok(Duration::from_millis(800))
+        );
+        assert_eq!(parse_seconds_or_duration("3600", m), Ok(m));
+        assert_eq!(
+            parse_seconds_or_duration("3601", m).unwrap_err(),
+            "must be at most 1h"
+        );
+        assert_eq!(
+            parse_seconds_or_duration("1e300", m).unwrap_err(),
+            "must be at most 1h"
+        );
+        assert_eq!(
+            parse_seconds_or_duration("inf", m).unwrap_err(),
+            "must be at most 1h"
+        );
+        assert!(parse_seconds_or_duration("-1", m).is_err());
+        assert!(parse_seconds_or_duration("NaN", m).is_err());
+        assert!(parse_seconds_or_duration("soon", m)
+            .unwrap_err()
+            .contains("examples"));
     }
 
     #[test]

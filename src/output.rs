@@ -188,6 +188,17 @@ pub fn transcript(r: &ProbeResult) -> String {
 /// Nagios plugin output: `POP3 STATE - text | perfdata`, one line.
 /// Thresholds in perfdata are in seconds, as check_pop reports `time`.
 pub fn nagios(r: &ProbeResult, target: &Target) -> String {
+    nagios_rated(r, target, &crate::nagios::Thresholds::of(target))
+}
+
+/// [`nagios`] with the threshold ranges the result was rated against
+/// (`check -w 10: -D 14,7`): they are the perfdata's warn and crit fields,
+/// in range syntax where they are not a plain threshold.
+pub fn nagios_rated(
+    r: &ProbeResult,
+    target: &Target,
+    ranges: &crate::nagios::Thresholds,
+) -> String {
     let state = match exit_code(r) {
         EXIT_OK => "OK",
         EXIT_WARNING => "WARNING",
@@ -221,11 +232,10 @@ pub fn nagios(r: &ProbeResult, target: &Target) -> String {
     // `|` separates perfdata; a server reply must not inject any.
     let text = text.replace('|', "/");
     let secs = |ms: f64| ms / 1000.0;
+    let (warn, crit) = ranges.time_perfdata();
     let mut perf = format!(
-        "time={:.6}s;{:.6};{:.6};0.000000;{:.6}",
+        "time={:.6}s;{warn};{crit};0.000000;{:.6}",
         secs(r.response_time_ms),
-        target.warning.as_secs_f64(),
-        target.critical.as_secs_f64(),
         target.timeout.as_secs_f64()
     );
     for phase in Phase::ALL {
@@ -237,11 +247,16 @@ pub fn nagios(r: &ProbeResult, target: &Target) -> String {
         let _ = write!(perf, " messages={};;;0 size={}B;;;0", m.messages, m.octets);
     }
     if let Some(c) = r.tls.as_ref().and_then(|t| t.certificate.as_ref()) {
-        let warn = target
-            .certificate_warning_days
-            .map(|d| format!("{d}:"))
-            .unwrap_or_default();
-        let _ = write!(perf, " cert_days={};{warn};;", c.days_remaining);
+        let range = |r: Option<crate::nagios::Range>| {
+            r.map(|r| r.render(crate::nagios::days)).unwrap_or_default()
+        };
+        let _ = write!(
+            perf,
+            " cert_days={};{};{};;",
+            c.days_remaining,
+            range(ranges.days_warning),
+            range(ranges.days_critical)
+        );
     }
     format!("{text} | {perf}\n")
 }

@@ -15,6 +15,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check one POP3 endpoint (also a Nagios/Icinga plugin with --format nagios).
@@ -39,6 +41,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // `check` run as a Nagios plugin: the UNKNOWN line and the
+            // short usage on stdout, where plugins print them.
+            if let Some(code) = cli::check::plugin_usage_error(&e) {
+                std::process::exit(code);
+            }
             let code = if e.use_stderr() { 3 } else { 0 };
             let _ = e.print();
             std::process::exit(code);
