@@ -80,7 +80,10 @@ async fn load(path: &PathBuf, secrets: &LazySecrets) -> anyhow::Result<ServeConf
     Ok(cfg)
 }
 
-fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     // Capped reads, like every file the probe takes into memory.
