@@ -651,3 +651,93 @@ async fn the_cli_never_prints_a_password_the_capa_list_echoed() {
         }
     }
 }
+
+/// Issue 11.1, the pipeline's outputs: a server that echoes the password in
+/// its CAPA list, IMPLEMENTATION and the `-ERR` to AUTH, probed by `run`
+/// twice (the second run has a drift baseline to compare with and an
+/// outage to alert on). Nothing `run` writes holds any form of it: stdout
+/// (`--json`), stderr (the alerts and logs, at debug level), the state file
+/// and the metrics file in each format.
+#[tokio::test]
+async fn run_outputs_state_metrics_and_logs_never_hold_an_echoed_password() {
+    for (pw, metrics) in [
+        ("HUNTER2SECRETPW", "jsonl"),
+        ("  lead and trail  ", "emf"),
+        ("mixed Case p4ss", "prometheus"),
+    ] {
+        let echo = pw.to_string();
+        // The first login succeeds (the CAPA with the echo becomes the drift
+        // baseline in the state file), the second fails (a down alert
+        // quoting the -ERR).
+        let logins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let s = fake::spawn(line("+OK hi"), move |cmd: &str| {
+            if cmd.starts_with("AUTH")
+                && logins.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+            {
+                line("+OK")
+            } else if cmd.eq_ignore_ascii_case("CAPA") {
+                Reply::Raw(
+                    format!("+OK\r\nUSER\r\nSASL PLAIN {echo}\r\nIMPLEMENTATION {echo}\r\n.\r\n")
+                        .into_bytes(),
+                )
+            } else if cmd.starts_with("AUTH") {
+                Reply::Raw(format!("-ERR [AUTH] no {echo}\r\n").into_bytes())
+            } else {
+                fake::polite(&[])(cmd)
+            }
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("monitors.json");
+        let state = dir.path().join("state.json");
+        let metrics_file = dir.path().join("metrics.out");
+        let doc = serde_json::json!({
+            "credentials": {"box": {"username": "probe", "password_env": "SCRUB_RUN_PW"}},
+            "defaults": {"failures_before_alert": 1},
+            "monitors": [{"name": "echo", "host": "127.0.0.1", "port": s.port(),
+                          "tls": "none", "auth": "sasl-plain", "credentials": "box",
+                          "allow_plaintext_password": true, "capabilities": true}]
+        });
+        std::fs::write(&config, doc.to_string()).unwrap();
+        let mut seen = String::new();
+        for run in 0..2 {
+            let (config, state, metrics_file, pw2) = (
+                config.clone(),
+                state.clone(),
+                metrics_file.clone(),
+                pw.to_string(),
+            );
+            let out = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+                    .arg("run")
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("--state")
+                    .arg(&state)
+                    .args(["--metrics", metrics, "--metrics-file"])
+                    .arg(&metrics_file)
+                    .arg("--json")
+                    .env("SCRUB_RUN_PW", pw2)
+                    .env("RUST_LOG", "debug")
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap();
+            // The run did see what it must report without the secret.
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            let expect = if run == 0 { "\"up\"" } else { "auth_failed" };
+            assert!(stdout.contains(expect), "{metrics} run {run}: {stdout}");
+            seen.push_str(&stdout);
+            seen.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+        let state_text = std::fs::read_to_string(&state).unwrap();
+        // The baseline is there, masked.
+        assert!(state_text.contains("***"), "{state_text}");
+        let metrics_text = std::fs::read_to_string(&metrics_file).unwrap();
+        assert!(!metrics_text.is_empty(), "{metrics}: no metrics written");
+        assert_no_leak(pw, "run stdout/stderr", &seen);
+        assert_no_leak(pw, "state file", &state_text);
+        assert_no_leak(pw, metrics, &metrics_text);
+    }
+}
