@@ -39,6 +39,13 @@ pub const PLACEHOLDER_USER: &str = "CHANGE-ME";
 /// The name of the credentials entry in the proposed config.
 pub const CREDENTIALS_NAME: &str = "probe-account";
 
+/// The credentials entry proposed for servers that take only OAuth2
+/// (Exchange Online, Gmail): an `oauth2` block to fill in.
+pub const OAUTH2_CREDENTIALS_NAME: &str = "probe-oauth2";
+
+/// The environment variable the proposed OAuth2 client secret is read from.
+pub const DEFAULT_CLIENT_SECRET_ENV: &str = "POP3_PROBE_OAUTH2_CLIENT_SECRET";
+
 // ---------------------------------------------------------------- targets
 
 /// One host to look at.
@@ -1118,6 +1125,10 @@ pub struct ProposedMonitor {
     pub tls_server_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// Set only when the monitor needs another login than the defaults'
+    /// password credential (an OAuth2-only server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
 }
@@ -1125,7 +1136,30 @@ pub struct ProposedMonitor {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProposedCredential {
     pub username: String,
-    pub password_env: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// For [`OAUTH2_CREDENTIALS_NAME`]: the token endpoint's settings, with
+    /// CHANGE-ME where discovery cannot know them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<serde_json::Value>,
+}
+
+/// The OAuth2 block proposed for a host: the provider's preset when the
+/// name is one of theirs, else a generic endpoint to fill in.
+fn proposed_oauth2(host: &str) -> serde_json::Value {
+    let h = host.to_ascii_lowercase();
+    if h.ends_with("office365.com") || h.ends_with("outlook.com") {
+        serde_json::json!({"provider": "microsoft", "tenant": PLACEHOLDER_USER,
+                           "client_id": PLACEHOLDER_USER, "client_secret_env": DEFAULT_CLIENT_SECRET_ENV})
+    } else if h.ends_with("gmail.com") || h.ends_with("googlemail.com") {
+        serde_json::json!({"provider": "google", "grant": "refresh_token",
+                           "client_id": PLACEHOLDER_USER, "client_secret_env": DEFAULT_CLIENT_SECRET_ENV,
+                           "refresh_token_env": "POP3_PROBE_OAUTH2_REFRESH_TOKEN"})
+    } else {
+        serde_json::json!({"provider": "generic", "token_url": format!("https://{PLACEHOLDER_USER}/oauth2/token"),
+                           "scope": PLACEHOLDER_USER, "client_id": PLACEHOLDER_USER,
+                           "client_secret_env": DEFAULT_CLIENT_SECRET_ENV})
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1185,7 +1219,7 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
     }
     let mut notes: Vec<String> = Vec::new();
     let mut auth_note = None;
-    let (name, tls, auth) = match ep.found {
+    let (name, tls, mut auth) = match ep.found {
         Found::Pop3s => (
             format!("{}-pop3s-{}", ep.host, ep.port),
             TlsMode::Implicit,
@@ -1271,6 +1305,7 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
     };
     let mut tls_server_name = None;
     let mut ca_file = None;
+    let mut oauth2_login = false;
     if tls != TlsMode::None {
         if let Some(report) = &ep.tls {
             if let Some(n) = &s.tls_server_name {
@@ -1310,9 +1345,18 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
                 .collect();
             auth_note = Some(
                 if !oauth.is_empty() && !ep.apop && !sasl.iter().any(|m| m == "PLAIN") {
-                    // Exchange Online and Gmail: a password login will fail.
+                    // Exchange Online and Gmail: a password login will fail,
+                    // so the proposal logs in with OAuth2 (OAUTHBEARER, the
+                    // standard, when offered).
+                    let mech = if oauth.iter().any(|m| *m == "OAUTHBEARER") {
+                        AuthMethod::Oauthbearer
+                    } else {
+                        AuthMethod::Xoauth2
+                    };
+                    auth = mech;
+                    oauth2_login = true;
                     format!(
-                    "The server offers OAuth2 logins (SASL {}) and no SASL PLAIN: if it takes no password (Exchange Online, Gmail), give the credential an oauth2 block and set auth to xoauth2 or oauthbearer (docs/oauth2.md); otherwise auth auto logs in with {how}.",
+                    "The server offers OAuth2 logins (SASL {}) and no SASL PLAIN, as Exchange Online and Gmail do: this monitor logs in with {mech} using credentials.{OAUTH2_CREDENTIALS_NAME}; fill in its oauth2 block (docs/oauth2.md has the setup steps). If the server does take passwords, set auth to auto and drop the credentials line: it would log in with {how}.",
                     oauth.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" ")
                 )
                 } else {
@@ -1338,6 +1382,7 @@ fn draft(ep: &Endpoint, s: &ProposalSettings) -> Result<Draft, String> {
             auth,
             tls_server_name,
             ca_file,
+            credentials: oauth2_login.then(|| OAUTH2_CREDENTIALS_NAME.to_string()),
             notes: None,
         },
         auth_note,
@@ -1408,6 +1453,7 @@ pub fn proposed_config(endpoints: &[Endpoint], s: &ProposalSettings) -> Proposed
         for &i in logins.iter().filter(|&&i| i != keep) {
             let d = &mut drafts[i];
             d.monitor.auth = AuthMethod::None;
+            d.monitor.credentials = None;
             d.auth_note = None;
             d.notes.insert(
                 0,
@@ -1420,17 +1466,36 @@ pub fn proposed_config(endpoints: &[Endpoint], s: &ProposalSettings) -> Proposed
         }
     }
     let monitors: Vec<ProposedMonitor> = drafts.into_iter().map(Draft::finish).collect();
-    let logs_in = monitors.iter().any(|m| m.auth != AuthMethod::None);
+    // Password logins use the defaults' credential; OAuth2-only servers
+    // name their own.
+    let logs_in = monitors
+        .iter()
+        .any(|m| m.auth != AuthMethod::None && m.credentials.is_none());
+    let username = s
+        .username
+        .clone()
+        .unwrap_or_else(|| PLACEHOLDER_USER.to_string());
     let mut credentials = BTreeMap::new();
     if logs_in {
         credentials.insert(
             CREDENTIALS_NAME.to_string(),
             ProposedCredential {
-                username: s
-                    .username
-                    .clone()
-                    .unwrap_or_else(|| PLACEHOLDER_USER.to_string()),
-                password_env: s.password_env.clone(),
+                username: username.clone(),
+                password_env: Some(s.password_env.clone()),
+                oauth2: None,
+            },
+        );
+    }
+    if let Some(m) = monitors
+        .iter()
+        .find(|m| m.credentials.as_deref() == Some(OAUTH2_CREDENTIALS_NAME))
+    {
+        credentials.insert(
+            OAUTH2_CREDENTIALS_NAME.to_string(),
+            ProposedCredential {
+                username,
+                password_env: None,
+                oauth2: Some(proposed_oauth2(&m.host)),
             },
         );
     }
@@ -1450,6 +1515,11 @@ pub fn proposed_config(endpoints: &[Endpoint], s: &ProposalSettings) -> Proposed
                 String::new()
             },
             s.password_env
+        ));
+    }
+    if credentials.contains_key(OAUTH2_CREDENTIALS_NAME) {
+        comment.push_str(&format!(
+            " OAuth2-only servers log in with credentials.{OAUTH2_CREDENTIALS_NAME}: replace each {PLACEHOLDER_USER} in it and set {DEFAULT_CLIENT_SECRET_ENV} (docs/oauth2.md)."
         ));
     }
     ProposedConfig {
@@ -1688,12 +1758,33 @@ mod tests {
             notes.contains("SASL XOAUTH2 OAUTHBEARER") && notes.contains("oauth2 block"),
             "{notes}"
         );
+        // The proposal logs in with OAuth2 through an oauth2 credential of
+        // its own, and the whole document loads with no problem.
+        let mut outlook = ep.clone();
+        outlook.host = "outlook.office365.com".into();
+        let doc = proposed_config(&[outlook], &settings());
+        assert_eq!(doc.monitors[0].auth, AuthMethod::Oauthbearer);
+        assert_eq!(
+            doc.monitors[0].credentials.as_deref(),
+            Some(OAUTH2_CREDENTIALS_NAME)
+        );
+        let cred = &doc.credentials[OAUTH2_CREDENTIALS_NAME];
+        assert_eq!(cred.oauth2.as_ref().unwrap()["provider"], "microsoft");
+        assert!(cred.password_env.is_none());
+        assert!(!doc.credentials.contains_key(CREDENTIALS_NAME));
+        let text = serde_json::to_string(&doc).unwrap();
+        let config = crate::config::Config::parse(&text).unwrap();
+        assert!(config.problems.is_empty(), "{:?}\n{text}", config.problems);
+        assert_eq!(config.monitors.len(), 1, "{text}");
         ep.capabilities = Some(Capabilities::from_lines(vec![&b"SASL PLAIN XOAUTH2"[..]]));
-        let notes = proposed_config(&[ep], &settings()).monitors[0]
+        let notes = proposed_config(&[ep.clone()], &settings()).monitors[0]
             .notes
             .clone()
             .unwrap_or_default();
         assert!(!notes.contains("oauth2 block"), "{notes}");
+        let doc = proposed_config(&[ep], &settings());
+        assert_eq!(doc.monitors[0].credentials, None);
+        assert!(!doc.credentials.contains_key(OAUTH2_CREDENTIALS_NAME));
     }
 
     #[test]
