@@ -285,31 +285,16 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
     });
     transcript.extend(submitted.result.transcript.iter().cloned());
     if submitted.value.is_none() {
-        let r = submitted.result;
-        let (kind, phase) = (
-            r.failure.unwrap_or(FailureKind::ProtocolError),
-            r.failed_phase,
-        );
-        let message = format!(
-            "submit ({}:{}): {}",
-            rt.submit.host, rt.submit.port, r.message
-        );
-        let reply = r.server_reply.clone();
-        let mut out = fail(
+        let out = leg_failed(
             rt,
-            r,
-            &mut facts,
-            Some(Phase::Submit),
-            kind,
+            submitted.result,
             Phase::Submit,
-            phase,
-            message,
+            &mut facts,
             phases,
             began,
             &next,
+            transcript,
         );
-        out.server_reply = reply;
-        out.transcript = transcript;
         return (out, next);
     }
     next.next_seq += 1;
@@ -347,31 +332,16 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
                 phase: Phase::Retrieve,
                 ms: retrieve_ms,
             });
-            let r = polled.result;
-            let (kind, phase) = (
-                r.failure.unwrap_or(FailureKind::ProtocolError),
-                r.failed_phase,
-            );
-            let message = format!(
-                "retrieve ({}:{}): {}",
-                rt.retrieve.host, rt.retrieve.port, r.message
-            );
-            let reply = r.server_reply.clone();
-            let mut out = fail(
+            let out = leg_failed(
                 rt,
-                r,
-                &mut facts,
-                Some(Phase::Retrieve),
-                kind,
+                polled.result,
                 Phase::Retrieve,
-                phase,
-                message,
+                &mut facts,
                 phases,
                 began,
                 &next,
+                transcript,
             );
-            out.server_reply = reply;
-            out.transcript = transcript;
             return (out, next);
         };
         let found_at = now_ms();
@@ -535,6 +505,48 @@ fn leg_stub(rt: &RoundTrip, started_at: &str) -> ProbeResult {
     let mut r = run.finish(Ok(()), started_at.to_string());
     r.started_at = started_at.to_string();
     r
+}
+
+/// A leg (`submit` or `retrieve`) failed: the round trip keeps that leg's
+/// own kind and its phase inside the leg, names the endpoint, and carries
+/// the leg's reply and the transcript so far, so a broken submission server
+/// is never blamed on POP3 or the reverse.
+#[allow(clippy::too_many_arguments)]
+fn leg_failed(
+    rt: &RoundTrip,
+    r: ProbeResult,
+    leg: Phase,
+    facts: &mut RoundtripFacts,
+    phases: Vec<PhaseTiming>,
+    began: Instant,
+    next: &Outstanding,
+    transcript: Vec<crate::wire::WireLine>,
+) -> ProbeResult {
+    let endpoint = if leg == Phase::Submit {
+        &rt.submit
+    } else {
+        &rt.retrieve
+    };
+    let kind = r.failure.unwrap_or(FailureKind::ProtocolError);
+    let leg_phase = r.failed_phase;
+    let message = format!("{leg} ({}:{}): {}", endpoint.host, endpoint.port, r.message);
+    let reply = r.server_reply.clone();
+    let mut out = fail(
+        rt,
+        r,
+        facts,
+        Some(leg),
+        kind,
+        leg,
+        leg_phase,
+        message,
+        phases,
+        began,
+        next,
+    );
+    out.server_reply = reply;
+    out.transcript = transcript;
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
