@@ -599,6 +599,42 @@ async fn plaintext_disallowed_is_its_own_kind_not_auth_failed() {
     }
 }
 
+/// Outlook's answer to a password once basic authentication is off: still
+/// `auth_failed` (the login was refused), but the message points to OAuth2
+/// instead of leaving the account owner to reset a password that is fine.
+#[tokio::test]
+async fn basic_authentication_disabled_points_to_oauth2() {
+    let s = fake::spawn(line("+OK hi"), |cmd: &str| {
+        if cmd.starts_with("PASS") || cmd.starts_with("AUTH") {
+            line("-ERR Logon failure: unknown user name or bad password. Basic authentication is disabled.")
+        } else {
+            fake::polite(&["USER", "SASL PLAIN"])(cmd)
+        }
+    })
+    .await;
+    for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
+        let r = probe::probe(&plain_allowed(s.port(), auth)).await;
+        assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{auth}: {r:?}");
+        assert!(
+            r.message.contains("OAuth2") && r.message.contains("docs/oauth2.md"),
+            "{auth}: {}",
+            r.message
+        );
+    }
+    // An ordinary refusal gets no such hint.
+    let s = fake::spawn(line("+OK hi"), |cmd: &str| {
+        if cmd.starts_with("PASS") {
+            line("-ERR [AUTH] Authentication failed.")
+        } else {
+            fake::polite(&["USER"])(cmd)
+        }
+    })
+    .await;
+    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::User)).await;
+    assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{r:?}");
+    assert!(!r.message.contains("OAuth2"), "{}", r.message);
+}
+
 /// The repro through the binary: CAPA answers `SASL PLAIN
 /// <password>`; `check --auth sasl-plain --allow-plaintext-password` in
 /// every output mode, `--verbose` included, shows no form of it.
