@@ -83,8 +83,10 @@ fn negative(reply: Reply, phase: Phase) -> Failure {
 }
 
 /// RFC 4954 section 6 and RFC 3463: 535 / 5.7.8 is a wrong password; 4yz
-/// (454 4.7.0) a temporary server problem; 504, 534 (5.7.9) and 538
-/// (5.7.11) a mechanism the server will not take; 500/502 AUTH unknown;
+/// (454 4.7.0) a temporary server problem; 538 (5.7.11) a login the server
+/// takes only over TLS (as POP3's "plaintext authentication disallowed": a
+/// configuration matter, not the credentials); 504 and 534 (5.7.9) a
+/// mechanism the server will not take; 500/502 AUTH unknown;
 /// 501/503 a broken dialogue; any other 5yz a refusal for good (an
 /// account that is disabled, say).
 fn auth_refusal(reply: &Reply) -> (FailureKind, &'static str) {
@@ -98,7 +100,11 @@ fn auth_refusal(reply: &Reply) -> (FailureKind, &'static str) {
             FailureKind::AuthTemporaryFailure,
             "login failed for a temporary server reason",
         ),
-        (500 | 502 | 504 | 534 | 538, _) | (_, Some((5, 7, 9 | 11) | (5, 5, 4))) => (
+        (538, _) | (_, Some((5, 7, 11))) => (
+            FailureKind::PlaintextDisallowed,
+            "the server takes this login only over TLS: use STARTTLS or implicit TLS",
+        ),
+        (500 | 502 | 504 | 534, _) | (_, Some((5, 7, 9) | (5, 5, 4))) => (
             FailureKind::AuthUnsupported,
             "the server does not accept this login method",
         ),
@@ -516,7 +522,7 @@ mod tests {
             ),
             (
                 b"538 5.7.11 Encryption required\r\n",
-                FailureKind::AuthUnsupported,
+                FailureKind::PlaintextDisallowed,
             ),
             (
                 b"502 5.5.1 AUTH not available\r\n",
