@@ -14,6 +14,32 @@ use pop3_probe::limits;
 #[path = "../../src/cli/check.rs"]
 mod check;
 
+/// `check.rs` reads Secrets Manager through the CLI's lazy client
+/// (`cli/run.rs`, AWS only). The fuzz build has no AWS adapters, and no
+/// fuzzed argument list reaches that call: it needs a `roundtrip://` target
+/// and a config file.
+mod run {
+    pub struct LazySecrets;
+
+    impl LazySecrets {
+        pub fn new() -> Self {
+            LazySecrets
+        }
+    }
+
+    impl pop3_probe::sinks::SecretSource for LazySecrets {
+        async fn secret(
+            &self,
+            id: &str,
+        ) -> Result<secrecy::SecretString, pop3_probe::sinks::SinkError> {
+            Err(pop3_probe::sinks::SinkError::new(
+                "fuzz",
+                format!("no Secrets Manager in the fuzz build ({id})"),
+            ))
+        }
+    }
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
