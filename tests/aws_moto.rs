@@ -1253,8 +1253,11 @@ async fn a_hanging_server_does_not_hold_up_the_run() {
         .to_string(),
     )
     .await;
-    // The invocation has 8 s left: 2 s are kept for publishing.
-    let remaining = Duration::from_secs(8);
+    // The invocation has 25 s left: a fifth (5 s) is kept for delivery, so
+    // the hung probe is cut at about 20 s. The margin is wide because moto
+    // on a loaded 2-core CI machine can take most of a second per call, and
+    // what is checked here is the cut, not how fast delivery is.
+    let remaining = Duration::from_secs(25);
     let started = Instant::now();
     let summary = s
         .invoke(&ConfigCache::default(), remaining)
@@ -1263,8 +1266,8 @@ async fn a_hanging_server_does_not_hold_up_the_run() {
     let took = started.elapsed();
     assert!(took < remaining, "took {took:?}");
     assert!(
-        took >= Duration::from_secs(5),
-        "the hung probe had ~6 s: {took:?}"
+        took >= Duration::from_secs(15),
+        "the hung probe had ~20 s: {took:?}"
     );
     assert_eq!(
         (summary.probed, summary.up, summary.down),
