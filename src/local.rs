@@ -340,6 +340,9 @@ pub fn emf(namespace: &str, d: &Datum) -> serde_json::Value {
     if d.monitor.is_some() {
         dims.push("Monitor");
     }
+    if d.vantage.is_some() {
+        dims.push("Vantage");
+    }
     if d.shard.is_some() {
         dims.push("Shard");
     }
@@ -357,6 +360,9 @@ pub fn emf(namespace: &str, d: &Datum) -> serde_json::Value {
     doc[d.name.as_str()] = serde_json::json!(d.value);
     if let Some(m) = &d.monitor {
         doc["Monitor"] = serde_json::json!(m);
+    }
+    if let Some(v) = &d.vantage {
+        doc["Vantage"] = serde_json::json!(v);
     }
     if let Some(shard) = d.shard {
         doc["Shard"] = serde_json::json!(shard.to_string());
@@ -382,6 +388,7 @@ impl MetricsSink for WriterMetrics {
             let line = match self.format {
                 MetricsFormat::JsonLines => serde_json::json!({
                     "namespace": namespace, "metric": d.name, "monitor": d.monitor,
+                    "vantage": d.vantage,
                     "shard": d.shard.map(|s| s.to_string()),
                     "value": d.value, "unit": d.unit.as_str(), "timestamp_ms": d.timestamp_ms,
                 }),

@@ -81,6 +81,10 @@ pub struct Datum {
     pub unit: Unit,
     /// Milliseconds since the epoch.
     pub timestamp_ms: i64,
+    /// Multi-vantage runs: the vantage whose own view this is (a
+    /// `Vantage` dimension next to `Monitor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
 }
 
 /// What a metrics publish achieved.
