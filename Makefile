@@ -80,7 +80,7 @@ test-rust: dovecot-start smtp-start oauth2-start
 
 # No server, no AWS emulator, no browser: the unit tests and the test files
 # that play the server themselves. A minute or two on a warm build.
-FAST_TESTS := pipeline properties scripted smtp_scripted init
+FAST_TESTS := pipeline properties pop3_scripted smtp_scripted init
 test-fast:
 	$(CARGO) test --locked --lib $(addprefix --test ,$(FAST_TESTS))
 
