@@ -85,7 +85,7 @@ test-fast:
 	$(CARGO) test --locked --lib $(addprefix --test ,$(FAST_TESTS))
 
 include infra/Makefile.fragment
-include bench/Makefile.fragment
+include peer-bench/Makefile.fragment
 
 test: setup lint test-rust test-infra fuzz-ci bench-ci
 
