@@ -20,6 +20,7 @@ help:
 	@echo "make test-fast   the tests that need no server: unit, scripted servers, pipeline, properties"
 	@echo "make test-rust   every cargo test (starts the test Dovecot and Exim first)"
 	@echo "make test-infra  Terraform: fmt, validate, checkov, apply/destroy against moto, IAM vs code"
+	@echo "make test-infra-tools  checks for Terraform and its AWS provider (from the machine image, never downloaded)"
 	@echo "make build       release build of the CLI and the Lambda"
 	@echo "make lambda      the arm64 Lambda zip (cargo lambda)"
 	@echo "make deploy      terraform apply of infra/examples/complete (deploy-plan, deploy-destroy)"
