@@ -107,13 +107,6 @@ impl AwsSecrets {
             cache: Mutex::new(HashMap::new()),
         }
     }
-
-    /// Forget everything (the next read goes to Secrets Manager).
-    pub fn clear(&self) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.clear();
-        }
-    }
 }
 
 impl SecretSource for AwsSecrets {

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, MonitorState};
 use crate::sinks::{
-    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError, StateChanges, StateStore,
+    check_version, AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError,
+    StateChanges, StateStore,
 };
 
 /// The marker that makes a file a pop3-probe state file: a file without it
@@ -258,20 +259,8 @@ impl StateStore for FileState {
             pending_metrics: guard.pending_metrics.clone(),
         };
         for state in changes.monitors {
-            let current = next
-                .monitors
-                .get(&state.monitor)
-                .map(|s| s.version)
-                .unwrap_or(0);
-            if current + 1 != state.version {
-                report.errors.push(SinkError::new(
-                    "state file",
-                    format!(
-                        "{}: state moved on elsewhere (version {current}, expected {})",
-                        state.monitor,
-                        state.version.saturating_sub(1)
-                    ),
-                ));
+            if let Err(e) = check_version(next.monitors.get(&state.monitor), &state) {
+                report.errors.push(SinkError::new("state file", e));
                 continue;
             }
             next.monitors.insert(state.monitor.clone(), state);
