@@ -45,6 +45,7 @@ fn datum(name: &str, monitor: Option<&str>, value: f64, ts: i64) -> Datum {
         value,
         unit: Unit::Count,
         timestamp_ms: ts,
+        vantage: None,
     }
 }
 
