@@ -13,6 +13,7 @@ pub mod alert;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod contract;
 pub mod discover;
 pub mod drift;
 pub mod lambda;
