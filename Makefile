@@ -20,6 +20,7 @@ help:
 	@echo "make test-fast   the tests that need no server: unit, scripted servers, pipeline, properties"
 	@echo "make test-rust   every cargo test (starts the test Dovecot and Exim first)"
 	@echo "make test-infra  Terraform: fmt, validate, checkov, apply/destroy against moto, IAM vs code"
+	@echo "make test-infra-tools  checks for Terraform and its AWS provider (from the machine image, never downloaded)"
 	@echo "make build       release build of the CLI and the Lambda"
 	@echo "make lambda      the arm64 Lambda zip (cargo lambda)"
 	@echo "make deploy      terraform apply of infra/examples/complete (deploy-plan, deploy-destroy)"
@@ -80,12 +81,12 @@ test-rust: dovecot-start smtp-start oauth2-start
 
 # No server, no AWS emulator, no browser: the unit tests and the test files
 # that play the server themselves. A minute or two on a warm build.
-FAST_TESTS := pipeline properties scripted smtp_scripted init
+FAST_TESTS := pipeline properties pop3_scripted smtp_scripted init
 test-fast:
 	$(CARGO) test --locked --lib $(addprefix --test ,$(FAST_TESTS))
 
 include infra/Makefile.fragment
-include bench/Makefile.fragment
+include peer-bench/Makefile.fragment
 
 test: setup lint test-rust test-infra fuzz-ci bench-ci
 

@@ -1,7 +1,7 @@
 //! Whole-probe driver for `make bench`: calls `pop3_probe::probe::probe`
 //! N times in a row per check, in this process, and prints one JSON line per
 //! (check, variant) with the wall time and the process CPU time (getrusage:
-//! user + system) of every probe. `bench/run.py` turns it into tables.
+//! user + system) of every probe. `peer-bench/run.py` turns it into tables.
 //!
 //!   cargo bench --bench probes -- --env /tmp/pop3-probe-dovecot/env --n 200
 //!

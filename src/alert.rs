@@ -100,6 +100,11 @@ pub enum AlertKind {
     LoginDelayConflict,
     /// The monitor's config entry is unusable, so it is not being watched.
     ConfigError,
+    /// Multi-vantage: some vantages, fewer than the quorum, see the monitor
+    /// fail (opt-in per monitor; a warning, never a page).
+    Partial,
+    /// Multi-vantage: a vantage stopped reporting and left the quorum.
+    VantageDown,
 }
 
 impl AlertKind {
@@ -114,6 +119,8 @@ impl AlertKind {
             AlertKind::CapabilityChanged => "capability_changed",
             AlertKind::LoginDelayConflict => "login_delay_conflict",
             AlertKind::ConfigError => "config_error",
+            AlertKind::Partial => "partial",
+            AlertKind::VantageDown => "vantage_down",
         }
     }
 }
@@ -170,7 +177,9 @@ impl Alert {
                 | AlertKind::CertificateExpiring
                 | AlertKind::CapabilityChanged
                 | AlertKind::LoginDelayConflict
-                | AlertKind::ConfigError,
+                | AlertKind::ConfigError
+                | AlertKind::Partial
+                | AlertKind::VantageDown,
                 _,
             ) => "warning",
         }
@@ -456,6 +465,12 @@ fn render_with(
                 format!("CAPABILITIES {name}: changed"),
             ),
         },
+        // Rendered by the consensus renderers below, which know the
+        // vantages; a single machine's state machine never raises them.
+        AlertKind::Partial | AlertKind::VantageDown => (
+            format!("[{}] {name}", kind.as_str()),
+            format!("{} {name}", kind.as_str()),
+        ),
         // Rendered by `config_problem`, which has no probe result.
         AlertKind::ConfigError => (
             format!("[CONFIG ERROR] {name}"),

@@ -62,6 +62,35 @@ pub fn with_limits(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader
         )
 }
 
+/// The state table's client: in `region` when given (vantages in several
+/// regions share one table in a home region, `POP3_PROBE_STATE_REGION`),
+/// else in the SDK config's own region.
+pub fn dynamodb_in(sdk: &aws_config::SdkConfig, region: Option<&str>) -> aws_sdk_dynamodb::Client {
+    match region.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(sdk)
+                .region(aws_sdk_dynamodb::config::Region::new(r.to_string()))
+                .build(),
+        ),
+        None => aws_sdk_dynamodb::Client::new(sdk),
+    }
+}
+
+/// The SNS client for a topic: SNS takes a Publish only in the topic's own
+/// region, so vantages elsewhere publish to the home region's topic. The
+/// region is the ARN's fourth field (arn:aws:sns:REGION:ACCOUNT:NAME).
+pub fn sns_for_topic(sdk: &aws_config::SdkConfig, topic_arn: &str) -> aws_sdk_sns::Client {
+    let region = topic_arn.split(':').nth(3).filter(|r| !r.is_empty());
+    match region {
+        Some(r) if Some(r) != sdk.region().map(|x| x.as_ref()) => aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(sdk)
+                .region(aws_sdk_sns::config::Region::new(r.to_string()))
+                .build(),
+        ),
+        _ => aws_sdk_sns::Client::new(sdk),
+    }
+}
+
 /// Secrets Manager, with a TTL cache so a warm Lambda does not re-read every
 /// secret every minute, but does see a rotated password soon.
 pub struct AwsSecrets {
@@ -76,13 +105,6 @@ impl AwsSecrets {
             client,
             ttl: Mutex::new(ttl),
             cache: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Forget everything (the next read goes to Secrets Manager).
-    pub fn clear(&self) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.clear();
         }
     }
 }
@@ -175,7 +197,8 @@ pub const MAX_BYTES_PER_REQUEST: usize = 900_000;
 
 /// A generous estimate of one value's size in the query-protocol body.
 pub fn encoded_size(d: &Datum) -> usize {
-    160 + d.name.len() * 2 + d.monitor.as_ref().map(|m| 3 * m.len() + 80).unwrap_or(0)
+    let dimension = |v: &Option<String>| v.as_ref().map(|m| 3 * m.len() + 80).unwrap_or(0);
+    160 + d.name.len() * 2 + dimension(&d.monitor) + dimension(&d.vantage)
 }
 
 /// Split values into requests that respect both limits.
@@ -219,6 +242,9 @@ impl CloudWatchMetrics {
             .timestamp(DateTime::from_millis(d.timestamp_ms));
         if let Some(m) = &d.monitor {
             b = b.dimensions(Dimension::builder().name("Monitor").value(m).build());
+        }
+        if let Some(v) = &d.vantage {
+            b = b.dimensions(Dimension::builder().name("Vantage").value(v).build());
         }
         if let Some(shard) = d.shard {
             b = b.dimensions(

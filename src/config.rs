@@ -73,6 +73,10 @@ pub struct ConfigDocument {
     /// `serve` checks them (see docs/serve.md).
     #[serde(default)]
     pub modules: BTreeMap<String, serde_json::Value>,
+    /// Several vantages (regions) that must agree: quorum, freshness,
+    /// metrics. Used only when the run has a vantage name.
+    #[serde(default)]
+    pub consensus: Option<crate::consensus::ConsensusSettings>,
 }
 
 /// How a run behaves.
@@ -147,6 +151,9 @@ macro_rules! monitor_settings {
             /// at most 527040 (a year).
             pub renotify_minutes: Option<u64>,
             pub capabilities: Option<bool>,
+            /// With several vantages: a warning alert (never a page) when
+            /// fewer vantages than the quorum see this monitor fail. Default false.
+            pub partial_alert: Option<bool>,
         }
     };
 }
@@ -253,6 +260,8 @@ pub struct MonitorSpec {
     /// The monitors linked by `depends_on` share a shard: the smallest
     /// name of the group. Without dependencies, the monitor's own name.
     pub shard_key: String,
+    /// Multi-vantage: alert (warning) on a partial condition.
+    pub partial_alert: bool,
     /// `kind: roundtrip` only: the submit side, envelope, key, thresholds
     /// and the outstanding messages. `target` is then the retrieve side.
     pub roundtrip: Option<Box<RoundtripSpec>>,
@@ -275,6 +284,8 @@ pub struct Config {
     pub credentials: BTreeMap<String, Result<Credential, ConfigError>>,
     /// Monitors switched off with `enabled: false`.
     pub disabled: Vec<String>,
+    /// The `consensus` block (defaults when absent).
+    pub consensus: crate::consensus::ConsensusConfig,
 }
 
 const TOP_LEVEL: &[&str] = &[
@@ -286,6 +297,7 @@ const TOP_LEVEL: &[&str] = &[
     "credentials",
     "monitors",
     "modules",
+    "consensus",
 ];
 
 fn typed<T: DeserializeOwned>(value: Value, path: &str) -> Result<T, ConfigError> {
@@ -349,6 +361,15 @@ impl Config {
         };
         validate_defaults(&defaults)?;
 
+        let consensus = match top.remove("consensus") {
+            Some(v) => {
+                let s: crate::consensus::ConsensusSettings = typed(v, "consensus")?;
+                crate::consensus::ConsensusConfig::from_settings(&s)
+                    .map_err(|(path, message)| ConfigError::new(path, message))?
+            }
+            None => crate::consensus::ConsensusConfig::default(),
+        };
+
         let mut credentials = BTreeMap::new();
         match top.remove("credentials") {
             None => {}
@@ -377,6 +398,7 @@ impl Config {
             problems: Vec::new(),
             credentials,
             disabled: Vec::new(),
+            consensus,
         };
         let mut seen: HashMap<String, String> = HashMap::new();
         for (i, raw) in list.into_iter().enumerate() {
@@ -894,6 +916,7 @@ impl Config {
             path: path.to_string(),
             shard_key: m.name.clone(),
             depends_on,
+            partial_alert: m.partial_alert.or(d.partial_alert).unwrap_or(false),
             roundtrip: None,
         }))
     }

@@ -577,18 +577,19 @@ async fn resolve(host: &Host, limit: Duration) -> Result<Vec<SocketAddr>, String
 }
 
 /// What to try next on an endpoint.
-enum Next {
-    Done,
-    Tls,
+enum NextAttempt {
+    /// Nothing: the endpoint is found out (or cannot be).
+    Finished,
+    ImplicitTls,
     /// Plaintext, waiting this long for the greeting.
-    Plain(Duration),
+    Plaintext(Duration),
 }
 
 /// One host and port. Port 995 starts with implicit TLS, every other port
 /// with plaintext; either way the other is tried when the first does not
 /// lead to POP3.
 async fn endpoint(host: &Host, addrs: &[SocketAddr], port: u16, opts: &Options) -> Endpoint {
-    let mut look = Look {
+    let mut discovery = EndpointDiscovery {
         host,
         addrs,
         opts,
@@ -601,25 +602,27 @@ async fn endpoint(host: &Host, addrs: &[SocketAddr], port: u16, opts: &Options) 
         plain_tried: false,
     };
     let mut next = if port == crate::profile::POP3S_PORT {
-        Next::Tls
+        NextAttempt::ImplicitTls
     } else {
-        Next::Plain(opts.greeting_wait.min(opts.timeout))
+        NextAttempt::Plaintext(opts.greeting_wait.min(opts.timeout))
     };
     // At most three connections: plaintext, TLS, and plaintext again for a
     // server that greets slowly.
     for _ in 0..3 {
         next = match next {
-            Next::Done => break,
-            Next::Tls => look.implicit().await,
-            Next::Plain(wait) => look.plaintext(wait).await,
+            NextAttempt::Finished => break,
+            NextAttempt::ImplicitTls => discovery.try_implicit_tls().await,
+            NextAttempt::Plaintext(wait) => discovery.try_plaintext(wait).await,
         };
     }
-    let mut ep = look.ep;
-    ep.transcript = look.transcript.lines();
+    let mut ep = discovery.ep;
+    ep.transcript = discovery.transcript.lines();
     ep
 }
 
-struct Look<'a> {
+/// One endpoint being found out: its connections so far, what they
+/// showed, and the transcript.
+struct EndpointDiscovery<'a> {
     host: &'a Host,
     addrs: &'a [SocketAddr],
     opts: &'a Options,
@@ -646,7 +649,7 @@ fn looks_tls(first: &[u8]) -> bool {
     matches!(first.first(), Some(0x15) | Some(0x16)) && first.get(1).is_none_or(|&b| b == 3)
 }
 
-impl Look<'_> {
+impl EndpointDiscovery<'_> {
     /// Connect; `None` when the endpoint is finished (closed, no answer).
     async fn connect(&mut self, attempt: &'static str) -> Option<(TcpStream, Instant)> {
         let deadline = Instant::now() + self.opts.timeout;
@@ -680,10 +683,10 @@ impl Look<'_> {
         }
     }
 
-    async fn plaintext(&mut self, wait: Duration) -> Next {
+    async fn try_plaintext(&mut self, wait: Duration) -> NextAttempt {
         self.plain_tried = true;
         let Some((tcp, deadline)) = self.connect("plaintext").await else {
-            return Next::Done;
+            return NextAttempt::Finished;
         };
         let mut first = [0u8; 8];
         let wait_until = deadline.min(Instant::now() + wait);
@@ -693,17 +696,17 @@ impl Look<'_> {
                     "plaintext: no greeting within {}",
                     humantime::format_duration(wait)
                 ));
-                return Next::Tls;
+                return NextAttempt::ImplicitTls;
             }
             Ok(Err(e)) => {
                 self.ep.problems.push(format!("plaintext: {e}"));
-                return Next::Tls;
+                return NextAttempt::ImplicitTls;
             }
             Ok(Ok(0)) => {
                 self.ep
                     .problems
                     .push("plaintext: the server closed the connection without a greeting".into());
-                return Next::Tls;
+                return NextAttempt::ImplicitTls;
             }
             Ok(Ok(n)) => n,
         };
@@ -712,7 +715,7 @@ impl Look<'_> {
             self.ep
                 .problems
                 .push("plaintext: the server sent TLS data first".into());
-            return Next::Tls;
+            return NextAttempt::ImplicitTls;
         }
         if !looks_pop3(first) {
             // Read the line for the report: SSH, SMTP and IMAP say who they are.
@@ -721,10 +724,10 @@ impl Look<'_> {
             self.ep
                 .problems
                 .push(format!("plaintext: not a POP3 greeting: {said:?}"));
-            return Next::Done;
+            return NextAttempt::Finished;
         }
         let Some(mut client) = self.greeting(tcp, deadline).await else {
-            return Next::Done;
+            return NextAttempt::Finished;
         };
         self.ep.found = Found::Pop3;
         self.ep.capabilities = self.capa(&mut client, deadline, "plaintext").await;
@@ -733,18 +736,18 @@ impl Look<'_> {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 self.stls(advertised, StlsResult::NoAnswer, Some(e.to_string()));
-                return Next::Done;
+                return NextAttempt::Finished;
             }
             Err(_) => {
                 self.stls(advertised, StlsResult::NoAnswer, Some(timed_out(self.opts)));
-                return Next::Done;
+                return NextAttempt::Finished;
             }
         };
         let (tcp, greeting) = match stls {
             StlsOutcome::Refused(client, line) => {
                 self.stls(advertised, StlsResult::Refused, Some(line.to_string()));
                 quit(client, deadline).await;
-                return Next::Done;
+                return NextAttempt::Finished;
             }
             StlsOutcome::Ready(tcp, greeting) => (tcp, greeting),
         };
@@ -758,7 +761,7 @@ impl Look<'_> {
             }
             Err(detail) => self.stls(advertised, StlsResult::TlsFailed, Some(detail)),
         }
-        Next::Done
+        NextAttempt::Finished
     }
 
     fn stls(&mut self, advertised: bool, result: StlsResult, detail: Option<String>) {
@@ -774,21 +777,21 @@ impl Look<'_> {
         });
     }
 
-    async fn implicit(&mut self) -> Next {
+    async fn try_implicit_tls(&mut self) -> NextAttempt {
         let Some((tcp, deadline)) = self.connect("implicit_tls").await else {
-            return Next::Done;
+            return NextAttempt::Finished;
         };
-        let sniff = Sniff::new(tcp);
-        let first = sniff.first.clone();
-        let failure = match self.handshake(sniff, deadline).await {
+        let tap = FirstBytesTap::new(tcp);
+        let first = tap.first.clone();
+        let failure = match self.handshake(tap, deadline).await {
             Ok(tls) => {
                 let Some(mut client) = self.greeting(tls, deadline).await else {
-                    return Next::Done;
+                    return NextAttempt::Finished;
                 };
                 self.ep.found = Found::Pop3s;
                 self.ep.capabilities = self.capa(&mut client, deadline, "over TLS").await;
                 quit(client, deadline).await;
-                return Next::Done;
+                return NextAttempt::Finished;
             }
             Err(detail) => detail,
         };
@@ -799,16 +802,16 @@ impl Look<'_> {
                 .push("implicit TLS: the server answered in plaintext POP3".into());
             // Plaintext again, this time waiting as long as it takes: the
             // server greets, just slowly (or this is port 995 in plaintext).
-            return Next::Plain(self.opts.timeout);
+            return NextAttempt::Plaintext(self.opts.timeout);
         }
         self.ep.problems.push(format!("implicit TLS: {failure}"));
         if !self.ep.found.is_pop3() {
             self.ep.found = Found::NotPop3;
         }
         if self.plain_tried {
-            Next::Done
+            NextAttempt::Finished
         } else {
-            Next::Plain(self.opts.greeting_wait.min(self.opts.timeout))
+            NextAttempt::Plaintext(self.opts.greeting_wait.min(self.opts.timeout))
         }
     }
 
@@ -1041,23 +1044,23 @@ async fn first_line(tcp: TcpStream, deadline: Instant) -> String {
 
 /// Keeps the first bytes the server sent, so that a failed TLS handshake
 /// can tell "this port speaks plaintext POP3" from other failures.
-struct Sniff<S> {
+struct FirstBytesTap<S> {
     inner: S,
     first: Arc<Mutex<Vec<u8>>>,
 }
 
-const SNIFF_BYTES: usize = 8;
+const FIRST_BYTES_KEPT: usize = 8;
 
-impl<S> Sniff<S> {
-    fn new(inner: S) -> Sniff<S> {
-        Sniff {
+impl<S> FirstBytesTap<S> {
+    fn new(inner: S) -> FirstBytesTap<S> {
+        FirstBytesTap {
             inner,
             first: Arc::default(),
         }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Sniff<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for FirstBytesTap<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1068,7 +1071,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniff<S> {
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &polled {
             if let Ok(mut first) = this.first.lock() {
-                let room = SNIFF_BYTES.saturating_sub(first.len());
+                let room = FIRST_BYTES_KEPT.saturating_sub(first.len());
                 let new = &buf.filled()[before..];
                 first.extend_from_slice(&new[..new.len().min(room)]);
             }
@@ -1077,7 +1080,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniff<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Sniff<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytesTap<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::pipeline::{self, RunSummary, Shard};
 use crate::probe::Status;
 use crate::sinks::{AlertSink, MetricsSink, SecretSource, StateChanges, StateStore};
+use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// What the function reads from its environment (set by infra/lambda.tf).
 #[derive(Debug, Clone)]
@@ -168,6 +169,68 @@ where
     A: AlertSink,
     St: StateStore,
 {
+    handle_with_vantage(
+        input,
+        remaining,
+        settings,
+        cache,
+        secrets,
+        metrics,
+        alerts,
+        state,
+        None::<&Vantage<NoVantages>>,
+    )
+    .await
+}
+
+/// The vantage name from the environment: `POP3_PROBE_VANTAGE`, or the
+/// function's region when `POP3_PROBE_MULTI_VANTAGE` is `true`; None runs
+/// alone (one region, its own state machine).
+pub fn vantage_from_env() -> Result<Option<String>, String> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let name = match get("POP3_PROBE_VANTAGE") {
+        Some(n) => Some(n.trim().to_string()),
+        None => match get("POP3_PROBE_MULTI_VANTAGE").as_deref().map(str::trim) {
+            None | Some("false") => None,
+            Some("true") => Some(
+                get("AWS_REGION")
+                    .or_else(|| get("AWS_DEFAULT_REGION"))
+                    .ok_or("POP3_PROBE_MULTI_VANTAGE is true but AWS_REGION is not set: set POP3_PROBE_VANTAGE")?,
+            ),
+            Some(other) => {
+                return Err(format!(
+                    "environment variable POP3_PROBE_MULTI_VANTAGE must be true or false, not {other:?}"
+                ))
+            }
+        },
+    };
+    if let Some(n) = &name {
+        crate::consensus::validate_vantage_name(n)
+            .map_err(|e| format!("environment variable POP3_PROBE_VANTAGE: {e}"))?;
+    }
+    Ok(name)
+}
+
+/// One invocation, as one of several vantages when `vantage` is set.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle_with_vantage<Sec, M, A, St, V>(
+    input: serde_json::Value,
+    remaining: Duration,
+    settings: &Settings,
+    cache: &ConfigCache,
+    secrets: &Sec,
+    metrics: &M,
+    alerts: &A,
+    state: &St,
+    vantage: Option<&Vantage<'_, V>>,
+) -> Result<RunSummary, RunError>
+where
+    Sec: SecretSource,
+    M: MetricsSink,
+    A: AlertSink,
+    St: StateStore,
+    V: VantageStore,
+{
     let started = Instant::now();
     let input: Input = if input.is_null() {
         Input::default()
@@ -219,8 +282,8 @@ where
         probing: started + budget,
         finish: started + remaining.saturating_sub(RETURN_MARGIN).max(budget),
     };
-    let summary = pipeline::execute(
-        &config, &namespace, shard, deadlines, metrics, alerts, state,
+    let summary = pipeline::execute_with_vantage(
+        &config, &namespace, shard, deadlines, metrics, alerts, state, vantage,
     )
     .await;
     for r in &summary.results {

@@ -13,6 +13,7 @@ pub mod alert;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
+pub mod consensus;
 pub mod contract;
 pub mod discover;
 pub mod drift;
@@ -37,4 +38,5 @@ pub mod serve;
 pub mod sinks;
 pub mod smtp;
 pub mod text;
+pub mod vantage;
 pub mod wire;

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, MonitorState};
 use crate::sinks::{
-    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError, StateChanges, StateStore,
+    check_version, AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError,
+    StateChanges, StateStore,
 };
 
 /// The marker that makes a file a pop3-probe state file: a file without it
@@ -258,20 +259,8 @@ impl StateStore for FileState {
             pending_metrics: guard.pending_metrics.clone(),
         };
         for state in changes.monitors {
-            let current = next
-                .monitors
-                .get(&state.monitor)
-                .map(|s| s.version)
-                .unwrap_or(0);
-            if current + 1 != state.version {
-                report.errors.push(SinkError::new(
-                    "state file",
-                    format!(
-                        "{}: state moved on elsewhere (version {current}, expected {})",
-                        state.monitor,
-                        state.version.saturating_sub(1)
-                    ),
-                ));
+            if let Err(e) = check_version(next.monitors.get(&state.monitor), &state) {
+                report.errors.push(SinkError::new("state file", e));
                 continue;
             }
             next.monitors.insert(state.monitor.clone(), state);
@@ -340,6 +329,9 @@ pub fn emf(namespace: &str, d: &Datum) -> serde_json::Value {
     if d.monitor.is_some() {
         dims.push("Monitor");
     }
+    if d.vantage.is_some() {
+        dims.push("Vantage");
+    }
     if d.shard.is_some() {
         dims.push("Shard");
     }
@@ -357,6 +349,9 @@ pub fn emf(namespace: &str, d: &Datum) -> serde_json::Value {
     doc[d.name.as_str()] = serde_json::json!(d.value);
     if let Some(m) = &d.monitor {
         doc["Monitor"] = serde_json::json!(m);
+    }
+    if let Some(v) = &d.vantage {
+        doc["Vantage"] = serde_json::json!(v);
     }
     if let Some(shard) = d.shard {
         doc["Shard"] = serde_json::json!(shard.to_string());
@@ -382,6 +377,7 @@ impl MetricsSink for WriterMetrics {
             let line = match self.format {
                 MetricsFormat::JsonLines => serde_json::json!({
                     "namespace": namespace, "metric": d.name, "monitor": d.monitor,
+                    "vantage": d.vantage,
                     "shard": d.shard.map(|s| s.to_string()),
                     "value": d.value, "unit": d.unit.as_str(), "timestamp_ms": d.timestamp_ms,
                 }),

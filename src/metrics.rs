@@ -36,6 +36,9 @@ const fn m(name: &'static str, unit: Unit, dimensions: Dimensions) -> Metric {
 }
 
 // Per monitor.
+/// In a multi-vantage run this is the consensus; with `consensus.metrics:
+/// per_vantage` each vantage adds its own view under the same name with a
+/// `Vantage` dimension beside `Monitor` (docs/vantages.md).
 pub const AVAILABILITY: &str = "Availability";
 pub const RESPONSE_TIME: &str = "ResponseTime";
 pub const CERTIFICATE_DAYS_REMAINING: &str = "CertificateDaysRemaining";
@@ -57,6 +60,8 @@ pub const METRICS_PENDING: &str = "MetricsPending";
 pub const MONITORS_SKIPPED: &str = "MonitorsSkipped";
 /// Monitors whose config entry is unusable (and so are not probed).
 pub const MONITORS_MISCONFIGURED: &str = "MonitorsMisconfigured";
+/// Multi-vantage: monitors that some vantages, fewer than the quorum, see fail.
+pub const MONITORS_PARTIAL: &str = "MonitorsPartial";
 
 /// The per-phase timing of a monitor with `detailed_metrics` (an exhaustive
 /// match, so a new phase cannot be published under a name missing here).
@@ -96,6 +101,7 @@ pub fn all() -> Vec<Metric> {
         m(METRICS_PENDING, Unit::Count, D::None),
         m(MONITORS_SKIPPED, Unit::Count, D::None),
         m(MONITORS_MISCONFIGURED, Unit::Count, D::None),
+        m(MONITORS_PARTIAL, Unit::Count, D::None),
     ];
     out.extend(
         Phase::ALL

@@ -15,6 +15,7 @@ use crate::metrics as names;
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
 use crate::run::{self, Skipped};
 use crate::sinks::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
+use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// Which part of the fleet this run probes.
 #[derive(
@@ -99,6 +100,9 @@ pub struct RunSummary {
     /// State write requests made (one file write, or one per
     /// `BatchWriteItem` of 25).
     pub state_writes: usize,
+    /// Multi-vantage runs: what the vantages together decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<crate::vantage::ConsensusSummary>,
     /// Every result of the run (the Lambda logs each one as well).
     pub results: Vec<ProbeResult>,
 }
@@ -160,6 +164,7 @@ pub fn metrics(
             value,
             unit,
             timestamp_ms: now,
+            vantage: None,
         });
     };
     for r in results {
@@ -261,6 +266,41 @@ where
     A: AlertSink,
     S: StateStore,
 {
+    execute_with_vantage(
+        config,
+        namespace,
+        shard,
+        deadline,
+        metrics_sink,
+        alert_sink,
+        state,
+        None::<&Vantage<NoVantages>>,
+    )
+    .await
+}
+
+/// [`execute`], as one of several vantages when `vantage` is set: the
+/// verdicts go to the vantage store, the up/down alerts come from the
+/// consensus instead of this run's own state machine, and only the lead
+/// vantage sends the other alerts (drift, certificates, config errors) and
+/// moves the per-monitor state rows.
+#[allow(clippy::too_many_arguments)]
+pub async fn execute_with_vantage<M, A, S, V>(
+    config: &Config,
+    namespace: &str,
+    shard: Shard,
+    deadline: impl Into<Deadlines>,
+    metrics_sink: &M,
+    alert_sink: &A,
+    state: &S,
+    vantage: Option<&Vantage<'_, V>>,
+) -> RunSummary
+where
+    M: MetricsSink,
+    A: AlertSink,
+    S: StateStore,
+    V: VantageStore,
+{
     let deadlines: Deadlines = deadline.into();
     let started = Instant::now();
     let started_ms = now_ms();
@@ -357,6 +397,7 @@ where
         metrics_pending: 0,
         state_errors: Vec::new(),
         state_writes: 0,
+        consensus: None,
         results: Vec::new(),
     };
 
@@ -374,21 +415,53 @@ where
         shard: shard.shard,
         ..Default::default()
     };
+    // Vantages decide first: the up/down alerts are the consensus', and
+    // `Availability` below is the consensus too.
+    let consensus = match vantage {
+        Some(v) => {
+            let decided = tokio::time::timeout_at(
+                alerts_until,
+                crate::vantage::decide(v, config, &probed.results, alert_sink, now),
+            )
+            .await;
+            Some(decided.unwrap_or_else(|_| crate::vantage::ConsensusSummary {
+                vantage: v.name.clone(),
+                // Claimed alerts not sent are taken over after their lease:
+                // a late duplicate, never a loss.
+                errors: vec!["the consensus did not finish in the run's time for alerts".into()],
+                ..Default::default()
+            }))
+        }
+        None => None,
+    };
+    // Which alerts this run's own state machine may send: all of them
+    // alone; under a consensus, the lead sends what is not about up or
+    // down, and the others send nothing (their rows are the lead's).
+    let own_alerts = |a: &Alert| match &consensus {
+        None => true,
+        Some(c) => c.lead && !crate::vantage::is_status_alert(a.kind),
+    };
+    let own_state = consensus.as_ref().is_none_or(|c| c.lead);
     let names: Vec<String> = probed
         .results
         .iter()
         .map(|r| r.monitor.clone())
         .chain(summary.config_problems.iter().map(|p| p.monitor.clone()))
         .collect();
-    match state.load(&names).await {
-        Err(e) => {
+    let loaded = match own_state {
+        true => Some(state.load(&names).await),
+        false => None,
+    };
+    match loaded {
+        None => {}
+        Some(Err(e)) => {
             // Without the last state, a transition cannot be told from a
             // steady state: alerting now would repeat old alerts.
             summary
                 .state_errors
                 .push(format!("alert state not loaded, no alerts this run: {e}"));
         }
-        Ok(previous) => {
+        Some(Ok(previous)) => {
             let mut steps: Vec<(Option<&MonitorState>, alert::Step)> = Vec::new();
             for r in &probed.results {
                 let Some(settings) = settings.get(&r.monitor) else {
@@ -396,6 +469,7 @@ where
                 };
                 let prev = previous.get(&r.monitor);
                 let mut step = alert::evaluate(prev, r, settings, now);
+                step.alerts.retain(|a| own_alerts(a));
                 // A round trip's outstanding messages ride with its state.
                 if let Some(next) = r.roundtrip.as_ref().and_then(|f| f.next_state.clone()) {
                     step.next.roundtrip = Some(next);
@@ -404,8 +478,9 @@ where
             }
             for p in &summary.config_problems {
                 let prev = previous.get(&p.monitor);
-                let step =
+                let mut step =
                     alert::config_problem(prev, &p.monitor, &p.error.path, &p.error.message, now);
+                step.alerts.retain(|a| own_alerts(a));
                 steps.push((prev, step));
             }
             let delivered: Vec<_> = futures::stream::iter(steps)
@@ -455,7 +530,11 @@ where
     let had_pending = !data.is_empty();
     summary.metrics_pending = data.len();
     summary.duration_ms = started.elapsed().as_millis() as u64;
-    data.extend(metrics(config, &probed.results, &summary, now));
+    let mut fresh = metrics(config, &probed.results, &summary, now);
+    if let Some(c) = &consensus {
+        crate::vantage::adjust_metrics(&mut fresh, c, config.consensus.metrics, now);
+    }
+    data.extend(fresh);
     let total = data.len();
     let report =
         match tokio::time::timeout_at(metrics_until, metrics_sink.publish(namespace, data.clone()))
@@ -502,6 +581,16 @@ where
                 "saving the state of {n} monitors did not finish in the run's time; their alerts may repeat next run"
             )),
         }
+    }
+    if let Some(c) = consensus {
+        summary.alerts_sent.extend(c.alerts_sent.iter().cloned());
+        summary
+            .alerts_failed
+            .extend(c.alerts_failed.iter().cloned());
+        summary
+            .state_errors
+            .extend(c.errors.iter().map(|e| format!("consensus: {e}")));
+        summary.consensus = Some(c);
     }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     summary.results = probed.results;

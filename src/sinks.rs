@@ -81,6 +81,10 @@ pub struct Datum {
     pub unit: Unit,
     /// Milliseconds since the epoch.
     pub timestamp_ms: i64,
+    /// Multi-vantage runs: the vantage whose own view this is (a
+    /// `Vantage` dimension next to `Monitor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
 }
 
 /// What a metrics publish achieved.
@@ -136,8 +140,32 @@ pub struct SaveReport {
     pub errors: Vec<SinkError>,
 }
 
+/// The version rule of `StateChanges`, shared by every store that can
+/// check it: `next` is written only over exactly `next.version - 1` (0 for
+/// a monitor never saved), so a run that loaded an older state cannot undo
+/// what another run saved since. `Err` is the message for `SaveReport`.
+pub fn check_version(stored: Option<&MonitorState>, next: &MonitorState) -> Result<(), String> {
+    let current = stored.map(|s| s.version).unwrap_or(0);
+    if current.checked_add(1) == Some(next.version) {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: state moved on elsewhere (version {current}, expected {})",
+        next.monitor,
+        next.version.saturating_sub(1)
+    ))
+}
+
 /// Alert state per monitor, plus metrics that still await publishing (one
 /// row per shard, so concurrent shards never share one).
+///
+/// The contract (tests/state_store.rs runs it against every adapter):
+/// `load` returns only the names it holds; what `save` wrote, `load` gives
+/// back unchanged; pending metrics are per shard, `Some(vec![])` clears a
+/// shard's and `None` leaves them. A state that breaks `check_version` is
+/// refused, one error per monitor, and the others are still saved, except
+/// in `DynamoState`: `BatchWriteItem` cannot be conditional, so there the
+/// later write wins.
 pub trait StateStore: Sync {
     fn load(
         &self,

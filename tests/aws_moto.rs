@@ -116,6 +116,7 @@ fn datum(name: &str, monitor: Option<&str>, value: f64, unit: Unit, ts: i64) -> 
         value,
         unit,
         timestamp_ms: ts,
+        vantage: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn run_data(t0: i64, i: i64, a: &str, b: &str) -> Vec<Datum> {
         value,
         unit,
         timestamp_ms: at,
+        vantage: None,
     };
     let mut out = Vec::new();
     out.push(d(

@@ -7,6 +7,7 @@ use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use pop3_probe::aws::{AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
 use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
 use pop3_probe::pipeline::RunSummary;
+use pop3_probe::vantage::{DynamoVantages, Vantage};
 
 struct App {
     settings: Settings,
@@ -15,6 +16,9 @@ struct App {
     metrics: CloudWatchMetrics,
     alerts: SnsAlerts,
     state: DynamoState,
+    /// Set when this function is one of several vantages.
+    vantage: Option<String>,
+    vantages: DynamoVantages,
 }
 
 #[derive(Debug)]
@@ -35,7 +39,11 @@ async fn handler(event: LambdaEvent<serde_json::Value>, app: &App) -> Result<Run
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let remaining = lambda::remaining_time(event.context.deadline, now_ms);
-    lambda::handle(
+    let vantage = app.vantage.as_deref().map(|name| Vantage {
+        name: name.to_string(),
+        store: &app.vantages,
+    });
+    lambda::handle_with_vantage(
         event.payload,
         remaining,
         &app.settings,
@@ -44,6 +52,7 @@ async fn handler(event: LambdaEvent<serde_json::Value>, app: &App) -> Result<Run
         &app.metrics,
         &app.alerts,
         &app.state,
+        vantage.as_ref(),
     )
     .await
     .map_err(Failed)
@@ -65,10 +74,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::error!(error = %e, "cannot start");
         e
     })?;
+    let vantage = lambda::vantage_from_env().map_err(|e| {
+        tracing::error!(error = %e, "cannot start");
+        e
+    })?;
     // Timeouts and retries that fit the run's safety margin (aws::with_limits).
     let sdk = pop3_probe::aws::sdk_config().await;
     // Build the TLS roots now, not in the first probe.
     let _ = pop3_probe::net::TlsClient::webpki();
+    let state_region = std::env::var("POP3_PROBE_STATE_REGION").ok();
+    let table = pop3_probe::aws::dynamodb_in(&sdk, state_region.as_deref());
     let app = App {
         cache: ConfigCache::default(),
         secrets: AwsSecrets::new(
@@ -76,11 +91,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             Duration::from_secs(300),
         ),
         metrics: CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&sdk)),
-        alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), settings.topic_arn.clone()),
-        state: DynamoState::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            settings.state_table.clone(),
+        alerts: SnsAlerts::new(
+            pop3_probe::aws::sns_for_topic(&sdk, &settings.topic_arn),
+            settings.topic_arn.clone(),
         ),
+        state: DynamoState::new(table.clone(), settings.state_table.clone()),
+        vantages: DynamoVantages::new(table, settings.state_table.clone()),
+        vantage,
         settings,
     };
     let app = &app;

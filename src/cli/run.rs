@@ -12,11 +12,13 @@ use tokio::time::Instant;
 
 use pop3_probe::aws::{AwsSecrets, SnsAlerts};
 use pop3_probe::config::Config;
+use pop3_probe::consensus::Condition;
 use pop3_probe::local::{FileState, MetricsFormat, PrintAlerts, WriterMetrics};
 use pop3_probe::output;
 use pop3_probe::pipeline::{self, RunSummary, Shard};
 use pop3_probe::probe::Status;
 use pop3_probe::sinks::{AlertSink, SecretSource, SinkError};
+use pop3_probe::vantage::{FileVantages, Vantage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum MetricsArg {
@@ -90,6 +92,22 @@ pub struct RunArgs {
     /// Keep running, one run per interval, until interrupted. Example: --every 60s
     #[arg(long, value_parser = pop3_probe::limits::parse_every, value_name = "DURATION")]
     pub every: Option<Duration>,
+
+    /// Run as one of several vantages that must agree before an outage is
+    /// alerted (see docs/vantages.md). Give each process its own --state
+    /// and the same --vantage-state. Example: --vantage office
+    #[arg(long, value_name = "NAME")]
+    pub vantage: Option<String>,
+
+    /// Where the vantages of one machine meet (verdicts, heartbeats,
+    /// consensus). Example: --vantage-state /var/lib/pop3-probe/vantages.json
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "pop3-probe-vantages.json",
+        requires = "vantage"
+    )]
+    pub vantage_state: PathBuf,
 }
 
 /// Secrets Manager, set up only if a config actually refers to a secret.
@@ -234,6 +252,17 @@ fn table(summary: &RunSummary) -> String {
         summary.skipped.len(),
         summary.duration_ms
     ));
+    if let Some(c) = &summary.consensus {
+        out.push_str(&format!(
+            "vantage {}: alive {}; {} partial\n",
+            c.vantage,
+            c.alive.join(", "),
+            c.partial
+        ));
+        for m in c.monitors.iter().filter(|m| m.condition != Condition::Up) {
+            out.push_str(&format!("  {}: {}\n", m.condition.as_str(), m.text));
+        }
+    }
     out.push_str(&format!(
         "alerts: {} sent, {} failed; metrics: {} published, {} kept for the next run\n",
         summary.alerts_sent.len(),
@@ -307,6 +336,15 @@ pub async fn run(args: RunArgs) -> i32 {
         eprintln!("pop3-probe run: --shard/--shards: {e}");
         return output::EXIT_UNKNOWN;
     }
+    let vantages = FileVantages::new(&args.vantage_state);
+    let vantage = match args.vantage.as_deref().map(|n| Vantage::new(n, &vantages)) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            eprintln!("pop3-probe run: --vantage: {e}");
+            return output::EXIT_UNKNOWN;
+        }
+    };
     let state = match FileState::open(&args.state) {
         Ok(s) => s,
         Err(e) => {
@@ -354,8 +392,15 @@ pub async fn run(args: RunArgs) -> i32 {
             Ok(config) => {
                 let deadline = started + config.run.deadline;
                 let namespace = config.run.namespace.clone();
-                let summary = pipeline::execute(
-                    &config, &namespace, shard, deadline, &metrics, &alerts, &state,
+                let summary = pipeline::execute_with_vantage(
+                    &config,
+                    &namespace,
+                    shard,
+                    deadline,
+                    &metrics,
+                    &alerts,
+                    &state,
+                    vantage.as_ref(),
                 )
                 .await;
                 if matches!(args.metrics, Some(MetricsArg::Prometheus)) {

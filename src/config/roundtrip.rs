@@ -223,6 +223,9 @@ pub(super) fn parse(
         path: path.to_string(),
         shard_key: r.name.clone(),
         depends_on,
+        // The consensus' partial warning is for single-protocol monitors; a
+        // round trip's two halves already name the side that failed.
+        partial_alert: false,
         target,
         roundtrip: Some(Box::new(RoundtripSpec {
             submit: submit.target,

@@ -15,7 +15,7 @@ use crate::wire::command::check_arg;
 use crate::wire::{BadArgument, Command};
 
 macro_rules! simple_command {
-    ($name:ident, $wire:literal, $multi:literal, $doc:literal) => {
+    ($name:ident, $wire:literal, $doc:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $name;
@@ -24,18 +24,14 @@ macro_rules! simple_command {
                 f.write_str(concat!($wire, "\r\n"))
             }
         }
-        impl Command for $name {
-            fn multiline(&self) -> bool {
-                $multi
-            }
-        }
+        impl Command for $name {}
     };
 }
 
-simple_command!(Capa, "CAPA", true, "RFC 2449: list capabilities.");
-simple_command!(Stls, "STLS", false, "RFC 2595: start TLS.");
-simple_command!(Stat, "STAT", false, "RFC 1939: message count and size.");
-simple_command!(Quit, "QUIT", false, "RFC 1939: end the session.");
+simple_command!(Capa, "CAPA", "RFC 2449: list capabilities.");
+simple_command!(Stls, "STLS", "RFC 2595: start TLS.");
+simple_command!(Stat, "STAT", "RFC 1939: message count and size.");
+simple_command!(Quit, "QUIT", "RFC 1939: end the session.");
 
 /// `USER name`.
 #[derive(Debug, Clone, PartialEq, Eq)]

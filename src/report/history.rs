@@ -316,6 +316,7 @@ mod tests {
             value,
             unit: Unit::None,
             timestamp_ms: 1_700_000_000_000,
+            vantage: None,
         }
     }
 

@@ -38,11 +38,7 @@ impl fmt::Display for Uidl {
     }
 }
 
-impl Command for Uidl {
-    fn multiline(&self) -> bool {
-        true
-    }
-}
+impl Command for Uidl {}
 
 /// `TOP msg 0`: the headers of one message, no body line.
 struct TopZero(u32);
@@ -53,11 +49,7 @@ impl fmt::Display for TopZero {
     }
 }
 
-impl Command for TopZero {
-    fn multiline(&self) -> bool {
-        true
-    }
-}
+impl Command for TopZero {}
 
 /// `DELE msg`. Made only from a proof, inside [`DeletingSession::dele`].
 struct Dele(u32);

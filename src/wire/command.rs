@@ -45,8 +45,4 @@ pub trait Command: fmt::Display {
     fn secret(&self) -> Option<String> {
         None
     }
-    /// Whether a positive reply is followed by a multi-line body.
-    fn multiline(&self) -> bool {
-        false
-    }
 }

@@ -78,6 +78,52 @@ fn answers(port: u16) -> bool {
     buf.starts_with(b"HTTP/1.") && got >= 12
 }
 
+/// One request to each service the tests use, before any test does. moto
+/// imports a service's backend on its first request, which on a loaded
+/// 2-core CI machine has taken longer than the probe's own 2 s operation
+/// timeout (`aws::OPERATION_TIMEOUT`): the test would then measure moto's
+/// start-up, not the probe. The answers do not matter; the imports do.
+fn warm_up(port: u16) {
+    const JSON: &[(&str, &str, &str)] = &[
+        ("secretsmanager", "secretsmanager.ListSecrets", "1.1"),
+        ("dynamodb", "DynamoDB_20120810.ListTables", "1.0"),
+    ];
+    const QUERY: &[(&str, &str)] = &[
+        ("monitoring", "Action=ListMetrics&Version=2010-08-01"),
+        ("sns", "Action=ListTopics&Version=2010-03-31"),
+        ("sqs", "Action=ListQueues&Version=2012-11-05"),
+    ];
+    let auth = |service: &str| {
+        format!(
+            "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        )
+    };
+    let mut requests: Vec<String> = Vec::new();
+    for (service, target, version) in JSON {
+        requests.push(format!(
+            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\n{}X-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-{version}\r\nContent-Length: 2\r\n\r\n{{}}",
+            auth(service)
+        ));
+    }
+    for (service, body) in QUERY {
+        requests.push(format!(
+            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\n{}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            auth(service),
+            body.len()
+        ));
+    }
+    for r in requests {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        if s.write_all(r.as_bytes()).is_ok() {
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        }
+    }
+}
+
 fn start() -> Moto {
     let found = Command::new("bash")
         .args(["-c", "command -v moto_server"])
@@ -111,6 +157,7 @@ fn start() -> Moto {
         let until = Instant::now() + Duration::from_secs(45);
         loop {
             if answers(port) {
+                warm_up(port);
                 return Moto {
                     port,
                     endpoint: format!("http://127.0.0.1:{port}"),

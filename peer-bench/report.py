@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Render BENCHMARKS.md from bench/run.py's results JSON.
+"""Render BENCHMARKS.md from peer-bench/run.py's results JSON.
 
-  python3 bench/report.py target/bench/results.json > BENCHMARKS.md
+  python3 peer-bench/report.py target/bench/results.json > BENCHMARKS.md
 """
 import json
 import math
@@ -126,7 +126,7 @@ def fresh_section(res):
     return f"""### Fresh process: a TLS check run as a Nagios plugin
 
 One process per check, certificate verified, our CLI and the peers taking
-turns in one loop (`bench/fresh.py`). aws-lc seeds its random generator
+turns in one loop (`peer-bench/fresh.py`). aws-lc seeds its random generator
 from the OS CSPRNG (`getrandom`): `.cargo/config.toml` sets
 `AWS_LC_SYS_NO_JITTER_ENTROPY=1`, which drops its CPU-jitter entropy
 source (~21 ms of CPU in every fresh process). `check` runs on a
@@ -148,24 +148,24 @@ def render(res):
              "numbers are indicative only.**\n" if res["quick"] else "")
     return f"""# Benchmarks
 
-Written by `make bench` (`python3 bench/run.py`) in one run on {res['started']};
+Written by `make bench` (`python3 peer-bench/run.py`) in one run on {res['started']};
 every number below comes from that run. `make bench-ci` runs the same steps with
 small N (`--quick`) and checks no thresholds. Timing never decides pass/fail.
 {quick}
 ## How to reproduce
 
 ```sh
-make bench                  # installs the peers (bench/setup.sh), ~15-25 min on 2 cores
+make bench                  # installs the peers (peer-bench/setup.sh), ~15-25 min on 2 cores
 make bench-ci               # reduced: small N, no criterion, no arm64 zip
-python3 bench/report.py target/bench/results.json > BENCHMARKS.md   # re-render
+python3 peer-bench/report.py target/bench/results.json > BENCHMARKS.md   # re-render
 ```
 
 Pieces: `benches/probes.rs` (our engine in-process: `pop3_probe::probe::probe`
 N times in a row on a current-thread runtime; CPU from `getrusage`),
-`bench/peers.py` (the peers), `bench/delayproxy.py` (round trips),
+`peer-bench/peers.py` (the peers), `peer-bench/delayproxy.py` (round trips),
 `benches/fleet.rs` (`pipeline::execute` over N monitors with in-memory
-sinks), `benches/micro.rs` (criterion), `bench/run.py` (orchestration,
-cold start, sizes, cost model), `bench/setup.sh` (apt/pip installs).
+sinks), `benches/micro.rs` (criterion), `peer-bench/run.py` (orchestration,
+cold start, sizes, cost model), `peer-bench/setup.sh` (apt/pip installs).
 
 ## Machine
 
@@ -203,7 +203,7 @@ previous probe (a warm Lambda does the same), which none of the peers do.
 
 What each peer does: blackbox_exporter `tcp` prober with `query_response`
 (expect `+OK`, send, expect …; `starttls: true` for STLS; QUIT sent, answer
-not awaited), config written by `bench/peers.py`; poplib `POP3`/`POP3_SSL`
+not awaited), config written by `peer-bench/peers.py`; poplib `POP3`/`POP3_SSL`
 with `user`/`pass_` (or `apop`), `stat`, `quit` (which waits for `+OK`;
 `stls()` sends CAPA first); curl `-X STAT -I` (its default POP3 request is
 LIST; `-I` because STAT answers one line) — curl always sends CAPA, logs
@@ -232,7 +232,7 @@ not verify the certificate.
 
 ## 2. Round trips (loopback proxy, {R.DELAY_MS:.0f} ms each way)
 
-`bench/delayproxy.py` delays every chunk by {R.DELAY_MS:.0f} ms in each direction
+`peer-bench/delayproxy.py` delays every chunk by {R.DELAY_MS:.0f} ms in each direction
 (RTT {2 * R.DELAY_MS:.0f} ms). Round trips through the proxy = (wall with delay −
 wall on loopback) ÷ RTT; the client's `connect()` completes at the local
 proxy, so the TCP handshake's round trip is invisible and is added back

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what `make bench` needs besides the project's own setup
 # (scripts/setup.sh: Rust, Dovecot, cargo-lambda). Idempotent; runs as root.
-#   bash bench/setup.sh [--no-zip]
+#   bash peer-bench/setup.sh [--no-zip]
 set -euo pipefail
 # The peers are in the project's one package list (scripts/packages.debian);
 # install any that are missing.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: run every measurement once and write BENCHMARKS.md.
 
-  python3 bench/run.py [--quick] [--out BENCHMARKS.md] [--results FILE]
+  python3 peer-bench/run.py [--quick] [--out BENCHMARKS.md] [--results FILE]
                        [--no-zip] [--dovecot-dir DIR]
 
 --quick is the CI version: small N, no criterion, no arm64 zip build; it
@@ -10,8 +10,8 @@ the run: only a tool that cannot run at all does.
 
 Steps: start the test Dovecot; build the release binaries and the bench
 drivers; (1) CPU and wall per probe, ours in-process and per process vs
-the peers (bench/peers.py); (2) the same checks through a 25 ms one-way
-delay proxy (bench/delayproxy.py); (3) fleet runs of 10/100/1,000/10,000
+the peers (peer-bench/peers.py); (2) the same checks through a 25 ms one-way
+delay proxy (peer-bench/delayproxy.py); (3) fleet runs of 10/100/1,000/10,000
 monitors (benches/fleet.rs); (4) cold start against a fake Lambda runtime
 API on loopback, binary and zip sizes; (5) the cost model from the
 measured run durations. Results go to --results (JSON) and --out.
@@ -29,7 +29,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HERE = os.path.join(ROOT, "bench")
+HERE = os.path.dirname(os.path.abspath(__file__))
 DELAY_MS = 25.0
 
 
@@ -173,7 +173,7 @@ def fleet(exes, env_file, a):
 
 
 def fresh_rows(env_file, a):
-    """bench/fresh.py: our CLI as a Nagios plugin vs curl and check_spop,
+    """peer-bench/fresh.py: our CLI as a Nagios plugin vs curl and check_spop,
     taking turns in one loop (and the --before-bin binary, if given)."""
     cmd = ["python3", os.path.join(HERE, "fresh.py"), "--env", env_file, "--n", str(a.n_proc),
            "--bin", os.path.join(ROOT, "target/release/pop3-probe")]
