@@ -163,7 +163,9 @@ pub fn probe_result_line(r: &ProbeResult) -> String {
 
 /// Write [`probe_result_line`] to stdout, which the Lambda runtime sends to
 /// CloudWatch Logs. Not through `tracing`: its JSON formatter would wrap
-/// the record in its own envelope, as a string.
+/// the record in its own envelope, as a string. `println!` holds the
+/// stdout lock for the whole line (no interleaving with tracing's lines),
+/// and tests that call the handler in-process capture it.
 pub fn log_probe_result(r: &ProbeResult) {
     println!("{}", probe_result_line(r));
 }
