@@ -14,6 +14,7 @@ pub mod alert;
 pub mod aws;
 pub mod config;
 pub mod consensus;
+pub mod contract;
 pub mod discover;
 pub mod drift;
 pub mod lambda;

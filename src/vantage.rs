@@ -376,19 +376,20 @@ pub struct Heartbeat {
 
 /// One monitor's consensus, for the run summary (`run --json`, the Lambda's
 /// result).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConsensusLine {
     pub monitor: String,
     pub condition: Condition,
     /// What people were told: `up` or `down`.
     pub announced: Status,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    // `default` tells the schema it may be absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failing_from: Vec<String>,
     pub text: String,
 }
 
 /// What the vantage step did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ConsensusSummary {
     pub vantage: String,
     pub alive: Vec<String>,
