@@ -14,7 +14,7 @@ locals {
     {
       type = "metric", x = 0, y = 1, width = 12, height = 6
       properties = {
-        title   = "Availability per monitor (1 = up)"
+        title   = var.vantage == null ? "Availability per monitor (1 = up)" : "Availability per monitor, consensus of the vantages (1 = up)"
         region  = local.region
         view    = "timeSeries"
         stat    = "Minimum"
@@ -43,10 +43,15 @@ locals {
         view    = "timeSeries"
         stacked = false
         period  = local.alarm_period
-        metrics = [
-          [local.ns, "MonitorsUp", { stat = "Sum", label = "up", color = "#2ca02c" }],
-          [local.ns, "MonitorsDown", { stat = "Sum", label = "down", color = "#d62728" }],
-        ]
+        metrics = concat(
+          [
+            [local.ns, "MonitorsUp", { stat = "Sum", label = "up", color = "#2ca02c" }],
+            [local.ns, "MonitorsDown", { stat = "Sum", label = "down", color = "#d62728" }],
+          ],
+          # Published only by a vantage: monitors failing from fewer
+          # vantages than the quorum (shown, not paged).
+          var.vantage == null ? [] : [[local.ns, "MonitorsPartial", { stat = "Sum", label = "partial", color = "#ff7f0e" }]],
+        )
       }
     },
     {
@@ -124,9 +129,30 @@ locals {
       }
     },
   ]
+
+  # A vantage publishes Availability twice: {Monitor} is the consensus (the
+  # graph above, and what the per-monitor alarms watch), {Monitor,Vantage}
+  # this vantage's own view (consensus.metrics = "per_vantage", the
+  # default). Each vantage publishes in its own region, so this region's
+  # dashboard shows its own vantage; a dip here without one above is a path
+  # problem seen from this region only.
+  vantage_widgets = var.vantage == null ? [] : [
+    {
+      type = "metric", x = 12, y = 19, width = 12, height = 6
+      properties = {
+        title   = "Availability per monitor seen from vantage ${var.vantage} (1 = up)"
+        region  = local.region
+        view    = "timeSeries"
+        stat    = "Minimum"
+        period  = local.alarm_period
+        metrics = [[{ expression = "SEARCH('{${local.ns},Monitor,Vantage} MetricName=\"Availability\"', 'Minimum', ${local.alarm_period})", id = "vantage", label = "" }]]
+        yAxis   = { left = { min = 0, max = 1 } }
+      }
+    },
+  ]
 }
 
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = local.dashboard_name
-  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
+  dashboard_body = jsonencode({ widgets = concat(local.dashboard_widgets, local.vantage_widgets) })
 }

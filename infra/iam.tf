@@ -80,6 +80,17 @@ data "aws_iam_policy_document" "lambda" {
     resources = [local.state_table_arn]
   }
 
+  # The vantage store (src/vantage.rs): heartbeats, verdicts and the
+  # consensus items are single PutItems, the consensus ones conditional on
+  # a version number, which BatchWriteItem cannot express. The code is in
+  # every build, so the action is granted whether or not `vantage` is set
+  # (tests/policy_vs_code.py compares the policy with all of src/).
+  statement {
+    sid       = "VantageStore"
+    actions   = ["dynamodb:PutItem"]
+    resources = [local.state_table_arn]
+  }
+
   # Publishing to the SSE topic needs a data key; reading the secrets needs
   # Decrypt. Only the module's key (or kms_key_arn) and extra_kms_key_arns.
   statement {

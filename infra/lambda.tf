@@ -56,15 +56,23 @@ resource "aws_lambda_function" "probe" {
   # Manager at run time. Encrypted with the module's key all the same.
   kms_key_arn = local.kms_key_arn
   environment {
-    variables = {
-      POP3_PROBE_CONFIG_SECRET = aws_secretsmanager_secret.config.arn
-      POP3_PROBE_NAMESPACE     = local.metric_namespace
-      POP3_PROBE_TOPIC_ARN     = local.alert_topic_arn
-      POP3_PROBE_STATE_TABLE   = local.state_table_name
-      # Lets the probe warn when a server's LOGIN-DELAY is longer than this.
-      POP3_PROBE_SCHEDULE_SECONDS = tostring(local.schedule_interval_seconds)
-      RUST_LOG                    = var.rust_log
-    }
+    variables = merge(
+      {
+        POP3_PROBE_CONFIG_SECRET = aws_secretsmanager_secret.config.arn
+        POP3_PROBE_NAMESPACE     = local.metric_namespace
+        POP3_PROBE_TOPIC_ARN     = local.alert_topic_arn
+        POP3_PROBE_STATE_TABLE   = local.state_table_name
+        # Lets the probe warn when a server's LOGIN-DELAY is longer than
+        # this; also the default freshness window of the vantages (2x).
+        POP3_PROBE_SCHEDULE_SECONDS = tostring(local.schedule_interval_seconds)
+        RUST_LOG                    = var.rust_log
+      },
+      # Only when set: an empty POP3_PROBE_VANTAGE would mean the same as
+      # none, but a single-region stack's environment should not mention
+      # vantages at all (and stays unchanged for existing deployments).
+      var.vantage == null ? {} : { POP3_PROBE_VANTAGE = var.vantage },
+      var.state_table_region == null ? {} : { POP3_PROBE_STATE_REGION = var.state_table_region },
+    )
   }
 
   tags = local.tags

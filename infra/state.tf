@@ -29,5 +29,9 @@ resource "aws_dynamodb_table" "state" {
 }
 
 locals {
-  state_table_arn = var.create_state_table ? aws_dynamodb_table.state[0].arn : "arn:${local.partition}:dynamodb:${local.region}:${local.account_id}:table/${local.state_table_name}"
+  # An existing table may live in another region (state_table_region: the
+  # vantages' shared table in the home region); the function's DynamoDB
+  # client then talks to that region, so the role must name it there.
+  state_table_region = coalesce(var.state_table_region, local.region)
+  state_table_arn    = var.create_state_table ? aws_dynamodb_table.state[0].arn : "arn:${local.partition}:dynamodb:${local.state_table_region}:${local.account_id}:table/${local.state_table_name}"
 }

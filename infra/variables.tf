@@ -670,6 +670,41 @@ variable "state_table_name" {
 }
 
 # ---------------------------------------------------------------------------
+# Vantages: the module in several regions, deciding together (docs/vantages.md)
+# ---------------------------------------------------------------------------
+
+variable "vantage" {
+  description = "Vantage name of this deployment (POP3_PROBE_VANTAGE): set it in each region of a multi-region deployment sharing one state table (see examples/multi-region and docs/vantages.md); an outage is then alerted when a quorum of the vantages sees it. null: a single vantage, the region's own state machine decides."
+  type        = string
+  default     = null
+
+  validation {
+    # The rule of consensus::validate_vantage_name in src/consensus.rs: a
+    # name the function would refuse at start-up is refused at plan time.
+    condition     = var.vantage == null ? true : can(regex("^[A-Za-z0-9._-]{1,64}$", var.vantage))
+    error_message = "vantage must be 1 to 64 characters of A-Z a-z 0-9 - _ . (e.g. the region name \"eu-west-1\")."
+  }
+}
+
+variable "state_table_region" {
+  description = "Region of the existing state table (create_state_table = false) when it is not the function's own, e.g. the home region that every vantage shares (POP3_PROBE_STATE_REGION; the role's table permissions name that region). null: the function's region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.state_table_region == null ? true : can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.state_table_region))
+    error_message = "state_table_region must be an AWS region name such as \"us-east-1\"."
+  }
+
+  validation {
+    # The module creates its own table in its own region; pointing the
+    # function elsewhere would leave that table unused and the other missing.
+    condition     = var.state_table_region == null || !var.create_state_table
+    error_message = "state_table_region is the region of an existing table: set create_state_table = false and state_table_name (the module creates its own table in the function's region)."
+  }
+}
+
+# ---------------------------------------------------------------------------
 # IAM
 # ---------------------------------------------------------------------------
 

@@ -223,6 +223,8 @@ def applied(args):
                 "resources": [table_arn],
                 "condition": None,
             },
+            # The vantage store's conditional writes (src/vantage.rs).
+            "VantageStore": {"actions": ["dynamodb:PutItem"], "resources": [table_arn], "condition": None},
             "UseKeys": {"actions": ["kms:Decrypt", "kms:GenerateDataKey"], "resources": [key], "condition": None},
             "WriteOwnLogs": {
                 "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],

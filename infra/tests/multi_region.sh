@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/multi-region, end to end (the lead hooks this into tests/run.sh):
+# examples/multi-region, end to end (run by tests/run.sh, or alone):
 #
 #   1. terraform fmt -check of the example
 #   2. terraform init -backend=false + validate
@@ -7,8 +7,9 @@
 #   4. apply against one private moto server with all three regions on the
 #      same endpoint; assertions through the AWS API: one shared table and
 #      topic in the home region, one function per region, each with its
-#      vantage name, the shared table's name and home region, and a policy
-#      that allows the table calls on the home region's table only
+#      vantage name, the shared table's name and home region, a policy
+#      that allows exactly the vantage's table calls, on the home region's
+#      table only, and a dashboard with the vantage's own availability
 #   5. destroy, and nothing of the stack left in any region
 #
 # Ends with "multi-region: N passed, M failed"; exits non-zero on failure.
@@ -116,6 +117,14 @@ if mode == "applied":
         res = sorted({x for s in ddb for x in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])})
         check(res and all(f":dynamodb:{home}:" in x and x.endswith(f"table/{table}") for x in res),
               f"{r}: table calls on the home table only ({res})")
+        acts = sorted({a for s in ddb for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])})
+        want = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+        check(acts == want, f"{r}: exactly the table calls a vantage makes ({acts})")
+        # The vantage's own view beside the consensus, in its own region.
+        body = json.dumps(json.loads(c("cloudwatch", r).get_dashboard(DashboardName=f"{name}-{r}")["DashboardBody"]))
+        ns = env.get("POP3_PROBE_NAMESPACE")
+        check("{" + f"{ns},Monitor,Vantage" + "}" in body and "MonitorsPartial" in body,
+              f"{r}: dashboard shows per-vantage availability and MonitorsPartial")
 else:
     for r in regions:
         check(table not in tables[r], f"{r}: no table left")

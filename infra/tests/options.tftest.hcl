@@ -229,3 +229,56 @@ run "refuses_a_heartbeat_window_longer_than_cloudwatch_allows" {
   }
   expect_failures = [var.heartbeat_missed_runs]
 }
+
+# Issue 16: one vantage of a multi-region deployment (examples/multi-region
+# runs three of these against moto).
+run "vantage_with_a_home_region_table" {
+  command = plan
+  variables {
+    vantage            = "eu-west-1"
+    create_state_table = false
+    state_table_name   = "probe-vantages"
+    state_table_region = "us-east-1"
+  }
+  assert {
+    condition     = aws_lambda_function.probe.environment[0].variables["POP3_PROBE_VANTAGE"] == "eu-west-1" && aws_lambda_function.probe.environment[0].variables["POP3_PROBE_STATE_REGION"] == "us-east-1"
+    error_message = "the vantage name and the table's region reach the function"
+  }
+  assert {
+    condition     = output.state_table_arn == "arn:aws:dynamodb:us-east-1:123456789012:table/probe-vantages"
+    error_message = "the table's ARN (and so the role's table permissions) names the home region"
+  }
+  assert {
+    # The locals: the body as a whole holds alarm ARNs, unknown at plan.
+    condition     = strcontains(jsonencode(local.vantage_widgets), "{Pop3Probe/opt-test,Monitor,Vantage}") && strcontains(jsonencode(local.dashboard_widgets[3].properties.metrics), "MonitorsPartial")
+    error_message = "the dashboard shows per-vantage availability and partial conditions"
+  }
+}
+
+run "no_vantage_no_vantage_environment" {
+  command = plan
+  assert {
+    condition     = !contains(keys(aws_lambda_function.probe.environment[0].variables), "POP3_PROBE_VANTAGE") && !contains(keys(aws_lambda_function.probe.environment[0].variables), "POP3_PROBE_STATE_REGION")
+    error_message = "a single-vantage stack's environment names no vantage and no state region"
+  }
+  assert {
+    condition     = length(local.vantage_widgets) == 0 && !strcontains(jsonencode(local.dashboard_widgets[3].properties.metrics), "MonitorsPartial")
+    error_message = "no vantage widgets on a single-vantage dashboard"
+  }
+}
+
+run "refuses_a_vantage_name_the_function_refuses" {
+  command = plan
+  variables {
+    vantage = "eu west 1"
+  }
+  expect_failures = [var.vantage]
+}
+
+run "refuses_state_table_region_for_the_modules_own_table" {
+  command = plan
+  variables {
+    state_table_region = "us-east-1"
+  }
+  expect_failures = [var.state_table_region]
+}

@@ -17,7 +17,10 @@
 #      examples/vpc and examples/existing-resources; then examples/minimal
 #      three times side by side (the same name in two regions, a second
 #      name in one region)
-#   8. policy-vs-code: the function's policy allows exactly what src/ calls
+#   8. examples/multi-region (tests/multi_region.sh, its own moto server):
+#      fmt, validate, checkov, apply of three vantages in three regions on
+#      one endpoint, assertions, destroy; each of its checks counts here
+#   9. policy-vs-code: the function's policy allows exactly what src/ calls
 #      (plus a self-test of that check on fixture trees)
 #
 # Ends with "infra: N passed, M failed"; exits non-zero if anything failed.
@@ -113,10 +116,11 @@ count_checks() {
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   PASSED=$((PASSED + p))
   FAILED=$((FAILED + f))
-  sed -n 's/^PASS /PASS  /p' "$log"
+  # One column whatever the command's own spacing ("PASS x" or "PASS  x").
+  sed -n 's/^PASS  */PASS  /p' "$log"
   if [ "$f" -gt 0 ]; then
     FAILED_NAMES+=("$name")
-    grep '^FAIL ' "$log" | sed 's/^FAIL /FAIL  /'
+    grep '^FAIL ' "$log" | sed 's/^FAIL  */FAIL  /'
     sed 's/^/      | /' "$log" | grep -v '| PASS ' | tail -n 60
   fi
 }
@@ -310,6 +314,12 @@ else
   done
   moto_stop
 fi
+
+# ---------------------------------------------------------------- multi-region
+# Three vantages of examples/multi-region (issue 16). The script starts its
+# own moto server (this one is stopped above) and keeps its own work dir;
+# each of its PASS/FAIL lines counts, its summary line does not.
+count_checks "examples/multi-region" bash "$TESTS_DIR/multi_region.sh"
 
 # ---------------------------------------------------------------- policy vs code
 POLICY="$WORK/lambda-policy.json"
