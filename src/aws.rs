@@ -15,9 +15,10 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use crate::alert::{Alert, MonitorState};
+use crate::credentials::SecretSource;
 use crate::sinks::{
-    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SecretSource, SinkError,
-    StateChanges, StateStore, Unit,
+    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError, StateChanges, StateStore,
+    Unit,
 };
 
 /// An SDK error as one readable line (code and message, no request body).

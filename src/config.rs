@@ -13,10 +13,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::alert::AlertSettings;
+use crate::credentials::SecretSource;
 use crate::limits::{self, ThresholdConflict};
 use crate::probe::{AuthMethod, Kind, Target, TlsMode, DEFAULT_TIMEOUT};
 use crate::profile;
-use crate::sinks::SecretSource;
 
 mod roundtrip;
 pub use roundtrip::RoundtripSpec;
@@ -233,16 +234,6 @@ pub struct RunConfig {
     pub deadline: Duration,
     pub secrets_ttl: Duration,
     pub schedule: Option<Duration>,
-}
-
-/// Alerting settings of one monitor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertSettings {
-    pub failures_before_alert: u32,
-    /// How often the monitor is probed, when known (LOGIN-DELAY warning).
-    pub schedule: Option<Duration>,
-    pub certificate_warning_days: u32,
-    pub renotify: Option<Duration>,
 }
 
 /// A monitor ready to probe (credentials still unresolved).
@@ -1510,13 +1501,13 @@ mod tests {
 
     struct NoSecrets;
     impl SecretSource for NoSecrets {
-        async fn secret(&self, id: &str) -> Result<SecretString, crate::sinks::SinkError> {
+        async fn secret(&self, id: &str) -> Result<SecretString, crate::outside::SinkError> {
             if id == "good" {
                 Ok(SecretString::from(
                     r#"{"username": "from-secret", "password": "pw"}"#.to_string(),
                 ))
             } else {
-                Err(crate::sinks::SinkError::new(
+                Err(crate::outside::SinkError::new(
                     "secretsmanager",
                     format!("secret {id} does not exist"),
                 ))

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use futures::StreamExt as _;
 
-use crate::alert::{self, Alert, MonitorState};
+use crate::alert::{self, Alert, AlertFailure, MonitorState};
 use crate::config::{Config, ConfigProblem};
 use crate::metrics as names;
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
@@ -60,13 +60,6 @@ pub struct FailureLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertFailure {
-    pub monitor: String,
-    pub kind: &'static str,
-    pub error: String,
 }
 
 /// What a run did. Returned by the Lambda and printed by `run --json`.

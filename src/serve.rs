@@ -25,10 +25,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError, MonitorSpec};
+use crate::credentials::SecretSource;
 use crate::probe::{AuthMethod, ProbeResult, Status};
 use crate::prom::{self, Exposition, Format, Type};
 use crate::run;
-use crate::sinks::SecretSource;
 
 /// The top-level key `serve` reads and `run` does not: named blocks of
 /// monitor settings for ad-hoc targets.

@@ -32,9 +32,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::AlertFailure;
 use crate::config::Config;
 use crate::consensus::{self, Condition, ConsensusState, FleetState, MetricsMode, Unsent, Verdict};
-use crate::pipeline::AlertFailure;
 use crate::probe::{ProbeResult, Status};
 use crate::sinks::{AlertSink, Datum, SinkError, Unit};
 

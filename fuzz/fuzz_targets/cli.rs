@@ -27,7 +27,7 @@ mod run {
         }
     }
 
-    impl pop3_probe::sinks::SecretSource for LazySecrets {
+    impl pop3_probe::credentials::SecretSource for LazySecrets {
         async fn secret(
             &self,
             id: &str,

@@ -414,7 +414,7 @@ impl OAuth2Args {
 /// The CLI reads secrets from the environment and files only.
 struct NoSecretSource;
 
-impl pop3_probe::sinks::SecretSource for NoSecretSource {
+impl pop3_probe::credentials::SecretSource for NoSecretSource {
     async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::sinks::SinkError> {
         Err(pop3_probe::sinks::SinkError::new(
             "cli",

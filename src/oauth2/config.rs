@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{ClientAuth, Credential, Grant, GrantKind, Provider};
-use crate::sinks::SecretSource;
+use crate::credentials::SecretSource;
 
 /// `credentials.<name>.oauth2`: how to get an access token.
 #[derive(Clone, Deserialize, JsonSchema)]
@@ -305,11 +305,11 @@ mod tests {
 
     struct NoSecrets;
     impl SecretSource for NoSecrets {
-        async fn secret(&self, id: &str) -> Result<SecretString, crate::sinks::SinkError> {
+        async fn secret(&self, id: &str) -> Result<SecretString, crate::outside::SinkError> {
             if id == "sm-secret" {
                 return Ok(SecretString::from(" from-sm \n".to_string()));
             }
-            Err(crate::sinks::SinkError::new(
+            Err(crate::outside::SinkError::new(
                 "test",
                 format!("no secret {id}"),
             ))

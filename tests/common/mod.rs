@@ -43,7 +43,7 @@ pub fn ensure_harness(harness: &str, dir: &Path, hint: &str) -> HashMap<String, 
 /// inline or in the environment.
 pub struct NoSecrets;
 
-impl pop3_probe::sinks::SecretSource for NoSecrets {
+impl pop3_probe::credentials::SecretSource for NoSecrets {
     async fn secret(
         &self,
         id: &str,
