@@ -8,17 +8,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alert::AlertSettings;
-use crate::credentials::SecretSource;
+use crate::credentials::{self, SecretSource, Source};
 use crate::limits::{self, ThresholdConflict};
 use crate::probe::{AuthMethod, Kind, Target, TlsMode, DEFAULT_TIMEOUT};
 use crate::profile;
 
+// The `oauth2` block is config (read once, secrets resolved like a
+// password); `crate::oauth2` is the token client the probe uses.
+pub mod oauth2;
 mod roundtrip;
 pub use roundtrip::RoundtripSpec;
 
@@ -208,7 +211,7 @@ pub struct Credential {
     pub secret_id: Option<String>,
     /// Log in with an OAuth2 access token instead of a password
     /// (XOAUTH2 / OAUTHBEARER); no password source then.
-    pub oauth2: Option<crate::oauth2::config::OAuth2Config>,
+    pub oauth2: Option<oauth2::OAuth2Config>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -1010,53 +1013,18 @@ async fn read_credential<S: SecretSource>(
     c: &Credential,
     secrets: &S,
 ) -> Result<(Option<String>, SecretString), String> {
-    if let Some(p) = &c.password {
-        return Ok((None, p.clone()));
-    }
-    if let Some(var) = &c.password_env {
-        return std::env::var(var)
-            .map(|v| (None, SecretString::from(v)))
-            .map_err(|_| format!("environment variable {var} is not set"));
-    }
-    if let Some(file) = &c.password_file {
-        return limits::read_password_file(file).map(|line| (None, SecretString::from(line)));
-    }
-    if let Some(id) = &c.secret_id {
-        let value = secrets
-            .secret(id)
-            .await
-            .map_err(|e| format!("secret {id}: {e}"))?;
-        return parse_account_secret(value.expose_secret())
-            .map_err(|e| format!("secret {id}: {e}"));
-    }
-    Err("no password source".into())
-}
-
-/// A credential secret is `{"username": ..., "password": ...}` (username
-/// optional) or the bare password.
-fn parse_account_secret(text: &str) -> Result<(Option<String>, SecretString), String> {
-    let trimmed = text.trim();
-    if !trimmed.starts_with('{') {
-        if trimmed.is_empty() {
-            return Err("the secret is empty".into());
-        }
-        return Ok((None, SecretString::from(trimmed.to_string())));
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Account {
-        username: Option<String>,
-        password: SecretString,
-    }
-    // Deliberately no serde error text: it can quote the secret's content.
-    let a: Account = serde_json::from_str(trimmed).map_err(|e| {
-        format!(
-            "not {{\"username\": ..., \"password\": ...}} JSON (line {} column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
-    Ok((a.username, a.password))
+    let source = if let Some(p) = &c.password {
+        Source::Inline(p)
+    } else if let Some(var) = &c.password_env {
+        Source::Env(var)
+    } else if let Some(file) = &c.password_file {
+        Source::File(file)
+    } else if let Some(id) = &c.secret_id {
+        Source::Secret(id)
+    } else {
+        return Err("no password source".into());
+    };
+    credentials::read_account(source, secrets).await
 }
 
 /// `parent.key`, or `parent["key"]` when the key is not a plain word (an
@@ -1273,6 +1241,8 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<Config, Co
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::parse_account_secret;
+    use secrecy::ExposeSecret;
 
     fn doc(monitors: &str) -> String {
         format!(
