@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::rfc3339;
 use crate::drift::{self, CapabilitySet, Drift};
-use crate::net::rfc3339;
 use crate::probe::{FailureKind, ProbeResult, Status};
 
 /// Alerting settings of one monitor (the config fills them in; the state

@@ -550,7 +550,7 @@ fn state_item(state: &MonitorState) -> Result<HashMap<String, AttributeValue>, S
         ),
         (
             "since".into(),
-            AttributeValue::S(crate::net::rfc3339(state.since_ms / 1000)),
+            AttributeValue::S(crate::clock::rfc3339(state.since_ms / 1000)),
         ),
         ("state".into(), AttributeValue::S(json)),
     ]))

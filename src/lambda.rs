@@ -344,7 +344,7 @@ async fn probe_health<A: AlertSink, St: StateStore>(
     alerts: &A,
     state: &St,
 ) {
-    let now = pipeline::now_ms();
+    let now = crate::clock::now_ms();
     let row = probe_row(shard);
     let prev = state
         .load(std::slice::from_ref(&row))

@@ -12,6 +12,7 @@
 pub mod alert;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod consensus;
 pub mod credentials;

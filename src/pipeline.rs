@@ -2,7 +2,6 @@
 //! probe, publish metrics, move each monitor's alert state forward.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::time::Instant;
@@ -10,6 +9,7 @@ use tokio::time::Instant;
 use futures::StreamExt as _;
 
 use crate::alert::{self, Alert, AlertFailure, MonitorState};
+use crate::clock::now_ms;
 use crate::config::{Config, ConfigProblem};
 use crate::metrics as names;
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
@@ -109,13 +109,6 @@ impl RunSummary {
     pub fn has_undelivered_alerts(&self) -> bool {
         !self.alerts_failed.is_empty()
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The most unpublished values kept for the next run (a DynamoDB item holds
@@ -349,7 +342,7 @@ where
 
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
     let mut summary = RunSummary {
-        started_at: crate::net::rfc3339(started_ms / 1000),
+        started_at: crate::clock::rfc3339(started_ms / 1000),
         duration_ms: started.elapsed().as_millis() as u64,
         shard,
         probed: probed.results.len(),

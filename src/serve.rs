@@ -323,13 +323,6 @@ pub enum ProbeOutcome {
     Skipped(String),
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<&str> = names.map(String::as_str).take(20).collect();
     if names.is_empty() {
@@ -354,7 +347,7 @@ impl Exporter {
             locks: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats {
                 last_reload_ok: true,
-                last_reload_success_unix: unix_now(),
+                last_reload_success_unix: crate::clock::now_secs_f64(),
                 ..Stats::default()
             }),
             offset,
@@ -390,7 +383,7 @@ impl Exporter {
                 .or_default() += 1;
             s.last_reload_ok = ok;
             if ok {
-                s.last_reload_success_unix = unix_now();
+                s.last_reload_success_unix = crate::clock::now_secs_f64();
             }
         }
     }

@@ -106,7 +106,7 @@ impl Stack {
 }
 
 fn now_ms() -> i64 {
-    pipeline::now_ms()
+    pop3_probe::clock::now_ms()
 }
 
 fn datum(name: &str, monitor: Option<&str>, value: f64, unit: Unit, ts: i64) -> Datum {
