@@ -1238,6 +1238,39 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<Config, Co
     Ok(config)
 }
 
+/// [`load`] for a runner that comes back (`run`, the Lambda): see
+/// [`Config::prepare_for_runner`].
+pub async fn load_for_runner<S: SecretSource>(
+    text: &str,
+    secrets: &S,
+    schedule: Option<Duration>,
+) -> Result<Config, ConfigError> {
+    let mut config = Config::parse(text)?;
+    config.prepare_for_runner(secrets, schedule).await;
+    Ok(config)
+}
+
+impl Config {
+    /// What follows parsing for a runner that comes back: its secret
+    /// source (kept across runs) reuses values for the document's
+    /// `run.secrets_ttl_seconds`; the runner's schedule (`run --every`,
+    /// the Lambda's `POP3_PROBE_SCHEDULE_SECONDS`) stands in where the
+    /// document gives none; then the credentials are read. In one place so
+    /// that the CLI and the Lambda cannot drift apart; the Lambda calls it
+    /// on the parse it caches.
+    pub async fn prepare_for_runner<S: SecretSource>(
+        &mut self,
+        secrets: &S,
+        schedule: Option<Duration>,
+    ) {
+        secrets.set_ttl(self.run.secrets_ttl);
+        if let Some(every) = schedule {
+            self.assume_schedule(every);
+        }
+        self.resolve_credentials(secrets).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

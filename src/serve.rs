@@ -99,8 +99,7 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<ServeConfi
     // for an exporter that only serves modules.
     top.entry("monitors").or_insert(Value::Array(vec![]));
     let rest = Value::Object(top);
-    let mut config = Config::parse(&rest.to_string())?;
-    config.resolve_credentials(secrets).await;
+    let config = crate::config::load(&rest.to_string(), secrets).await?;
 
     let mut modules = BTreeMap::new();
     for (name, raw) in raw_modules {

@@ -810,12 +810,10 @@ async fn roundtrip(args: &CheckArgs, name: &str) -> anyhow::Result<(probe::Probe
     };
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("--config: cannot read {}", file.display()))?;
-    let mut config = pop3_probe::config::Config::parse(&text)
+    let config = pop3_probe::config::load(&text, &super::run::LazySecrets::new())
+        .await
         .map_err(anyhow::Error::new)
         .context("--config")?;
-    config
-        .resolve_credentials(&super::run::LazySecrets::new())
-        .await;
     if let Some(p) = config.problems.iter().find(|p| p.monitor == name) {
         bail!("monitor {name}: {}", p.error);
     }

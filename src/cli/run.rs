@@ -177,13 +177,9 @@ async fn read_config(args: &RunArgs, secrets: &LazySecrets) -> anyhow::Result<Co
             .to_string(),
         (None, None) => anyhow::bail!("give --config FILE or --config-secret ID"),
     };
-    let mut config = Config::parse(&text).map_err(anyhow::Error::new)?;
-    if let Some(every) = args.every {
-        config.assume_schedule(every);
-    }
-    secrets.set_ttl(config.run.secrets_ttl);
-    config.resolve_credentials(secrets).await;
-    Ok(config)
+    pop3_probe::config::load_for_runner(&text, secrets, args.every)
+        .await
+        .map_err(anyhow::Error::new)
 }
 
 fn table(summary: &RunSummary) -> String {
