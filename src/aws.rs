@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::alert::{Alert, MonitorState};
 use crate::credentials::SecretSource;
-use crate::sinks::{
+use crate::ports::{
     AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError, StateChanges, StateStore,
     Unit,
 };

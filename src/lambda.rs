@@ -11,8 +11,8 @@ use crate::alert::{self, MonitorState};
 use crate::config::Config;
 use crate::credentials::SecretSource;
 use crate::pipeline::{self, RunSummary, Shard};
+use crate::ports::{AlertSink, MetricsSink, StateChanges, StateStore};
 use crate::probe::Status;
-use crate::sinks::{AlertSink, MetricsSink, StateChanges, StateStore};
 use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// What the function reads from its environment (set by infra/lambda.tf).

@@ -12,9 +12,9 @@ use crate::alert::{self, Alert, AlertFailure, MonitorState};
 use crate::clock::now_ms;
 use crate::config::{Config, ConfigProblem};
 use crate::metrics as names;
+use crate::ports::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
 use crate::run::{self, Skipped};
-use crate::sinks::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
 use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// Which part of the fleet this run probes.
@@ -522,7 +522,7 @@ where
             Ok(r) => r,
             // Unknown how much arrived: keep it all (a repeat is one more
             // sample; a loss is a gap).
-            Err(_) => crate::sinks::PublishReport {
+            Err(_) => crate::ports::PublishReport {
                 failed: data,
                 errors: vec![format!(
                 "publishing {total} values did not finish in the run's time; kept for the next run"

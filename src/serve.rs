@@ -979,8 +979,8 @@ mod tests {
 
     struct NoSecrets;
     impl SecretSource for NoSecrets {
-        async fn secret(&self, id: &str) -> Result<secrecy::SecretString, crate::sinks::SinkError> {
-            Err(crate::sinks::SinkError::new(
+        async fn secret(&self, id: &str) -> Result<secrecy::SecretString, crate::ports::SinkError> {
+            Err(crate::ports::SinkError::new(
                 "test",
                 format!("no secret {id}"),
             ))

@@ -23,8 +23,8 @@ use pop3_probe::config;
 use pop3_probe::credentials::SecretSource;
 use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
 use pop3_probe::pipeline::{self, RunSummary, Shard};
+use pop3_probe::ports::{Datum, MetricsSink, StateChanges, StateStore, Unit};
 use pop3_probe::probe::{FailureKind, Status};
-use pop3_probe::sinks::{Datum, MetricsSink, StateChanges, StateStore, Unit};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::time::Instant;
@@ -715,7 +715,7 @@ fn alert(monitor: &str, kind: AlertKind, category: Category, cause: Option<Failu
 async fn alerts_reach_an_sqs_subscriber_with_attributes() {
     let s = stack("sns").await;
     let sink = s.alerts();
-    use pop3_probe::sinks::AlertSink;
+    use pop3_probe::ports::AlertSink;
     sink.send(&alert(
         "mail-1",
         AlertKind::Down,

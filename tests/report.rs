@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pop3_probe::local::{MetricsFormat, WriterMetrics};
-use pop3_probe::sinks::{Datum, MetricsSink, Unit};
+use pop3_probe::ports::{Datum, MetricsSink, Unit};
 
 const NS: &str = "Pop3Probe";
 const MINUTE: i64 = 60_000;

@@ -11,8 +11,8 @@ use std::path::Path;
 use common::mem::MemState;
 use pop3_probe::alert::MonitorState;
 use pop3_probe::local::FileState;
+use pop3_probe::ports::{Datum, SaveReport, StateChanges, StateStore, Unit};
 use pop3_probe::probe::{FailureKind, Status};
-use pop3_probe::sinks::{Datum, SaveReport, StateChanges, StateStore, Unit};
 
 /// What a store does with a state whose version does not follow the
 /// stored one: the one place the adapters differ.

@@ -31,8 +31,8 @@ mod run {
         async fn secret(
             &self,
             id: &str,
-        ) -> Result<secrecy::SecretString, pop3_probe::sinks::SinkError> {
-            Err(pop3_probe::sinks::SinkError::new(
+        ) -> Result<secrecy::SecretString, pop3_probe::ports::SinkError> {
+            Err(pop3_probe::ports::SinkError::new(
                 "fuzz",
                 format!("no Secrets Manager in the fuzz build ({id})"),
             ))

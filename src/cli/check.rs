@@ -415,8 +415,8 @@ impl OAuth2Args {
 struct NoSecretSource;
 
 impl pop3_probe::credentials::SecretSource for NoSecretSource {
-    async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::sinks::SinkError> {
-        Err(pop3_probe::sinks::SinkError::new(
+    async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::ports::SinkError> {
+        Err(pop3_probe::ports::SinkError::new(
             "cli",
             format!("no Secrets Manager from the command line ({id})"),
         ))

@@ -17,8 +17,8 @@ use pop3_probe::credentials::SecretSource;
 use pop3_probe::local::{FileState, MetricsFormat, PrintAlerts, WriterMetrics};
 use pop3_probe::output;
 use pop3_probe::pipeline::{self, RunSummary, Shard};
+use pop3_probe::ports::{AlertSink, SinkError};
 use pop3_probe::probe::Status;
-use pop3_probe::sinks::{AlertSink, SinkError};
 use pop3_probe::vantage::{FileVantages, Vantage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

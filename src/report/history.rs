@@ -306,7 +306,7 @@ fn no_data(query: &Query, source: &str, seen: &Seen) -> ReportError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::{Datum, Unit};
+    use crate::ports::{Datum, Unit};
 
     fn datum(name: &str, monitor: Option<&str>, value: f64) -> Datum {
         Datum {

@@ -47,8 +47,8 @@ impl pop3_probe::credentials::SecretSource for NoSecrets {
     async fn secret(
         &self,
         id: &str,
-    ) -> Result<secrecy::SecretString, pop3_probe::sinks::SinkError> {
-        Err(pop3_probe::sinks::SinkError::new(
+    ) -> Result<secrecy::SecretString, pop3_probe::ports::SinkError> {
+        Err(pop3_probe::ports::SinkError::new(
             "test",
             format!("no secret {id}"),
         ))
