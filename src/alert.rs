@@ -27,8 +27,9 @@ pub struct AlertSettings {
     pub renotify: Option<Duration>,
 }
 
-/// An alert that was not accepted for delivery; retried next run.
-#[derive(Debug, Clone, Serialize)]
+// An alert that was not accepted for delivery; retried next run. (A
+// plain comment: a doc comment would change the result schema.)
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AlertFailure {
     pub monitor: String,
     pub kind: &'static str,

@@ -395,6 +395,86 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// Rounds of retrying what DynamoDB left unprocessed (throttling).
 const UNPROCESSED_ROUNDS: u32 = 5;
 
+/// The items of `table` keyed `monitor` = each of `names` (those that
+/// exist): BatchGetItem in chunks of 100, several in flight, following
+/// UnprocessedKeys with backoff. `consistent`: a strongly consistent read
+/// (the vantages' conditional writes need it; the state rows, written by
+/// one run at a time, do not).
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    names: &[String],
+    consistent: bool,
+) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
+    use futures::StreamExt as _;
+    // BatchGetItem refuses a request that names a key twice.
+    let mut unique: Vec<&String> = names.iter().collect();
+    unique.sort();
+    unique.dedup();
+    let owned: Vec<Vec<String>> = unique
+        .chunks(100)
+        .map(|c| c.iter().map(|n| (*n).clone()).collect())
+        .collect();
+    let chunks: Vec<Result<Vec<_>, SinkError>> = futures::stream::iter(owned)
+        .map(|chunk| async move { batch_get_chunk(client, table, &chunk, consistent).await })
+        .buffer_unordered(BATCHES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut items = Vec::new();
+    for c in chunks {
+        items.extend(c?);
+    }
+    Ok(items)
+}
+
+async fn batch_get_chunk(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    chunk: &[String],
+    consistent: bool,
+) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
+    let mut items = Vec::new();
+    let mut request = KeysAndAttributes::builder()
+        .set_keys(Some(chunk.iter().map(|n| DynamoState::key(n)).collect()))
+        .consistent_read(consistent)
+        .build()
+        .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
+    let mut delay = Duration::from_millis(50);
+    for round in 0.. {
+        let out = client
+            .batch_get_item()
+            .request_items(table, request.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                SinkError::transient(
+                    "dynamodb",
+                    format!("BatchGetItem on {table}: {}", describe(&e)),
+                )
+            })?;
+        if let Some(found) = out.responses().and_then(|r| r.get(table)) {
+            items.extend(found.iter().cloned());
+        }
+        match out.unprocessed_keys().and_then(|u| u.get(table)) {
+            Some(rest) if !rest.keys().is_empty() => {
+                if round == UNPROCESSED_ROUNDS {
+                    return Err(SinkError::transient(
+                        "dynamodb",
+                        format!(
+                            "BatchGetItem left keys unprocessed after {UNPROCESSED_ROUNDS} retries"
+                        ),
+                    ));
+                }
+                request = rest.clone();
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            _ => break,
+        }
+    }
+    Ok(items)
+}
+
 impl DynamoState {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoState {
@@ -408,67 +488,11 @@ impl DynamoState {
         HashMap::from([("monitor".to_string(), AttributeValue::S(name.to_string()))])
     }
 
-    /// BatchGetItem in chunks of 100, following UnprocessedKeys.
     async fn get_many(
         &self,
         names: &[String],
     ) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
-        use futures::StreamExt as _;
-        let owned: Vec<Vec<String>> = names.chunks(100).map(<[String]>::to_vec).collect();
-        let chunks: Vec<Result<Vec<_>, SinkError>> = futures::stream::iter(owned)
-            .map(|chunk| async move { self.get_chunk(&chunk).await })
-            .buffer_unordered(BATCHES_IN_FLIGHT)
-            .collect()
-            .await;
-        let mut items = Vec::new();
-        for c in chunks {
-            items.extend(c?);
-        }
-        Ok(items)
-    }
-
-    async fn get_chunk(
-        &self,
-        chunk: &[String],
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
-        let mut items = Vec::new();
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(chunk.iter().map(|n| Self::key(n)).collect()))
-            .build()
-            .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
-        let mut delay = Duration::from_millis(50);
-        for round in 0.. {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request.clone())
-                .send()
-                .await
-                .map_err(|e| {
-                    SinkError::transient(
-                        "dynamodb",
-                        format!("BatchGetItem on {}: {}", self.table, describe(&e)),
-                    )
-                })?;
-            if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
-                items.extend(found.iter().cloned());
-            }
-            match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                Some(rest) if !rest.keys().is_empty() => {
-                    if round == UNPROCESSED_ROUNDS {
-                        return Err(SinkError::transient(
-                            "dynamodb",
-                            format!("BatchGetItem left keys unprocessed after {UNPROCESSED_ROUNDS} retries"),
-                        ));
-                    }
-                    request = rest.clone();
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                _ => break,
-            }
-        }
-        Ok(items)
+        batch_get(&self.client, &self.table, names, false).await
     }
 
     /// One BatchWriteItem of at most 25 puts, retrying what comes back

@@ -26,7 +26,7 @@ mod roundtrip;
 pub use roundtrip::RoundtripSpec;
 
 /// An error that names where in the document it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, JsonSchema)]
 #[error("{path}: {message}")]
 pub struct ConfigError {
     pub path: String,
@@ -262,7 +262,7 @@ pub struct MonitorSpec {
 }
 
 /// A monitor whose settings are unusable; reported, not probed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ConfigProblem {
     /// The monitor's name, or its path when the name itself is unusable.
     pub monitor: String,

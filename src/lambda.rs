@@ -305,16 +305,8 @@ where
     )
     .await;
     for r in &summary.results {
-        tracing::info!(
-            monitor = %r.monitor,
-            status = r.status.as_str(),
-            failure = r.failure.map(|f| f.as_str()),
-            phase = r.failed_phase.map(|p| p.as_str()),
-            response_time_ms = r.response_time_ms,
-            attempts = r.attempts,
-            message = %r.message,
-            "probe"
-        );
+        // The `probe_result` document, one line each (schema/result.schema.json).
+        crate::contract::log_probe_result(r);
     }
     for p in &summary.config_problems {
         tracing::warn!(monitor = %p.monitor, error = %p.error, "monitor misconfigured");

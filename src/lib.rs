@@ -17,6 +17,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod consensus;
+pub mod contract;
 pub mod credentials;
 pub mod discover;
 pub mod drift;

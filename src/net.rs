@@ -109,7 +109,7 @@ pub async fn connect_any(
 }
 
 /// Certificate facts, whether or not it verified.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateFacts {
     pub subject: String,
     pub issuer: String,
@@ -122,7 +122,7 @@ pub struct CertificateFacts {
 }
 
 /// What the TLS session turned out to be.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TlsFacts {
     pub version: String,
     pub cipher: String,
@@ -137,7 +137,7 @@ pub struct TlsFacts {
 
 /// Why TLS failed. Serialized under the failure kinds' names
 /// (`probe::FailureKind`, which `From` maps these to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TlsFailure {
     #[serde(rename = "tls_handshake_failed")]
     Handshake,
@@ -157,7 +157,8 @@ pub enum TlsFailure {
 /// `verified: true`. In JSON: `"not_asked"`, `"passed"`, or
 /// `{"failed": "certificate_expired"}`; a stored `true`/`false` from
 /// before reads as passed/not asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// The schema is of what is written; `from` only widens what is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", from = "VerificationRepr")]
 pub enum Verification {
     NotAsked,

@@ -24,9 +24,11 @@ pub fn exit_code(r: &ProbeResult) -> i32 {
     }
 }
 
-/// The full result as pretty JSON.
+/// The full result as pretty JSON: the `probe_result` document
+/// (`crate::contract`).
 pub fn json(r: &ProbeResult) -> String {
-    serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    serde_json::to_string_pretty(&crate::contract::ProbeResultDocument::new(r))
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 fn mode_label(r: &ProbeResult) -> String {

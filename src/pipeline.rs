@@ -18,7 +18,9 @@ use crate::run::{self, Skipped};
 use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// Which part of the fleet this run probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize, schemars::JsonSchema,
+)]
 pub struct Shard {
     pub shard: u32,
     pub shards: u32,
@@ -51,7 +53,7 @@ impl Shard {
 }
 
 /// A failed monitor, in one line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FailureLine {
     pub monitor: String,
     pub status: Status,
@@ -62,9 +64,12 @@ pub struct FailureLine {
     pub message: String,
 }
 
-/// What a run did. Returned by the Lambda and printed by `run --json`.
-#[derive(Debug, Clone, Serialize)]
+/// What a run did. Returned by the Lambda and printed by `run --json`: the
+/// `run_summary` document of `crate::contract`.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
+    pub document: crate::contract::Document<crate::contract::RunSummaryName>,
+    pub schema_version: crate::contract::SchemaVersion,
     pub started_at: String,
     pub duration_ms: u64,
     pub shard: Shard,
@@ -91,7 +96,7 @@ pub struct RunSummary {
     /// Multi-vantage runs: what the vantages together decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consensus: Option<crate::vantage::ConsensusSummary>,
-    #[serde(skip)]
+    /// Every result of the run (the Lambda logs each one as well).
     pub results: Vec<ProbeResult>,
 }
 
@@ -342,6 +347,8 @@ where
 
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
     let mut summary = RunSummary {
+        document: Default::default(),
+        schema_version: crate::contract::SchemaVersion,
         started_at: crate::clock::rfc3339(started_ms / 1000),
         duration_ms: started.elapsed().as_millis() as u64,
         shard,

@@ -30,7 +30,7 @@ pub fn shard_of(name: &str, shards: u32) -> u32 {
 }
 
 /// A monitor the run could not start before its deadline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Skipped {
     pub monitor: String,
     pub reason: String,

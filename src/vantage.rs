@@ -290,70 +290,17 @@ impl DynamoVantages {
 #[cfg(feature = "aws")]
 impl VantageStore for DynamoVantages {
     async fn get(&self, keys: &[String]) -> Result<HashMap<String, Doc>, SinkError> {
-        use aws_sdk_dynamodb::types::{AttributeValue as V, KeysAndAttributes};
+        let items = crate::aws::batch_get(&self.client, &self.table, keys, true).await?;
         let mut out = HashMap::new();
-        let mut unique: Vec<&String> = keys.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for chunk in unique.chunks(100) {
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(
-                    chunk
-                        .iter()
-                        .map(|k| HashMap::from([("monitor".to_string(), V::S((*k).clone()))]))
-                        .collect(),
-                ))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
-            let mut delay = Duration::from_millis(50);
-            for round in 0.. {
-                let got = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request.clone())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        SinkError::transient(
-                            "dynamodb",
-                            format!(
-                                "BatchGetItem on {}: {}",
-                                self.table,
-                                crate::aws::describe(&e)
-                            ),
-                        )
-                    })?;
-                for item in got
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let text = |n: &str| item.get(n).and_then(|v| v.as_s().ok()).cloned();
-                    let version = item
-                        .get("version")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .unwrap_or(0);
-                    if let (Some(k), Some(body)) = (text("monitor"), text("state")) {
-                        out.insert(k, Doc { version, body });
-                    }
-                }
-                match got.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    Some(rest) if !rest.keys().is_empty() => {
-                        if round == 5 {
-                            return Err(SinkError::transient(
-                                "dynamodb",
-                                "BatchGetItem left keys unprocessed after 5 retries",
-                            ));
-                        }
-                        request = rest.clone();
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
-                    _ => break,
-                }
+        for item in items {
+            let text = |n: &str| item.get(n).and_then(|v| v.as_s().ok()).cloned();
+            let version = item
+                .get("version")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            if let (Some(k), Some(body)) = (text("monitor"), text("state")) {
+                out.insert(k, Doc { version, body });
             }
         }
         Ok(out)
@@ -429,19 +376,20 @@ pub struct Heartbeat {
 
 /// One monitor's consensus, for the run summary (`run --json`, the Lambda's
 /// result).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConsensusLine {
     pub monitor: String,
     pub condition: Condition,
     /// What people were told: `up` or `down`.
     pub announced: Status,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    // `default` tells the schema it may be absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failing_from: Vec<String>,
     pub text: String,
 }
 
 /// What the vantage step did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ConsensusSummary {
     pub vantage: String,
     pub alive: Vec<String>,

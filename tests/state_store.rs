@@ -1,4 +1,4 @@
-//! One contract for the state store (`sinks::StateStore`), run against
+//! One contract for the state store (`ports::StateStore`), run against
 //! every adapter: the in-memory one the pipeline tests use
 //! (tests/common/mem.rs), the file (`local::FileState`) and DynamoDB
 //! (`aws::DynamoState`) through the real SDK against moto's server. Then

@@ -411,9 +411,11 @@ pub async fn run(args: RunArgs) -> i32 {
                     }
                 }
                 if args.json {
-                    let doc =
-                        serde_json::json!({ "summary": &summary, "results": &summary.results });
-                    println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                    // The `run_summary` document, the Lambda's return value.
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    );
                 } else {
                     print!("{}", table(&summary));
                 }

@@ -218,7 +218,9 @@ pub fn unstuff(line: &[u8]) -> Option<&[u8]> {
 }
 
 /// `+OK nn mm` from STAT (RFC 1939 section 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct MaildropStat {
     pub messages: u64,
     pub octets: u64,

@@ -44,11 +44,6 @@ impl Kind {
             Kind::Roundtrip => "roundtrip",
         }
     }
-
-    /// Whether `self` is the default, for `skip_serializing_if`.
-    pub fn is_pop3(&self) -> bool {
-        *self == Kind::Pop3
-    }
 }
 
 impl fmt::Display for Kind {
@@ -517,7 +512,7 @@ pub struct PhaseTiming {
 
 /// Why a monitor is `blocked_by_dependency`: the dependency at the root of
 /// the failure, and what the monitor's own probe saw.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BlockedBy {
     /// The down dependency furthest up the chain: the one that alerts.
     pub monitor: String,
@@ -533,10 +528,12 @@ pub struct BlockedBy {
 }
 
 /// Everything one probe found out. Never contains a secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProbeResult {
     pub monitor: String,
-    #[serde(default, skip_serializing_if = "Kind::is_pop3")]
+    /// Always written (readers should not have to know the default);
+    /// results stored before it was are POP3.
+    #[serde(default)]
     pub kind: Kind,
     pub host: String,
     pub port: u16,
@@ -602,7 +599,7 @@ pub struct ProbeResult {
 }
 
 /// What a round trip found beyond the common fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RoundtripFacts {
     /// The leg that failed: `submit` (SMTP) or `retrieve` (POP3).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -641,7 +638,7 @@ pub struct RoundtripFacts {
 }
 
 /// What the output says about an OAuth2 login. Never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct OAuth2Facts {
     /// `client_credentials`, `refresh_token` or `ready`.
     pub grant: String,

@@ -11,7 +11,7 @@ use super::ServerText;
 /// SMTP, `stls` means STARTTLS, `sasl` the AUTH mechanisms,
 /// `implementation` the software the banner names; the POP3-only fields
 /// stay empty.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Capabilities {
     /// RFC 2595: STLS offered (SMTP: STARTTLS).
     pub stls: bool,

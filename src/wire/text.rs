@@ -136,7 +136,19 @@ fn sanitize(bytes: &[u8]) -> String {
 /// Made only by [`Masker::text`], or from bytes the connection has already
 /// masked ([`ServerText::from_masked`]), or read back from a result we
 /// stored ourselves (`Deserialize`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct ServerText(String);
 

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use super::{Masker, ServerText};
 
 /// Which way a transcript line went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Client,
@@ -13,7 +15,9 @@ pub enum Direction {
 }
 
 /// One line of the dialogue, secrets already masked, server text sanitized.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct WireLine {
     pub direction: Direction,
     pub line: String,
