@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use pop3_probe::alert::MonitorState;
 use pop3_probe::config;
+use pop3_probe::credentials::SecretSource;
 use pop3_probe::local::{PrintAlerts, WriterMetrics};
 use pop3_probe::pipeline::{self, Shard};
-use pop3_probe::sinks::{Datum, SaveReport, SecretSource, SinkError, StateChanges, StateStore};
+use pop3_probe::ports::{Datum, SaveReport, SinkError, StateChanges, StateStore};
 use secrecy::SecretString;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -12,10 +12,29 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::AlertSettings;
+use crate::clock::rfc3339;
 use crate::drift::{self, CapabilitySet, Drift};
-use crate::net::rfc3339;
 use crate::probe::{FailureKind, ProbeResult, Status};
+
+/// Alerting settings of one monitor (the config fills them in; the state
+/// machine below is what reads them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSettings {
+    pub failures_before_alert: u32,
+    /// How often the monitor is probed, when known (LOGIN-DELAY warning).
+    pub schedule: Option<Duration>,
+    pub certificate_warning_days: u32,
+    pub renotify: Option<Duration>,
+}
+
+// An alert that was not accepted for delivery; retried next run. (A
+// plain comment: a doc comment would change the result schema.)
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct AlertFailure {
+    pub monitor: String,
+    pub kind: &'static str,
+    pub error: String,
+}
 
 /// What the last alert told people, per monitor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

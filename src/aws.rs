@@ -15,9 +15,10 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use crate::alert::{Alert, MonitorState};
-use crate::sinks::{
-    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SecretSource, SinkError,
-    StateChanges, StateStore, Unit,
+use crate::credentials::SecretSource;
+use crate::ports::{
+    AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError, StateChanges, StateStore,
+    Unit,
 };
 
 /// An SDK error as one readable line (code and message, no request body).
@@ -573,7 +574,7 @@ fn state_item(state: &MonitorState) -> Result<HashMap<String, AttributeValue>, S
         ),
         (
             "since".into(),
-            AttributeValue::S(crate::net::rfc3339(state.since_ms / 1000)),
+            AttributeValue::S(crate::clock::rfc3339(state.since_ms / 1000)),
         ),
         ("state".into(), AttributeValue::S(json)),
     ]))

@@ -8,16 +8,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::alert::AlertSettings;
+use crate::credentials::{self, SecretSource, Source};
 use crate::limits::{self, ThresholdConflict};
 use crate::probe::{AuthMethod, Kind, Target, TlsMode, DEFAULT_TIMEOUT};
 use crate::profile;
-use crate::sinks::SecretSource;
 
+// The `oauth2` block is config (read once, secrets resolved like a
+// password); `crate::oauth2` is the token client the probe uses.
+pub mod oauth2;
 mod roundtrip;
 pub use roundtrip::RoundtripSpec;
 
@@ -207,7 +211,7 @@ pub struct Credential {
     pub secret_id: Option<String>,
     /// Log in with an OAuth2 access token instead of a password
     /// (XOAUTH2 / OAUTHBEARER); no password source then.
-    pub oauth2: Option<crate::oauth2::config::OAuth2Config>,
+    pub oauth2: Option<oauth2::OAuth2Config>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -233,16 +237,6 @@ pub struct RunConfig {
     pub deadline: Duration,
     pub secrets_ttl: Duration,
     pub schedule: Option<Duration>,
-}
-
-/// Alerting settings of one monitor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertSettings {
-    pub failures_before_alert: u32,
-    /// How often the monitor is probed, when known (LOGIN-DELAY warning).
-    pub schedule: Option<Duration>,
-    pub certificate_warning_days: u32,
-    pub renotify: Option<Duration>,
 }
 
 /// A monitor ready to probe (credentials still unresolved).
@@ -1019,53 +1013,18 @@ async fn read_credential<S: SecretSource>(
     c: &Credential,
     secrets: &S,
 ) -> Result<(Option<String>, SecretString), String> {
-    if let Some(p) = &c.password {
-        return Ok((None, p.clone()));
-    }
-    if let Some(var) = &c.password_env {
-        return std::env::var(var)
-            .map(|v| (None, SecretString::from(v)))
-            .map_err(|_| format!("environment variable {var} is not set"));
-    }
-    if let Some(file) = &c.password_file {
-        return limits::read_password_file(file).map(|line| (None, SecretString::from(line)));
-    }
-    if let Some(id) = &c.secret_id {
-        let value = secrets
-            .secret(id)
-            .await
-            .map_err(|e| format!("secret {id}: {e}"))?;
-        return parse_account_secret(value.expose_secret())
-            .map_err(|e| format!("secret {id}: {e}"));
-    }
-    Err("no password source".into())
-}
-
-/// A credential secret is `{"username": ..., "password": ...}` (username
-/// optional) or the bare password.
-fn parse_account_secret(text: &str) -> Result<(Option<String>, SecretString), String> {
-    let trimmed = text.trim();
-    if !trimmed.starts_with('{') {
-        if trimmed.is_empty() {
-            return Err("the secret is empty".into());
-        }
-        return Ok((None, SecretString::from(trimmed.to_string())));
-    }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Account {
-        username: Option<String>,
-        password: SecretString,
-    }
-    // Deliberately no serde error text: it can quote the secret's content.
-    let a: Account = serde_json::from_str(trimmed).map_err(|e| {
-        format!(
-            "not {{\"username\": ..., \"password\": ...}} JSON (line {} column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
-    Ok((a.username, a.password))
+    let source = if let Some(p) = &c.password {
+        Source::Inline(p)
+    } else if let Some(var) = &c.password_env {
+        Source::Env(var)
+    } else if let Some(file) = &c.password_file {
+        Source::File(file)
+    } else if let Some(id) = &c.secret_id {
+        Source::Secret(id)
+    } else {
+        return Err("no password source".into());
+    };
+    credentials::read_account(source, secrets).await
 }
 
 /// `parent.key`, or `parent["key"]` when the key is not a plain word (an
@@ -1279,9 +1238,44 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<Config, Co
     Ok(config)
 }
 
+/// [`load`] for a runner that comes back (`run`, the Lambda): see
+/// [`Config::prepare_for_runner`].
+pub async fn load_for_runner<S: SecretSource>(
+    text: &str,
+    secrets: &S,
+    schedule: Option<Duration>,
+) -> Result<Config, ConfigError> {
+    let mut config = Config::parse(text)?;
+    config.prepare_for_runner(secrets, schedule).await;
+    Ok(config)
+}
+
+impl Config {
+    /// What follows parsing for a runner that comes back: its secret
+    /// source (kept across runs) reuses values for the document's
+    /// `run.secrets_ttl_seconds`; the runner's schedule (`run --every`,
+    /// the Lambda's `POP3_PROBE_SCHEDULE_SECONDS`) stands in where the
+    /// document gives none; then the credentials are read. In one place so
+    /// that the CLI and the Lambda cannot drift apart; the Lambda calls it
+    /// on the parse it caches.
+    pub async fn prepare_for_runner<S: SecretSource>(
+        &mut self,
+        secrets: &S,
+        schedule: Option<Duration>,
+    ) {
+        secrets.set_ttl(self.run.secrets_ttl);
+        if let Some(every) = schedule {
+            self.assume_schedule(every);
+        }
+        self.resolve_credentials(secrets).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::parse_account_secret;
+    use secrecy::ExposeSecret;
 
     fn doc(monitors: &str) -> String {
         format!(
@@ -1510,13 +1504,13 @@ mod tests {
 
     struct NoSecrets;
     impl SecretSource for NoSecrets {
-        async fn secret(&self, id: &str) -> Result<SecretString, crate::sinks::SinkError> {
+        async fn secret(&self, id: &str) -> Result<SecretString, crate::outside::SinkError> {
             if id == "good" {
                 Ok(SecretString::from(
                     r#"{"username": "from-secret", "password": "pw"}"#.to_string(),
                 ))
             } else {
-                Err(crate::sinks::SinkError::new(
+                Err(crate::outside::SinkError::new(
                     "secretsmanager",
                     format!("secret {id} does not exist"),
                 ))

@@ -30,7 +30,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{runbook_hint, subject_line, truncate, Alert, AlertKind, Category, SMS_MAX};
-use crate::net::rfc3339;
+use crate::clock::rfc3339;
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
 
 /// Without a known schedule, rounds and freshness assume this interval.

@@ -9,9 +9,10 @@ use tokio::time::Instant;
 
 use crate::alert::{self, MonitorState};
 use crate::config::Config;
+use crate::credentials::SecretSource;
 use crate::pipeline::{self, RunSummary, Shard};
+use crate::ports::{AlertSink, MetricsSink, StateChanges, StateStore};
 use crate::probe::Status;
-use crate::sinks::{AlertSink, MetricsSink, SecretSource, StateChanges, StateStore};
 use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// What the function reads from its environment (set by infra/lambda.tf).
@@ -106,17 +107,26 @@ pub fn safety_margin(remaining: Duration) -> Duration {
 }
 
 /// The config, cached across warm invocations and re-read after its TTL.
+/// What is kept is the parsed document (credentials not yet read), so an
+/// invocation parses it at most once, and a re-read that finds the same
+/// text does not parse it again.
 #[derive(Default)]
 pub struct ConfigCache {
-    cached: tokio::sync::Mutex<Option<(String, Instant, Duration)>>,
+    cached: tokio::sync::Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    text: String,
+    config: Config,
+    at: Instant,
 }
 
 impl ConfigCache {
-    async fn text<S: SecretSource>(&self, secrets: &S, id: &str) -> Result<String, String> {
+    async fn config<S: SecretSource>(&self, secrets: &S, id: &str) -> Result<Config, String> {
         let mut guard = self.cached.lock().await;
-        if let Some((text, at, ttl)) = guard.as_ref() {
-            if at.elapsed() < *ttl {
-                return Ok(text.clone());
+        if let Some(c) = guard.as_ref() {
+            if c.at.elapsed() < c.config.run.secrets_ttl {
+                return Ok(c.config.clone());
             }
         }
         let value = match secrets.secret(id).await {
@@ -124,21 +134,36 @@ impl ConfigCache {
             // Monitoring goes on with the last good config rather than
             // stopping because Secrets Manager had a bad minute.
             Err(e) => match guard.as_ref() {
-                Some((text, _, _)) => {
+                Some(c) => {
                     tracing::warn!(error = %e, "config secret unreadable; using the last good copy");
-                    return Ok(text.clone());
+                    return Ok(c.config.clone());
                 }
                 None => return Err(e.to_string()),
             },
         };
-        let text = value.expose_secret().to_string();
+        let text = value.expose_secret();
+        if let Some(c) = guard.as_mut() {
+            if c.text == text {
+                c.at = Instant::now();
+                return Ok(c.config.clone());
+            }
+        }
         // The document's own TTL decides how long it is kept; a document
         // that does not parse is not cached, so the next run reads again.
-        match Config::parse(&text) {
-            Ok(c) => *guard = Some((text.clone(), Instant::now(), c.run.secrets_ttl)),
-            Err(_) => *guard = None,
+        match Config::parse(text) {
+            Ok(config) => {
+                *guard = Some(Cached {
+                    text: text.to_string(),
+                    config: config.clone(),
+                    at: Instant::now(),
+                });
+                Ok(config)
+            }
+            Err(e) => {
+                *guard = None;
+                Err(e.to_string())
+            }
         }
-        Ok(text)
     }
 }
 
@@ -243,19 +268,12 @@ where
     };
     shard.validate().map_err(RunError::Input)?;
 
-    let loaded: Result<Config, String> = match cache.text(secrets, &settings.config_secret).await {
-        Ok(text) => match Config::parse(&text) {
-            Ok(mut c) => {
-                // The document decides how long secrets may be reused.
-                secrets.set_ttl(c.run.secrets_ttl);
-                if let Some(every) = settings.schedule {
-                    c.assume_schedule(every);
-                }
-                c.resolve_credentials(secrets).await;
-                Ok(c)
-            }
-            Err(e) => Err(e.to_string()),
-        },
+    let loaded: Result<Config, String> = match cache.config(secrets, &settings.config_secret).await
+    {
+        Ok(mut c) => {
+            c.prepare_for_runner(secrets, settings.schedule).await;
+            Ok(c)
+        }
         Err(e) => Err(e),
     };
     let config = match loaded {
@@ -335,7 +353,7 @@ async fn probe_health<A: AlertSink, St: StateStore>(
     alerts: &A,
     state: &St,
 ) {
-    let now = pipeline::now_ms();
+    let now = crate::clock::now_ms();
     let row = probe_row(shard);
     let prev = state
         .load(std::slice::from_ref(&row))

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, MonitorState};
-use crate::sinks::{
+use crate::ports::{
     check_version, AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError,
     StateChanges, StateStore,
 };

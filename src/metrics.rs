@@ -4,8 +4,8 @@
 //! the dashboard in `infra/*.tf` names is one of these (it reads the string
 //! literals of this file, so keep names here and nowhere else).
 
+use crate::ports::Unit;
 use crate::probe::Phase;
-use crate::sinks::Unit;
 
 /// Which dimensions a metric carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

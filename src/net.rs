@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -20,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+use crate::clock;
 
 /// Resolve a host name (or parse an address literal) to socket addresses.
 pub async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -525,10 +527,7 @@ fn certificate_facts(der: &CertificateDer<'_>) -> Option<CertificateFacts> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let validity = cert.validity();
     let not_after = validity.not_after.timestamp();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = clock::now_secs();
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
@@ -549,21 +548,10 @@ fn certificate_facts(der: &CertificateDer<'_>) -> Option<CertificateFacts> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         names,
-        not_before: rfc3339(validity.not_before.timestamp()),
-        not_after: rfc3339(not_after),
+        not_before: clock::rfc3339(validity.not_before.timestamp()),
+        not_after: clock::rfc3339(not_after),
         days_remaining: (not_after - now).div_euclid(86_400),
     })
-}
-
-/// Seconds since the epoch as an RFC 3339 UTC timestamp.
-pub fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
 }
 
 #[cfg(test)]
@@ -612,10 +600,5 @@ mod tests {
     fn bad_pem_is_a_clear_error() {
         let e = TlsClient::from_pem("not a pem").unwrap_err();
         assert!(e.to_string().contains("no certificates"), "{e}");
-    }
-
-    #[test]
-    fn rfc3339_format() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }

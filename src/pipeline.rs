@@ -2,19 +2,19 @@
 //! probe, publish metrics, move each monitor's alert state forward.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::time::Instant;
 
 use futures::StreamExt as _;
 
-use crate::alert::{self, Alert, MonitorState};
+use crate::alert::{self, Alert, AlertFailure, MonitorState};
+use crate::clock::now_ms;
 use crate::config::{Config, ConfigProblem};
 use crate::metrics as names;
+use crate::ports::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
 use crate::run::{self, Skipped};
-use crate::sinks::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
 use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// Which part of the fleet this run probes.
@@ -62,13 +62,6 @@ pub struct FailureLine {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct AlertFailure {
-    pub monitor: String,
-    pub kind: &'static str,
-    pub error: String,
 }
 
 /// What a run did. Returned by the Lambda and printed by `run --json`: the
@@ -121,13 +114,6 @@ impl RunSummary {
     pub fn has_undelivered_alerts(&self) -> bool {
         !self.alerts_failed.is_empty()
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The most unpublished values kept for the next run (a DynamoDB item holds
@@ -363,7 +349,7 @@ where
     let mut summary = RunSummary {
         document: Default::default(),
         schema_version: crate::contract::SchemaVersion,
-        started_at: crate::net::rfc3339(started_ms / 1000),
+        started_at: crate::clock::rfc3339(started_ms / 1000),
         duration_ms: started.elapsed().as_millis() as u64,
         shard,
         probed: probed.results.len(),
@@ -543,7 +529,7 @@ where
             Ok(r) => r,
             // Unknown how much arrived: keep it all (a repeat is one more
             // sample; a loss is a gap).
-            Err(_) => crate::sinks::PublishReport {
+            Err(_) => crate::ports::PublishReport {
                 failed: data,
                 errors: vec![format!(
                 "publishing {total} values did not finish in the run's time; kept for the next run"

@@ -25,10 +25,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError, MonitorSpec};
+use crate::credentials::SecretSource;
 use crate::probe::{AuthMethod, ProbeResult, Status};
 use crate::prom::{self, Exposition, Format, Type};
 use crate::run;
-use crate::sinks::SecretSource;
 
 /// The top-level key `serve` reads and `run` does not: named blocks of
 /// monitor settings for ad-hoc targets.
@@ -99,8 +99,7 @@ pub async fn load<S: SecretSource>(text: &str, secrets: &S) -> Result<ServeConfi
     // for an exporter that only serves modules.
     top.entry("monitors").or_insert(Value::Array(vec![]));
     let rest = Value::Object(top);
-    let mut config = Config::parse(&rest.to_string())?;
-    config.resolve_credentials(secrets).await;
+    let config = crate::config::load(&rest.to_string(), secrets).await?;
 
     let mut modules = BTreeMap::new();
     for (name, raw) in raw_modules {
@@ -323,13 +322,6 @@ pub enum ProbeOutcome {
     Skipped(String),
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     let names: Vec<&str> = names.map(String::as_str).take(20).collect();
     if names.is_empty() {
@@ -354,7 +346,7 @@ impl Exporter {
             locks: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats {
                 last_reload_ok: true,
-                last_reload_success_unix: unix_now(),
+                last_reload_success_unix: crate::clock::now_secs_f64(),
                 ..Stats::default()
             }),
             offset,
@@ -390,7 +382,7 @@ impl Exporter {
                 .or_default() += 1;
             s.last_reload_ok = ok;
             if ok {
-                s.last_reload_success_unix = unix_now();
+                s.last_reload_success_unix = crate::clock::now_secs_f64();
             }
         }
     }
@@ -987,8 +979,8 @@ mod tests {
 
     struct NoSecrets;
     impl SecretSource for NoSecrets {
-        async fn secret(&self, id: &str) -> Result<secrecy::SecretString, crate::sinks::SinkError> {
-            Err(crate::sinks::SinkError::new(
+        async fn secret(&self, id: &str) -> Result<secrecy::SecretString, crate::ports::SinkError> {
+            Err(crate::ports::SinkError::new(
                 "test",
                 format!("no secret {id}"),
             ))

@@ -32,11 +32,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::AlertFailure;
 use crate::config::Config;
 use crate::consensus::{self, Condition, ConsensusState, FleetState, MetricsMode, Unsent, Verdict};
-use crate::pipeline::AlertFailure;
+use crate::ports::{AlertSink, Datum, SinkError, Unit};
 use crate::probe::{ProbeResult, Status};
-use crate::sinks::{AlertSink, Datum, SinkError, Unit};
 
 /// A stored document and its version (0 for unconditional documents).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,10 +20,11 @@ use common::moto::{self, attr, Notification};
 use pop3_probe::alert::{Alert, AlertKind, Category, MonitorState};
 use pop3_probe::aws::{self, AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
 use pop3_probe::config;
+use pop3_probe::credentials::SecretSource;
 use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
 use pop3_probe::pipeline::{self, RunSummary, Shard};
+use pop3_probe::ports::{Datum, MetricsSink, StateChanges, StateStore, Unit};
 use pop3_probe::probe::{FailureKind, Status};
-use pop3_probe::sinks::{Datum, MetricsSink, SecretSource, StateChanges, StateStore, Unit};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::time::Instant;
@@ -105,7 +106,7 @@ impl Stack {
 }
 
 fn now_ms() -> i64 {
-    pipeline::now_ms()
+    pop3_probe::clock::now_ms()
 }
 
 fn datum(name: &str, monitor: Option<&str>, value: f64, unit: Unit, ts: i64) -> Datum {
@@ -714,7 +715,7 @@ fn alert(monitor: &str, kind: AlertKind, category: Category, cause: Option<Failu
 async fn alerts_reach_an_sqs_subscriber_with_attributes() {
     let s = stack("sns").await;
     let sink = s.alerts();
-    use pop3_probe::sinks::AlertSink;
+    use pop3_probe::ports::AlertSink;
     sink.send(&alert(
         "mail-1",
         AlertKind::Down,

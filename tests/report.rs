@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pop3_probe::local::{MetricsFormat, WriterMetrics};
-use pop3_probe::sinks::{Datum, MetricsSink, Unit};
+use pop3_probe::ports::{Datum, MetricsSink, Unit};
 
 const NS: &str = "Pop3Probe";
 const MINUTE: i64 = 60_000;
@@ -104,7 +104,7 @@ fn append_text(path: &Path, text: &str) {
 }
 
 fn rfc3339(ms: i64) -> String {
-    pop3_probe::report::rfc3339_ms(ms)
+    pop3_probe::clock::rfc3339_ms(ms)
 }
 
 fn report(args: &[&str]) -> Output {
@@ -582,7 +582,7 @@ fn report_reads_what_run_appends() {
     });
     std::fs::write(&config, monitors.to_string()).unwrap();
     let history = dir.path().join("metrics.log");
-    let started = pop3_probe::pipeline::now_ms();
+    let started = pop3_probe::clock::now_ms();
     for _ in 0..3 {
         let out = Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
             .arg("run")
@@ -699,7 +699,7 @@ mod cloudwatch {
     /// one-minute periods, and whole periods of 2 or 5 minutes fit the
     /// range exactly (the report counts only periods inside the range).
     fn recent_t0() -> i64 {
-        let now = pop3_probe::pipeline::now_ms();
+        let now = pop3_probe::clock::now_ms();
         now - now.rem_euclid(10 * MINUTE) - 180 * MINUTE
     }
 

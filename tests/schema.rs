@@ -16,8 +16,9 @@ use common::dovecot::dovecot;
 use common::mem::{MemAlerts, MemMetrics, MemState};
 use common::smtp::exim;
 use pop3_probe::contract::{self, SCHEMA_VERSION};
+use pop3_probe::credentials::SecretSource;
 use pop3_probe::lambda::{self, ConfigCache, Settings};
-use pop3_probe::sinks::{SecretSource, SinkError};
+use pop3_probe::ports::SinkError;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::dovecot::{dovecot, Dovecot};
 use pop3_probe::alert;
-use pop3_probe::config::{AlertSettings, Config};
+use pop3_probe::alert::AlertSettings;
+use pop3_probe::config::Config;
 use pop3_probe::probe::{self, AuthMethod, FailureKind, Target, TlsMode};
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -1,4 +1,4 @@
-//! One contract for the state store (`sinks::StateStore`), run against
+//! One contract for the state store (`ports::StateStore`), run against
 //! every adapter: the in-memory one the pipeline tests use
 //! (tests/common/mem.rs), the file (`local::FileState`) and DynamoDB
 //! (`aws::DynamoState`) through the real SDK against moto's server. Then
@@ -11,8 +11,8 @@ use std::path::Path;
 use common::mem::MemState;
 use pop3_probe::alert::MonitorState;
 use pop3_probe::local::FileState;
+use pop3_probe::ports::{Datum, SaveReport, StateChanges, StateStore, Unit};
 use pop3_probe::probe::{FailureKind, Status};
-use pop3_probe::sinks::{Datum, SaveReport, StateChanges, StateStore, Unit};
 
 /// What a store does with a state whose version does not follow the
 /// stored one: the one place the adapters differ.

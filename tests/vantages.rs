@@ -22,7 +22,7 @@ use pop3_probe::aws::{AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
 use pop3_probe::consensus::Condition;
 use pop3_probe::lambda::{self, ConfigCache, Settings};
 use pop3_probe::pipeline::RunSummary;
-use pop3_probe::sinks::SinkError;
+use pop3_probe::ports::SinkError;
 use pop3_probe::vantage::{Doc, DynamoVantages, Vantage, VantageStore, Written};
 use serde_json::{json, Value};
 use tokio::sync::Barrier;

@@ -27,12 +27,12 @@ mod run {
         }
     }
 
-    impl pop3_probe::sinks::SecretSource for LazySecrets {
+    impl pop3_probe::credentials::SecretSource for LazySecrets {
         async fn secret(
             &self,
             id: &str,
-        ) -> Result<secrecy::SecretString, pop3_probe::sinks::SinkError> {
-            Err(pop3_probe::sinks::SinkError::new(
+        ) -> Result<secrecy::SecretString, pop3_probe::ports::SinkError> {
+            Err(pop3_probe::ports::SinkError::new(
                 "fuzz",
                 format!("no Secrets Manager in the fuzz build ({id})"),
             ))

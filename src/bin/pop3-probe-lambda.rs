@@ -1,7 +1,7 @@
 //! The Lambda entry point: SDK clients built once per container, the
 //! handler in `pop3_probe::lambda`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use pop3_probe::aws::{AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
@@ -34,10 +34,7 @@ impl From<Failed> for Diagnostic {
 }
 
 async fn handler(event: LambdaEvent<serde_json::Value>, app: &App) -> Result<RunSummary, Failed> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now_ms = u64::try_from(pop3_probe::clock::now_ms()).unwrap_or(0);
     let remaining = lambda::remaining_time(event.context.deadline, now_ms);
     let vantage = app.vantage.as_deref().map(|name| Vantage {
         name: name.to_string(),

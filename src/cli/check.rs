@@ -11,7 +11,7 @@ use pop3_probe::limits::{self, ThresholdConflict};
 use pop3_probe::nagios::{self, Range, Thresholds};
 use pop3_probe::probe::{self, AuthMethod, Target, TlsMode};
 use pop3_probe::text::terminal_safe;
-use pop3_probe::{output, profile};
+use pop3_probe::{credentials, output, profile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -396,7 +396,7 @@ impl OAuth2Args {
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let config: pop3_probe::oauth2::config::OAuth2Config =
+        let config: pop3_probe::config::oauth2::OAuth2Config =
             serde_json::from_value(serde_json::Value::Object(json))
                 .map_err(|e| anyhow::anyhow!("--oauth2-* flags: {e}"))?;
         if let Err((path, message)) = config.validate("oauth2") {
@@ -414,9 +414,9 @@ impl OAuth2Args {
 /// The CLI reads secrets from the environment and files only.
 struct NoSecretSource;
 
-impl pop3_probe::sinks::SecretSource for NoSecretSource {
-    async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::sinks::SinkError> {
-        Err(pop3_probe::sinks::SinkError::new(
+impl pop3_probe::credentials::SecretSource for NoSecretSource {
+    async fn secret(&self, id: &str) -> Result<SecretString, pop3_probe::ports::SinkError> {
+        Err(pop3_probe::ports::SinkError::new(
             "cli",
             format!("no Secrets Manager from the command line ({id})"),
         ))
@@ -555,18 +555,19 @@ pub fn parse_target(raw: &str) -> anyhow::Result<ParsedTarget> {
 
 fn read_password(args: &CheckArgs) -> anyhow::Result<Option<SecretString>> {
     if let Some(var) = &args.password_env {
-        let value = std::env::var(var).map_err(|_| {
+        let value = credentials::from_env(var).map_err(|_| {
+            // The variable's name as typed, made safe for the terminal.
             anyhow::anyhow!(
                 "--password-env: environment variable {} is not set",
                 terminal_safe(var)
             )
         })?;
-        return Ok(Some(SecretString::from(value)));
+        return Ok(Some(value));
     }
     if let Some(path) = &args.password_file {
-        let line = limits::read_password_file(path)
-            .map_err(|e| anyhow::anyhow!("--password-file: {e}"))?;
-        return Ok(Some(SecretString::from(line)));
+        let value =
+            credentials::from_file(path).map_err(|e| anyhow::anyhow!("--password-file: {e}"))?;
+        return Ok(Some(value));
     }
     Ok(None)
 }
@@ -809,12 +810,10 @@ async fn roundtrip(args: &CheckArgs, name: &str) -> anyhow::Result<(probe::Probe
     };
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("--config: cannot read {}", file.display()))?;
-    let mut config = pop3_probe::config::Config::parse(&text)
+    let config = pop3_probe::config::load(&text, &super::run::LazySecrets::new())
+        .await
         .map_err(anyhow::Error::new)
         .context("--config")?;
-    config
-        .resolve_credentials(&super::run::LazySecrets::new())
-        .await;
     if let Some(p) = config.problems.iter().find(|p| p.monitor == name) {
         bail!("monitor {name}: {}", p.error);
     }

@@ -12,9 +12,9 @@ use clap::{Args, ValueEnum};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use pop3_probe::clock::{now_ms, rfc3339_ms};
 use pop3_probe::config::{Config, DEFAULT_NAMESPACE};
 use pop3_probe::output;
-use pop3_probe::pipeline::now_ms;
 use pop3_probe::report::cloudwatch::{self, CloudWatchHistory};
 use pop3_probe::report::{self, history, html, render, History, Query};
 use pop3_probe::text::terminal_safe;
@@ -209,12 +209,12 @@ fn plan(args: &ReportArgs, now: i64) -> anyhow::Result<Plan> {
     if from >= to {
         bail!(
             "--from {} is not before --to {}",
-            report::rfc3339_ms(from),
-            report::rfc3339_ms(to)
+            rfc3339_ms(from),
+            rfc3339_ms(to)
         );
     }
     if from >= now {
-        bail!("--from {} is in the future", report::rfc3339_ms(from));
+        bail!("--from {} is in the future", rfc3339_ms(from));
     }
     let source = source_of(args)?;
     let format = format_of(args);

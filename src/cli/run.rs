@@ -13,11 +13,12 @@ use tokio::time::Instant;
 use pop3_probe::aws::{AwsSecrets, SnsAlerts};
 use pop3_probe::config::Config;
 use pop3_probe::consensus::Condition;
+use pop3_probe::credentials::SecretSource;
 use pop3_probe::local::{FileState, MetricsFormat, PrintAlerts, WriterMetrics};
 use pop3_probe::output;
 use pop3_probe::pipeline::{self, RunSummary, Shard};
+use pop3_probe::ports::{AlertSink, SinkError};
 use pop3_probe::probe::Status;
-use pop3_probe::sinks::{AlertSink, SecretSource, SinkError};
 use pop3_probe::vantage::{FileVantages, Vantage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -176,13 +177,9 @@ async fn read_config(args: &RunArgs, secrets: &LazySecrets) -> anyhow::Result<Co
             .to_string(),
         (None, None) => anyhow::bail!("give --config FILE or --config-secret ID"),
     };
-    let mut config = Config::parse(&text).map_err(anyhow::Error::new)?;
-    if let Some(every) = args.every {
-        config.assume_schedule(every);
-    }
-    secrets.set_ttl(config.run.secrets_ttl);
-    config.resolve_credentials(secrets).await;
-    Ok(config)
+    pop3_probe::config::load_for_runner(&text, secrets, args.every)
+        .await
+        .map_err(anyhow::Error::new)
 }
 
 fn table(summary: &RunSummary) -> String {

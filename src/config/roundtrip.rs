@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{key_path, typed, AlertSettings, Config, ConfigError, Defaults, Monitor, MonitorSpec};
+use super::{key_path, typed, Config, ConfigError, Defaults, Monitor, MonitorSpec};
+use crate::alert::AlertSettings;
 use crate::probe::roundtrip::{
     Outstanding, RoundTrip, DEFAULT_POLL_INTERVAL, DEFAULT_STALE_AFTER, DEFAULT_WAIT,
 };

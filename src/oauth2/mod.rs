@@ -19,7 +19,6 @@
 //! more (its own HTTP client, async traits) than it saves.
 
 mod cache;
-pub mod config;
 mod http;
 
 pub use cache::{CacheKey, Obtained, TokenCache};

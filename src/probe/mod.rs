@@ -20,11 +20,12 @@ mod types;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
+use crate::clock::now_rfc3339;
 use crate::net::{self, TlsClient, TlsFacts};
 use crate::pop3::MaildropStat;
 use crate::sasl::secret_forms;
@@ -160,15 +161,6 @@ fn start(target: &Target) -> Run<'_> {
         .unwrap_or_default();
     let started = Instant::now();
     Run::new(target, started, Masker::new(secrets))
-}
-
-fn now_rfc3339() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    // Milliseconds matter when results are compared across a run.
-    let base = net::rfc3339(now.as_secs() as i64);
-    format!("{}.{:03}Z", base.trim_end_matches('Z'), now.subsec_millis())
 }
 
 impl<'a> Run<'a> {

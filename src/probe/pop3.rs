@@ -6,8 +6,9 @@
 //! auth → stat → quit. Nothing is read or changed in the mailbox: STAT
 //! only, and the POP3 client has no command that would.
 
-use super::{now_rfc3339, start, Classify, Failure, Run, DOWNGRADE};
+use super::{start, Classify, Failure, Run, DOWNGRADE};
 use super::{AuthMethod, FailureKind, Phase, ProbeResult, Target, TlsMode};
+use crate::clock::now_rfc3339;
 use crate::net::TlsClient;
 use crate::pop3::{self, Client, LoginFailure, ResponseCode, Session, StatusLine, StlsOutcome};
 use crate::wire::{Capabilities, Stream};

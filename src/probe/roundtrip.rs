@@ -21,11 +21,12 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::smtp::local_literal;
-use super::{micros_to_ms, now_rfc3339, start, Classify, Failure, Run};
+use super::{micros_to_ms, start, Classify, Failure, Run};
 use super::{
     AuthMethod, FailureKind, Kind, Phase, PhaseTiming, ProbeResult, RoundtripFacts, Status, Target,
     TlsMode,
 };
+use crate::clock::{now_ms, now_rfc3339};
 use crate::pop3::Client;
 use crate::roundtrip::token::{SigningKey, Token, Verifier};
 use crate::roundtrip::{self, message, Address, Sweep};
@@ -76,10 +77,6 @@ pub struct Outstanding {
 /// message must not grow the state without end (each is lost after
 /// `max_delivery` anyway).
 const MAX_OUTSTANDING: usize = 100;
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// A leg's target: bounded by what is left of the run, and never judged
 /// slow on its own (the round trip judges the delivery time).
@@ -401,7 +398,7 @@ pub async fn probe(rt: &RoundTrip, state: &Outstanding) -> (ProbeResult, Outstan
         let message = format!(
             "message_lost: probe message {} sent at {} not found in {}:{} within {} ms (max_delivery_ms); {cleanup}",
             first.seq,
-            crate::net::rfc3339(first.sent_ms / 1000),
+            crate::clock::rfc3339(first.sent_ms / 1000),
             rt.retrieve.host,
             rt.retrieve.port,
             max

@@ -12,8 +12,9 @@
 
 use secrecy::SecretString;
 
-use super::{now_rfc3339, start, Classify, Failure, Run, TlsSetup};
+use super::{start, Classify, Failure, Run, TlsSetup};
 use super::{AuthMethod, FailureKind, Phase, PhaseTiming, ProbeResult, Target, TlsMode};
+use crate::clock::now_rfc3339;
 use crate::smtp::{
     self, banner_software, AuthFailure, Authenticated, Client, HelloName, Reply, Session,
     StartTlsOutcome,

@@ -2,7 +2,8 @@
 //! checks that go no further: `tcp` (resolve, connect) and `dns`
 //! (resolve).
 
-use super::{now_rfc3339, start, Failure, FailureKind, Kind, Phase, ProbeResult, Run, Target};
+use super::{start, Failure, FailureKind, Kind, Phase, ProbeResult, Run, Target};
+use crate::clock::now_rfc3339;
 use crate::net::{self, ConnectFailure};
 
 /// A `tcp` or `dns` check.

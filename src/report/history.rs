@@ -285,8 +285,8 @@ fn no_data(query: &Query, source: &str, seen: &Seen) -> ReportError {
         message.push_str(&format!(
             "; namespace {} there spans {} to {}",
             query.namespace,
-            super::rfc3339_ms(first),
-            super::rfc3339_ms(last)
+            crate::clock::rfc3339_ms(first),
+            crate::clock::rfc3339_ms(last)
         ));
     }
     if !seen.monitors.is_empty() {
@@ -306,7 +306,7 @@ fn no_data(query: &Query, source: &str, seen: &Seen) -> ReportError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sinks::{Datum, Unit};
+    use crate::ports::{Datum, Unit};
 
     fn datum(name: &str, monitor: Option<&str>, value: f64) -> Datum {
         Datum {

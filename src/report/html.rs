@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 
 use super::render::{duration_words, percent, title};
-use super::{rfc3339_ms, MonitorReport, Report, Sample};
+use super::{MonitorReport, Report, Sample};
+use crate::clock::rfc3339_ms;
 
 pub const UP: &str = "#2e7d32";
 pub const DOWN: &str = "#c62828";

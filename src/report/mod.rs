@@ -21,6 +21,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::clock::rfc3339_ms;
+
 #[cfg(feature = "aws")]
 pub mod cloudwatch;
 pub mod history;
@@ -365,11 +367,6 @@ pub fn build(query: &Query, history: History) -> Result<Report, ReportError> {
         monitors: reports,
         notes,
     })
-}
-
-/// Milliseconds since the epoch as RFC 3339 UTC (whole seconds).
-pub fn rfc3339_ms(ms: i64) -> String {
-    crate::net::rfc3339(ms.div_euclid(1000))
 }
 
 #[cfg(test)]

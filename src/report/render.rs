@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{rfc3339_ms, MonitorReport, Report};
+use super::{MonitorReport, Report};
+use crate::clock::rfc3339_ms;
 use crate::text::{clip, csv_neutral, terminal_safe};
 
 /// The widest the monitor column gets. Names are at most 255 bytes when

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use pop3_probe::alert::{Alert, AlertKind, MonitorState};
-use pop3_probe::sinks::{
+use pop3_probe::ports::{
     check_version, AlertSink, Datum, MetricsSink, PublishReport, SaveReport, SinkError,
     StateChanges, StateStore,
 };

@@ -43,12 +43,12 @@ pub fn ensure_harness(harness: &str, dir: &Path, hint: &str) -> HashMap<String, 
 /// inline or in the environment.
 pub struct NoSecrets;
 
-impl pop3_probe::sinks::SecretSource for NoSecrets {
+impl pop3_probe::credentials::SecretSource for NoSecrets {
     async fn secret(
         &self,
         id: &str,
-    ) -> Result<secrecy::SecretString, pop3_probe::sinks::SinkError> {
-        Err(pop3_probe::sinks::SinkError::new(
+    ) -> Result<secrecy::SecretString, pop3_probe::ports::SinkError> {
+        Err(pop3_probe::ports::SinkError::new(
             "test",
             format!("no secret {id}"),
         ))

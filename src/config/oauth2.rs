@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{ClientAuth, Credential, Grant, GrantKind, Provider};
-use crate::sinks::SecretSource;
+use crate::credentials::{self, SecretSource};
+use crate::oauth2::{ClientAuth, Credential, Grant, GrantKind, Provider};
 
 /// `credentials.<name>.oauth2`: how to get an access token.
 #[derive(Clone, Deserialize, JsonSchema)]
@@ -96,17 +96,18 @@ impl Sources<'_> {
         let value = if let Some(v) = self.inline {
             v.expose_secret().to_string()
         } else if let Some(var) = self.env {
-            std::env::var(var)
-                .map_err(|_| format!("{what}: environment variable {var} is not set"))?
+            credentials::from_env(var)
+                .map_err(|e| format!("{what}: {e}"))?
+                .expose_secret()
+                .to_string()
         } else if let Some(file) = self.file {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("{what}: cannot read {}: {e}", file.display()))?;
             text.lines().next().unwrap_or("").to_string()
         } else if let Some(id) = self.secret_id {
-            secrets
-                .secret(id)
+            credentials::from_secret(secrets, id)
                 .await
-                .map_err(|e| format!("{what}: secret {id}: {e}"))?
+                .map_err(|e| format!("{what}: {e}"))?
                 .expose_secret()
                 .trim()
                 .to_string()
@@ -305,11 +306,11 @@ mod tests {
 
     struct NoSecrets;
     impl SecretSource for NoSecrets {
-        async fn secret(&self, id: &str) -> Result<SecretString, crate::sinks::SinkError> {
+        async fn secret(&self, id: &str) -> Result<SecretString, crate::outside::SinkError> {
             if id == "sm-secret" {
                 return Ok(SecretString::from(" from-sm \n".to_string()));
             }
-            Err(crate::sinks::SinkError::new(
+            Err(crate::outside::SinkError::new(
                 "test",
                 format!("no secret {id}"),
             ))

@@ -4,48 +4,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, MonitorState};
-
-/// Why an outside system did not do what was asked. The message is for
-/// people and never contains a secret value.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{system}: {message}")]
-pub struct SinkError {
-    pub system: &'static str,
-    pub message: String,
-    /// Worth retrying soon (throttled, timed out, 5xx).
-    pub transient: bool,
-}
-
-impl SinkError {
-    pub fn new(system: &'static str, message: impl Into<String>) -> Self {
-        SinkError {
-            system,
-            message: message.into(),
-            transient: false,
-        }
-    }
-
-    pub fn transient(system: &'static str, message: impl Into<String>) -> Self {
-        SinkError {
-            system,
-            message: message.into(),
-            transient: true,
-        }
-    }
-}
-
-/// Where secrets (the config document, credential secrets) come from.
-pub trait SecretSource: Sync {
-    fn secret(&self, id: &str) -> impl Future<Output = Result<SecretString, SinkError>> + Send;
-
-    /// How long a value read may be reused (the config's
-    /// `run.secrets_ttl_seconds`). Sources without a cache ignore it.
-    fn set_ttl(&self, _ttl: std::time::Duration) {}
-}
+// Below the ports: `credentials::SecretSource`, which `oauth2` (and so
+// `probe`) needs, reports it too.
+pub use crate::outside::SinkError;
 
 /// Units as CloudWatch names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
