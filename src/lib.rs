@@ -20,6 +20,7 @@ pub mod consensus;
 pub mod contract;
 pub mod credentials;
 pub mod discover;
+pub mod document;
 pub mod drift;
 pub mod lambda;
 pub mod limits;

@@ -68,8 +68,8 @@ pub struct FailureLine {
 /// `run_summary` document of `crate::contract`.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunSummary {
-    pub document: crate::contract::Document<crate::contract::RunSummaryName>,
-    pub schema_version: crate::contract::SchemaVersion,
+    pub document: crate::document::Document<crate::document::RunSummaryName>,
+    pub schema_version: crate::document::SchemaVersion,
     pub started_at: String,
     pub duration_ms: u64,
     pub shard: Shard,
@@ -348,7 +348,7 @@ where
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
     let mut summary = RunSummary {
         document: Default::default(),
-        schema_version: crate::contract::SchemaVersion,
+        schema_version: crate::document::SchemaVersion,
         started_at: crate::clock::rfc3339(started_ms / 1000),
         duration_ms: started.elapsed().as_millis() as u64,
         shard,
