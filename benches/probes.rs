@@ -229,7 +229,7 @@ fn init_profile(a: &Args) {
         t.auth = AuthMethod::None;
         t.ca_pem = Some(ca.clone());
         step(&format!("probe (b) #{}", i + 1), &mut || {
-            black(rt.block_on(probe::probe(&t)).status);
+            black(rt.block_on(probe::pop3::probe(&t)).status);
         });
     }
     println!(
@@ -278,7 +278,7 @@ fn main() {
             }
             let c0 = cpu_ms();
             let w0 = Instant::now();
-            let r = rt.block_on(probe::probe(&t));
+            let r = rt.block_on(probe::pop3::probe(&t));
             let w = w0.elapsed().as_secs_f64() * 1e3;
             let c = cpu_ms() - c0;
             if r.status != Status::Up {

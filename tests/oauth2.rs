@@ -180,7 +180,7 @@ async fn xoauth2_and_oauthbearer_logins_are_up_with_the_mailbox() {
     let s = servers();
     let cache = Arc::new(TokenCache::new());
     for auth in [AuthMethod::Xoauth2, AuthMethod::Oauthbearer] {
-        let r = probe::probe(&target(s, auth, &cache)).await;
+        let r = probe::pop3::probe(&target(s, auth, &cache)).await;
         assert_up_with_stat(s, &r);
         assert_eq!(r.auth_used, Some(auth));
         let o = r.oauth2.as_ref().unwrap();
@@ -202,7 +202,7 @@ async fn xoauth2_and_oauthbearer_logins_are_up_with_the_mailbox() {
 async fn auto_picks_oauthbearer_when_advertised() {
     let s = servers();
     let cache = Arc::new(TokenCache::new());
-    let r = probe::probe(&target(s, AuthMethod::Auto, &cache)).await;
+    let r = probe::pop3::probe(&target(s, AuthMethod::Auto, &cache)).await;
     assert_up_with_stat(s, &r);
     assert_eq!(r.auth_used, Some(AuthMethod::Oauthbearer));
 }
@@ -215,7 +215,7 @@ async fn wrong_client_secret_is_oauth2_token_failed_in_token() {
     let mut c = s.credential();
     c.client_secret = Some(SecretString::from("Wrong-Secret-0000".to_string()));
     t.oauth2 = Some(Arc::new(c));
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(
         r.failure,
         Some(FailureKind::Oauth2TokenFailed),
@@ -246,7 +246,7 @@ async fn a_token_for_another_audience_is_auth_failed_with_the_decoded_status() {
         c.client_secret = Some(SecretString::from(s.get("OTHER_CLIENT_SECRET").to_string()));
         c.scope = None;
         t.oauth2 = Some(Arc::new(c.clone()));
-        let r = probe::probe(&t).await;
+        let r = probe::pop3::probe(&t).await;
         assert_eq!(
             r.failure,
             Some(FailureKind::AuthFailed),
@@ -290,7 +290,7 @@ async fn token_endpoint_down_is_oauth2_token_failed_and_spares_the_mail_server()
     let mut c = s.credential();
     c.token_url = format!("https://127.0.0.1:{}/token", s.port("OAUTH2_CLOSED_PORT"));
     t.oauth2 = Some(Arc::new(c));
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::Oauth2TokenFailed));
     assert_eq!(r.failed_phase, Some(Phase::Token));
     assert_eq!(
@@ -308,14 +308,14 @@ async fn an_expired_cached_token_is_replaced_and_the_probe_is_up() {
     let now = Arc::new(Mutex::new(Instant::now()));
     let n = now.clone();
     let cache = Arc::new(TokenCache::with_clock(Box::new(move || *n.lock().unwrap())));
-    let first = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    let first = probe::pop3::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
     assert_up_with_stat(s, &first);
-    let second = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    let second = probe::pop3::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
     assert!(second.oauth2.as_ref().unwrap().cached);
     assert_eq!(cache.fetches(), 1);
     // Past its lifetime (600 s, less the margin).
     *now.lock().unwrap() += Duration::from_secs(600);
-    let third = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    let third = probe::pop3::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
     assert_up_with_stat(s, &third);
     assert!(!third.oauth2.as_ref().unwrap().cached);
     assert_eq!(cache.fetches(), 2);
@@ -335,7 +335,7 @@ async fn a_revoked_cached_token_is_dropped_fetched_again_once_and_up() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let r = probe::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
+    let r = probe::pop3::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
     assert_up_with_stat(s, &r);
     let o = r.oauth2.as_ref().unwrap();
     assert!(o.refetched, "{o:?}");
@@ -355,7 +355,7 @@ async fn fifty_monitors_probing_with_one_credential_fetch_one_token() {
             t.name = format!("m{i}");
             t.transcript = false;
             t.capabilities = false;
-            tokio::spawn(async move { probe::probe(&t).await })
+            tokio::spawn(async move { probe::pop3::probe(&t).await })
         })
         .collect();
     for task in tasks {
@@ -402,7 +402,7 @@ async fn a_config_oauth2_credential_logs_in() {
     let cache = Arc::new(TokenCache::new());
     target.token_cache = Some(cache.clone());
     assert!(!format!("{target:?}").contains(s.get("CLIENT_SECRET")));
-    let r = probe::probe(&target).await;
+    let r = probe::pop3::probe(&target).await;
     assert_up_with_stat(s, &r);
     assert_eq!(cache.fetches(), 1);
 }

@@ -40,7 +40,7 @@ fn assert_mailbox(d: &Dovecot, r: &ProbeResult) {
 #[tokio::test]
 async fn implicit_tls_with_trusted_ca() {
     let d = dovecot();
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3S_PORT",
         TlsMode::Implicit,
@@ -81,13 +81,13 @@ async fn implicit_tls_with_trusted_ca() {
 async fn every_login_method_over_tls() {
     let d = dovecot();
     for auth in [AuthMethod::Apop, AuthMethod::User, AuthMethod::SaslPlain] {
-        let r = probe::probe(&target(d, "POP3S_PORT", TlsMode::Implicit, auth)).await;
+        let r = probe::pop3::probe(&target(d, "POP3S_PORT", TlsMode::Implicit, auth)).await;
         assert_up(&r);
         assert_eq!(r.auth_used, Some(auth));
         assert_mailbox(d, &r);
     }
     // Without an APOP timestamp, auto chooses SASL PLAIN (advertised).
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3S_NOAPOP_PORT",
         TlsMode::Implicit,
@@ -102,7 +102,7 @@ async fn every_login_method_over_tls() {
 #[tokio::test]
 async fn stls_required() {
     let d = dovecot();
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3_PLAIN_STLS_PORT",
         TlsMode::Starttls,
@@ -130,7 +130,7 @@ async fn stls_required() {
     );
 
     // The listener without TLS cannot satisfy a required STLS.
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3_NOTLS_PORT",
         TlsMode::Starttls,
@@ -148,7 +148,7 @@ async fn stls_required() {
 #[tokio::test]
 async fn stls_if_available_with_and_without_stls() {
     let d = dovecot();
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3_PLAIN_STLS_PORT",
         TlsMode::StarttlsIfAvailable,
@@ -160,7 +160,7 @@ async fn stls_if_available_with_and_without_stls() {
     assert!(r.tls.is_some());
 
     // No STLS there: fall back, and refuse to send a password in the clear.
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3_NOTLS_PORT",
         TlsMode::StarttlsIfAvailable,
@@ -179,7 +179,7 @@ async fn stls_if_available_with_and_without_stls() {
         AuthMethod::Auto,
     );
     t.allow_plaintext_password = true;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_up(&r);
     assert!(r.tls_fallback);
     assert!(
@@ -194,7 +194,7 @@ async fn stls_if_available_with_and_without_stls() {
 async fn apop_over_stls_listener_in_plaintext_mode() {
     // APOP never sends the password, so it is allowed without TLS.
     let d = dovecot();
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3_PLAIN_STLS_PORT",
         TlsMode::None,
@@ -212,7 +212,7 @@ async fn wrong_password_is_auth_failed_with_dovecots_words() {
     for auth in [AuthMethod::User, AuthMethod::SaslPlain, AuthMethod::Apop] {
         let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, auth);
         t.password = Some(SecretString::from("wrong-password".to_string()));
-        let r = probe::probe(&t).await;
+        let r = probe::pop3::probe(&t).await;
         assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{auth}: {r:?}");
         assert_eq!(r.failed_phase, Some(Phase::Auth));
         let reply = r.server_reply.as_deref().unwrap();
@@ -224,7 +224,7 @@ async fn wrong_password_is_auth_failed_with_dovecots_words() {
 #[tokio::test]
 async fn certificate_failures() {
     let d = dovecot();
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "POP3S_EXPIRED_PORT",
         TlsMode::Implicit,
@@ -243,7 +243,7 @@ async fn certificate_failures() {
 
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.tls_server_name = Some("mail.wrong-name.test".into());
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(
         r.failure,
         Some(FailureKind::CertificateNameMismatch),
@@ -252,19 +252,19 @@ async fn certificate_failures() {
 
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.ca_pem = Some(d.pem("OTHER_CA_PEM"));
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::CertificateInvalid), "{r:?}");
 
     // The built-in Mozilla roots do not trust a test CA either.
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.ca_pem = None;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::CertificateInvalid), "{r:?}");
 
     // Verification by IP address against the cert's IP SAN works.
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.tls_server_name = None;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_up(&r);
 }
 
@@ -273,7 +273,7 @@ async fn insecure_skip_verify_is_flagged() {
     let d = dovecot();
     let mut t = target(d, "POP3S_EXPIRED_PORT", TlsMode::Implicit, AuthMethod::Auto);
     t.insecure_skip_verify = true;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_ne!(r.status, Status::Down, "{r:?}");
     assert_eq!(
         r.tls.as_ref().unwrap().verified,
@@ -285,7 +285,7 @@ async fn insecure_skip_verify_is_flagged() {
 #[tokio::test]
 async fn closed_port_and_empty_mailbox_and_no_login() {
     let d = dovecot();
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         "CLOSED_PORT",
         TlsMode::Implicit,
@@ -297,14 +297,14 @@ async fn closed_port_and_empty_mailbox_and_no_login() {
 
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::User);
     t.username = Some(d.get("EMPTY_USER").to_string());
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_up(&r);
     let m = r.mailbox.unwrap();
     assert_eq!((m.messages, m.octets), (0, 0));
 
     let mut t = target(d, "POP3S_PORT", TlsMode::Implicit, AuthMethod::None);
     t.capabilities = true;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_up(&r);
     assert!(r.mailbox.is_none());
     let caps = r.capabilities.unwrap();
@@ -315,7 +315,7 @@ async fn closed_port_and_empty_mailbox_and_no_login() {
 async fn repeated_probes_leave_the_mailbox_alone() {
     let d = dovecot();
     for _ in 0..3 {
-        let r = probe::probe(&target(
+        let r = probe::pop3::probe(&target(
             d,
             "POP3S_PORT",
             TlsMode::Implicit,
@@ -333,7 +333,7 @@ async fn every_probe_sees_the_certificate_no_session_resumption() {
     // report the certificate (a resumed session would carry none).
     let d = dovecot();
     for _ in 0..3 {
-        let r = probe::probe(&target(
+        let r = probe::pop3::probe(&target(
             d,
             "POP3S_PORT",
             TlsMode::Implicit,

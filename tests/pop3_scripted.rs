@@ -35,7 +35,7 @@ async fn no_greeting_times_out_in_greeting() {
     let s = fake::spawn(Reply::Hang, fake::polite(&[])).await;
     let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
     t.timeout = Duration::from_millis(300);
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.status, Status::Down);
     assert_eq!(r.failure, Some(FailureKind::Timeout));
     assert_eq!(r.failed_phase, Some(Phase::Greeting));
@@ -48,7 +48,7 @@ async fn phase_timeout_bounds_one_phase() {
     let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
     t.timeout = Duration::from_secs(5);
     t.phase_timeout = Some(Duration::from_millis(200));
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::Timeout));
     assert!(r.message.contains("200ms"), "{}", r.message);
 }
@@ -60,13 +60,13 @@ async fn slow_greeting_is_degraded_then_down() {
     let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
     t.warning = Duration::from_millis(100);
     t.critical = Duration::from_millis(1000);
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.status, Status::Degraded, "{r:?}");
     assert_eq!(r.failure, None);
 
     t.warning = Duration::from_millis(50);
     t.critical = Duration::from_millis(100);
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.status, Status::Down);
     assert_eq!(r.failure, Some(FailureKind::ResponseTimeCritical));
 }
@@ -78,7 +78,7 @@ async fn err_greeting_is_rejected_with_the_servers_words() {
         fake::polite(&[]),
     )
     .await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
     assert_eq!(r.failure, Some(FailureKind::GreetingRejected));
     assert_eq!(r.failed_phase, Some(Phase::Greeting));
     assert_eq!(
@@ -90,7 +90,7 @@ async fn err_greeting_is_rejected_with_the_servers_words() {
 #[tokio::test]
 async fn garbage_is_a_protocol_error() {
     let s = fake::spawn(line("SSH-2.0-OpenSSH_9.2"), fake::polite(&[])).await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
     assert_eq!(r.failure, Some(FailureKind::ProtocolError));
     assert!(r.message.contains("SSH-2.0"), "{}", r.message);
 }
@@ -98,7 +98,7 @@ async fn garbage_is_a_protocol_error() {
 #[tokio::test]
 async fn close_right_after_connect() {
     let s = fake::spawn(Reply::Close, fake::polite(&[])).await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
     assert_eq!(r.failure, Some(FailureKind::ConnectionClosed));
     assert_eq!(r.failed_phase, Some(Phase::Greeting));
 }
@@ -106,7 +106,7 @@ async fn close_right_after_connect() {
 #[tokio::test]
 async fn endless_line_is_too_large() {
     let s = fake::spawn(Reply::Raw(vec![b'A'; 64 * 1024]), fake::polite(&[])).await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
     assert_eq!(r.failure, Some(FailureKind::ResponseTooLarge));
 }
 
@@ -122,7 +122,7 @@ async fn stall_after_user_times_out_in_auth() {
     .await;
     let mut t = plain_allowed(s.port(), AuthMethod::User);
     t.timeout = Duration::from_millis(400);
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::Timeout));
     assert_eq!(r.failed_phase, Some(Phase::Auth));
     // It never got as far as the password.
@@ -138,7 +138,7 @@ async fn login_reply(reply: &'static str) -> probe::ProbeResult {
         }
     })
     .await;
-    probe::probe(&plain_allowed(s.port(), AuthMethod::User)).await
+    probe::pop3::probe(&plain_allowed(s.port(), AuthMethod::User)).await
 }
 
 #[tokio::test]
@@ -181,14 +181,14 @@ async fn stls_advertised_but_refused() {
         }
     };
     let s = fake::spawn(line("+OK hi <1.2@host>"), handler).await;
-    let r = probe::probe(&target(s.port(), TlsMode::Starttls, AuthMethod::Auto)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::Starttls, AuthMethod::Auto)).await;
     assert_eq!(r.failure, Some(FailureKind::StlsRefused));
     assert_eq!(r.failed_phase, Some(Phase::Stls));
 
     // If-available falls back, says so, and may still log in with APOP;
     // but STLS offered and then refused is what a man in the middle who
     // strips STLS produces (issue 11.6): degraded, naming the downgrade.
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         s.port(),
         TlsMode::StarttlsIfAvailable,
         AuthMethod::Auto,
@@ -209,9 +209,9 @@ async fn stls_advertised_but_refused() {
 async fn stripped_stls_never_gets_a_password() {
     // A man in the middle removed STLS from CAPA.
     let s = fake::spawn(line("+OK hi"), fake::polite(&["USER", "SASL PLAIN"])).await;
-    let r = probe::probe(&target(s.port(), TlsMode::Starttls, AuthMethod::Auto)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::Starttls, AuthMethod::Auto)).await;
     assert_eq!(r.failure, Some(FailureKind::StlsUnavailable));
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         s.port(),
         TlsMode::StarttlsIfAvailable,
         AuthMethod::Auto,
@@ -232,14 +232,14 @@ async fn stripped_stls_never_gets_a_password() {
 async fn plaintext_refused_for_user_and_plain_but_not_apop() {
     let s = fake::spawn(line("+OK hi"), fake::polite(&["USER", "SASL PLAIN"])).await;
     for auth in [AuthMethod::User, AuthMethod::SaslPlain, AuthMethod::Auto] {
-        let r = probe::probe(&target(s.port(), TlsMode::None, auth)).await;
+        let r = probe::pop3::probe(&target(s.port(), TlsMode::None, auth)).await;
         assert_eq!(r.failure, Some(FailureKind::PlaintextRefused), "{auth}");
         assert_eq!(r.failed_phase, Some(Phase::Auth));
     }
     assert!(s.commands().iter().all(|c| !c.contains(PASSWORD)));
 
     let s = fake::spawn(line("+OK hi <9.9@host>"), fake::polite(&[])).await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::Auto)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::Auto)).await;
     assert_eq!(r.status, Status::Up, "{r:?}");
     assert_eq!(r.auth_used, Some(AuthMethod::Apop));
     assert_eq!(r.mailbox.unwrap().messages, 2);
@@ -257,7 +257,7 @@ async fn auth_unsupported_cases() {
         }
     })
     .await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::Apop)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::Apop)).await;
     assert_eq!(r.failure, Some(FailureKind::AuthUnsupported));
     assert!(
         s.commands().is_empty(),
@@ -265,7 +265,7 @@ async fn auth_unsupported_cases() {
     );
     let mut t = plain_allowed(s.port(), AuthMethod::SaslPlain);
     t.tls = TlsMode::StarttlsIfAvailable;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::AuthUnsupported), "{r:?}");
     assert!(r.message.contains("SASL LOGIN"), "{}", r.message);
     // A wrong password on a server that does offer PLAIN stays auth_failed.
@@ -277,7 +277,7 @@ async fn auth_unsupported_cases() {
         }
     })
     .await;
-    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::SaslPlain)).await;
+    let r = probe::pop3::probe(&plain_allowed(s.port(), AuthMethod::SaslPlain)).await;
     assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{r:?}");
 }
 
@@ -289,7 +289,7 @@ async fn round_trips_are_only_what_the_check_needs() {
         fake::polite(&["USER", "SASL PLAIN", "STLS"]),
     )
     .await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::Auto)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::Auto)).await;
     assert_eq!(r.status, Status::Up);
     let verbs: Vec<String> = s
         .commands_until("QUIT")
@@ -300,18 +300,18 @@ async fn round_trips_are_only_what_the_check_needs() {
     assert_eq!(verbs, ["APOP", "STAT", "QUIT"]);
     // Connectivity only: nothing but QUIT after the greeting...
     let s = fake::spawn(line("+OK hi"), fake::polite(&["USER"])).await;
-    let r = probe::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
+    let r = probe::pop3::probe(&target(s.port(), TlsMode::None, AuthMethod::None)).await;
     assert_eq!(r.status, Status::Up);
     assert_eq!(s.commands_until("QUIT").await, ["QUIT"]);
     assert!(r.capabilities.is_none());
     // ...unless capabilities are asked for.
     let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
     t.capabilities = true;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert!(r.capabilities.unwrap().user);
     // No APOP: auto needs CAPA to find SASL PLAIN, then one AUTH line.
     let s = fake::spawn(line("+OK hi"), fake::polite(&["USER", "SASL PLAIN"])).await;
-    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::Auto)).await;
+    let r = probe::pop3::probe(&plain_allowed(s.port(), AuthMethod::Auto)).await;
     assert_eq!(r.auth_used, Some(AuthMethod::SaslPlain));
     let verbs: Vec<String> = s
         .commands_until("QUIT")
@@ -329,7 +329,7 @@ async fn stat_failure_and_quit_failure() {
         _ => fake::polite(&[])(cmd),
     })
     .await;
-    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::User)).await;
+    let r = probe::pop3::probe(&plain_allowed(s.port(), AuthMethod::User)).await;
     assert_eq!(r.failure, Some(FailureKind::MailboxError));
     assert_eq!(r.failed_phase, Some(Phase::Stat));
 
@@ -342,7 +342,7 @@ async fn stat_failure_and_quit_failure() {
     .await;
     let mut t = plain_allowed(s.port(), AuthMethod::User);
     t.timeout = Duration::from_secs(30);
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.status, Status::Up, "{r:?}");
     assert!(r.response_time_ms < 10_000.0);
     assert_eq!(
@@ -362,7 +362,7 @@ async fn server_echoing_the_password_is_scrubbed() {
     })
     .await;
     for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
-        let r = probe::probe(&plain_allowed(s.port(), auth)).await;
+        let r = probe::pop3::probe(&plain_allowed(s.port(), auth)).await;
         assert_eq!(r.failure, Some(FailureKind::AuthFailed));
         let rendered = format!(
             "{}{}{}",
@@ -404,7 +404,7 @@ async fn never_sends_a_mailbox_changing_command() {
             for tls in [TlsMode::None, TlsMode::StarttlsIfAvailable] {
                 let mut t = plain_allowed(s.port(), auth);
                 t.tls = tls;
-                probe::probe(&t).await;
+                probe::pop3::probe(&t).await;
             }
         }
         all.extend(s.commands());
@@ -427,10 +427,10 @@ async fn tls_settings_do_not_matter_without_tls() {
     let mut t = target(s.port(), TlsMode::None, AuthMethod::None);
     t.tls_server_name = Some("bad_name".into());
     t.ca_pem = Some("junk".into());
-    assert_eq!(probe::probe(&t).await.status, Status::Up);
+    assert_eq!(probe::pop3::probe(&t).await.status, Status::Up);
     t.tls = TlsMode::Implicit;
     assert_eq!(
-        probe::probe(&t).await.failure,
+        probe::pop3::probe(&t).await.failure,
         Some(FailureKind::ConfigError)
     );
 }
@@ -439,7 +439,7 @@ async fn tls_settings_do_not_matter_without_tls() {
 async fn unknown_host_is_a_dns_failure() {
     let mut t = target(110, TlsMode::None, AuthMethod::None);
     t.host = "no-such-host.invalid".into();
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::DnsFailure));
     assert_eq!(r.failed_phase, Some(Phase::Resolve));
 }
@@ -449,7 +449,7 @@ async fn missing_credentials_is_a_config_error() {
     let s = fake::spawn(line("+OK hi"), fake::polite(&[])).await;
     let mut t = target(s.port(), TlsMode::None, AuthMethod::User);
     t.password = None;
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::ConfigError));
     assert_eq!(pop3_probe::output::exit_code(&r), 3);
 }
@@ -518,7 +518,7 @@ async fn a_server_echoing_the_password_anywhere_never_gets_it_printed() {
         for auth in [AuthMethod::SaslPlain, AuthMethod::User, AuthMethod::Apop] {
             let mut t = plain_allowed(s.port(), auth);
             t.password = Some(SecretString::from(pw.to_string()));
-            let r = probe::probe(&t).await;
+            let r = probe::pop3::probe(&t).await;
             assert_eq!(r.status, Status::Down, "{pw:?} {auth}: {r:?}");
             let what = format!("{pw:?} {auth}");
             assert_no_leak(pw, &what, &pop3_probe::output::json(&r));
@@ -555,7 +555,7 @@ async fn a_password_with_crlf_is_config_error_without_a_cleartext_warning() {
     for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
         let mut t = plain_allowed(s.port(), auth);
         t.password = Some(SecretString::from("abc\r\nDELE 1".to_string()));
-        let r = probe::probe(&t).await;
+        let r = probe::pop3::probe(&t).await;
         assert_eq!(r.failure, Some(FailureKind::ConfigError), "{auth}: {r:?}");
         assert!(
             !r.warnings.iter().any(|w| w.contains("cleartext")),
@@ -585,7 +585,7 @@ async fn plaintext_disallowed_is_its_own_kind_not_auth_failed() {
     })
     .await;
     for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
-        let r = probe::probe(&plain_allowed(s.port(), auth)).await;
+        let r = probe::pop3::probe(&plain_allowed(s.port(), auth)).await;
         assert_eq!(
             r.failure,
             Some(FailureKind::PlaintextDisallowed),
@@ -613,7 +613,7 @@ async fn basic_authentication_disabled_points_to_oauth2() {
     })
     .await;
     for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
-        let r = probe::probe(&plain_allowed(s.port(), auth)).await;
+        let r = probe::pop3::probe(&plain_allowed(s.port(), auth)).await;
         assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{auth}: {r:?}");
         assert!(
             r.message.contains("OAuth2") && r.message.contains("docs/oauth2.md"),
@@ -630,7 +630,7 @@ async fn basic_authentication_disabled_points_to_oauth2() {
         }
     })
     .await;
-    let r = probe::probe(&plain_allowed(s.port(), AuthMethod::User)).await;
+    let r = probe::pop3::probe(&plain_allowed(s.port(), AuthMethod::User)).await;
     assert_eq!(r.failure, Some(FailureKind::AuthFailed), "{r:?}");
     assert!(!r.message.contains("OAuth2"), "{}", r.message);
 }

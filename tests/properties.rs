@@ -129,7 +129,7 @@ proptest! {
             t.allow_plaintext_password = true;
             t.transcript = true;
             t.timeout = Duration::from_secs(5);
-            let r = probe::probe(&t).await;
+            let r = probe::pop3::probe(&t).await;
             let rendered = format!(
                 "{}\n{}\n{}\n{}\n{:?}",
                 output::json(&r),

@@ -97,7 +97,7 @@ async fn a_stls_stripping_proxy_never_sees_the_password() {
         AuthMethod::SaslPlain,
         AuthMethod::Apop,
     ] {
-        let r = probe::probe(&target(d, port, TlsMode::Starttls, auth)).await;
+        let r = probe::pop3::probe(&target(d, port, TlsMode::Starttls, auth)).await;
         assert_eq!(
             r.failure,
             Some(FailureKind::StlsUnavailable),
@@ -108,12 +108,12 @@ async fn a_stls_stripping_proxy_never_sees_the_password() {
     // If-available falls back and says so; without permission only APOP
     // (which never sends the password) may log in.
     for auth in [AuthMethod::User, AuthMethod::SaslPlain] {
-        let r = probe::probe(&target(d, port, TlsMode::StarttlsIfAvailable, auth)).await;
+        let r = probe::pop3::probe(&target(d, port, TlsMode::StarttlsIfAvailable, auth)).await;
         assert!(r.tls_fallback);
         assert_eq!(r.failure, Some(FailureKind::PlaintextRefused), "{auth}");
         assert!(r.warnings.iter().any(|w| w.contains("WITHOUT TLS")));
     }
-    let r = probe::probe(&target(
+    let r = probe::pop3::probe(&target(
         d,
         port,
         TlsMode::StarttlsIfAvailable,
@@ -139,7 +139,7 @@ async fn alerts_never_carry_the_password_whatever_the_server_said() {
     // A real failure with the password in every field a server controls.
     let mut t = target(d, d.port("POP3S_PORT"), TlsMode::Implicit, AuthMethod::User);
     t.password = Some(SecretString::from("Wrong-But-Secret-1".to_string()));
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::AuthFailed));
     // Every alert text (subject, SMS, e-mail body) is built from the
     // result, which never holds the password it was probed with.
@@ -231,7 +231,7 @@ async fn verification_happens_before_any_pop3_byte() {
     });
     let mut t = target(d, port, TlsMode::Implicit, AuthMethod::User);
     t.ca_pem = Some(d.pem("OTHER_CA_PEM"));
-    let r = probe::probe(&t).await;
+    let r = probe::pop3::probe(&t).await;
     assert_eq!(r.failure, Some(FailureKind::CertificateInvalid));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // ClientHello, then the client's Finished (TLS 1.3) and the alert or
@@ -259,7 +259,7 @@ fn rustls_pemfile_is_not_a_dependency() {
 async fn an_expired_certificate_is_recorded_as_a_failed_verification() {
     let d = dovecot();
     let port: u16 = d.get("POP3S_EXPIRED_PORT").parse().unwrap();
-    let r = probe::probe(&target(d, port, TlsMode::Implicit, AuthMethod::Auto)).await;
+    let r = probe::pop3::probe(&target(d, port, TlsMode::Implicit, AuthMethod::Auto)).await;
     assert_eq!(r.failure, Some(FailureKind::CertificateExpired), "{r:?}");
     let tls = r.tls.as_ref().expect("facts kept on a rejection");
     assert_eq!(

@@ -30,7 +30,6 @@ use crate::net::{self, TlsClient, TlsFacts};
 use crate::pop3::MaildropStat;
 use crate::sasl::secret_forms;
 use crate::wire::{Capabilities, Masker, Stream, Transcript};
-pub use pop3::probe;
 pub use types::*;
 
 /// Why a probe stopped early. Internal: it becomes fields of the result.
@@ -131,7 +130,9 @@ struct Run<'a> {
     token: Option<crate::oauth2::Obtained>,
 }
 
-/// Check one target of any kind.
+/// Check one target of any kind: the entry point (the CLI, `run`,
+/// `serve`). `pop3::probe` and `smtp::probe` are the per-protocol checks
+/// it dispatches to; tests that exercise one protocol call those.
 pub async fn check(target: &Target) -> ProbeResult {
     match target.kind {
         Kind::Pop3 => pop3::probe(target).await,
