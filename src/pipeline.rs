@@ -11,10 +11,10 @@ use futures::StreamExt as _;
 use crate::alert::{self, Alert, AlertFailure, MonitorState};
 use crate::clock::now_ms;
 use crate::config::{Config, ConfigProblem};
+use crate::fleet::{self, Skipped};
 use crate::metrics as names;
 use crate::ports::{AlertSink, Datum, MetricsSink, StateChanges, StateStore, Unit};
 use crate::probe::{FailureKind, Phase, ProbeResult, Status};
-use crate::run::{self, Skipped};
 use crate::vantage::{NoVantages, Vantage, VantageStore};
 
 /// Which part of the fleet this run probes.
@@ -290,7 +290,7 @@ where
     let deadlines: Deadlines = deadline.into();
     let started = Instant::now();
     let started_ms = now_ms();
-    let in_shard = |name: &str| run::shard_of(name, shard.shards) == shard.shard;
+    let in_shard = |name: &str| fleet::shard_of(name, shard.shards) == shard.shard;
     // Shard by dependency group: a dependency is probed in the same run as
     // the monitors that need it.
     let monitors: Vec<_> = config
@@ -334,16 +334,16 @@ where
     if roundtrip_state_error.is_some() {
         monitors.retain(|m| m.roundtrip.is_none());
     }
-    let mut probed = run::run_all(monitors, &config.run, deadlines.probing).await;
+    let mut probed = fleet::probe_all(monitors, &config.run, deadlines.probing).await;
     if let Some(e) = roundtrip_state_error {
         for name in roundtrips {
-            probed.skipped.push(run::Skipped {
+            probed.skipped.push(fleet::Skipped {
                 monitor: name,
                 reason: format!("round trip not run: its state could not be loaded: {e}"),
             });
         }
     }
-    run::apply_dependencies(&mut probed.results, &depends_on);
+    fleet::apply_dependencies(&mut probed.results, &depends_on);
 
     let count = |s: Status| probed.results.iter().filter(|r| r.status == s).count();
     let mut summary = RunSummary {

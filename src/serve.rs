@@ -4,7 +4,7 @@
 //! block of monitor settings applied to an ad-hoc host); the answer is that
 //! one probe's series (see [`crate::prom`]).
 //!
-//! Probing goes through [`crate::run`] as `run` does: the same retries and
+//! Probing goes through [`crate::fleet`] as `run` does: the same retries and
 //! deadline handling, dependencies probed with the monitor and applied the
 //! same way, and no two logins to one mailbox at once — here across
 //! concurrent scrapes too. There is no alert state: Prometheus and
@@ -26,9 +26,9 @@ use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError, MonitorSpec};
 use crate::credentials::SecretSource;
+use crate::fleet;
 use crate::probe::{AuthMethod, ProbeResult, Status};
 use crate::prom::{self, Exposition, Format, Type};
-use crate::run;
 
 /// The top-level key `serve` reads and `run` does not: named blocks of
 /// monitor settings for ad-hoc targets.
@@ -283,7 +283,7 @@ struct Stats {
     busy: u64,
 }
 
-/// Host and user: one maildrop (see [`run::mailbox_key`]).
+/// Host and user: one maildrop (see [`fleet::mailbox_key`]).
 type MailboxKey = (String, String);
 
 /// A request for the config to be read again; answered when done.
@@ -508,7 +508,8 @@ impl Exporter {
         // One login per mailbox at a time, across concurrent scrapes (POP3
         // locks the maildrop: a second login would fail with [IN-USE]).
         // Locks are taken in order, so two requests never wait on each other.
-        let keys: BTreeSet<(String, String)> = specs.iter().filter_map(run::mailbox_key).collect();
+        let keys: BTreeSet<(String, String)> =
+            specs.iter().filter_map(fleet::mailbox_key).collect();
         let mutexes: Vec<Arc<tokio::sync::Mutex<()>>> = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             keys.iter()
@@ -533,9 +534,9 @@ impl Exporter {
             .iter()
             .map(|m| (m.target.name.clone(), m.depends_on.clone()))
             .collect();
-        let mut out = run::run_all(specs, &cfg.config.run, deadline).await;
+        let mut out = fleet::probe_all(specs, &cfg.config.run, deadline).await;
         drop(guards);
-        run::apply_dependencies(&mut out.results, &depends_on);
+        fleet::apply_dependencies(&mut out.results, &depends_on);
         match out.results.into_iter().find(|r| r.monitor == name) {
             Some(r) => {
                 if r.status == Status::Down {

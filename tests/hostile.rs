@@ -214,7 +214,8 @@ async fn a_run_over_hostile_servers_stays_inside_its_bounds() {
     let rss_before = common::status_kib("VmRSS:");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(10);
-    let results = pop3_probe::run::run_all(config.monitors.clone(), &config.run, deadline).await;
+    let results =
+        pop3_probe::fleet::probe_all(config.monitors.clone(), &config.run, deadline).await;
     let elapsed = started.elapsed();
     watching.store(false, Ordering::Relaxed);
     STOP.store(true, Ordering::Relaxed);

@@ -37,7 +37,7 @@ pub struct Skipped {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct RunResults {
+pub struct FleetResults {
     pub results: Vec<ProbeResult>,
     pub skipped: Vec<Skipped>,
 }
@@ -84,7 +84,11 @@ pub fn mailbox_key(m: &MonitorSpec) -> Option<(String, String)> {
 }
 
 /// Probe every monitor; finish by `deadline`.
-pub async fn run_all(monitors: Vec<MonitorSpec>, cfg: &RunConfig, deadline: Instant) -> RunResults {
+pub async fn probe_all(
+    monitors: Vec<MonitorSpec>,
+    cfg: &RunConfig,
+    deadline: Instant,
+) -> FleetResults {
     // Monitors sharing a mailbox form one group, probed one after another;
     // groups run concurrently.
     let mut groups: BTreeMap<(String, String), Vec<MonitorSpec>> = BTreeMap::new();
@@ -96,12 +100,12 @@ pub async fn run_all(monitors: Vec<MonitorSpec>, cfg: &RunConfig, deadline: Inst
         }
     }
     let all_groups = groups.into_values().chain(singles);
-    let outcomes: Vec<RunResults> = stream::iter(all_groups)
+    let outcomes: Vec<FleetResults> = stream::iter(all_groups)
         .map(|group| run_group(group, cfg, deadline))
         .buffer_unordered(cfg.concurrency)
         .collect()
         .await;
-    let mut merged = RunResults::default();
+    let mut merged = FleetResults::default();
     for o in outcomes {
         merged.results.extend(o.results);
         merged.skipped.extend(o.skipped);
@@ -110,8 +114,8 @@ pub async fn run_all(monitors: Vec<MonitorSpec>, cfg: &RunConfig, deadline: Inst
     merged
 }
 
-async fn run_group(group: Vec<MonitorSpec>, cfg: &RunConfig, deadline: Instant) -> RunResults {
-    let mut out = RunResults::default();
+async fn run_group(group: Vec<MonitorSpec>, cfg: &RunConfig, deadline: Instant) -> FleetResults {
+    let mut out = FleetResults::default();
     for m in group {
         match probe_with_retries(&m, cfg, deadline).await {
             Ok(r) => out.results.push(r),
