@@ -60,9 +60,10 @@ pub struct Input {
     pub shards: Option<u32>,
 }
 
-/// Why a run could not happen at all.
+/// Why an invocation failed: the run could not happen at all, or it lost
+/// alerts (the Lambda then reports the invocation as failed).
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum InvocationError {
     #[error("invalid input: {0}")]
     Input(String),
     #[error("config secret {secret}: {message}")]
@@ -77,12 +78,12 @@ pub enum RunError {
     },
 }
 
-impl RunError {
+impl InvocationError {
     pub fn kind(&self) -> &'static str {
         match self {
-            RunError::Input(_) => "InvalidInput",
-            RunError::Config { .. } => "ConfigUnavailable",
-            RunError::AlertsUndelivered { .. } => "AlertsUndelivered",
+            InvocationError::Input(_) => "InvalidInput",
+            InvocationError::Config { .. } => "ConfigUnavailable",
+            InvocationError::AlertsUndelivered { .. } => "AlertsUndelivered",
         }
     }
 }
@@ -187,7 +188,7 @@ pub async fn handle<Sec, M, A, St>(
     metrics: &M,
     alerts: &A,
     state: &St,
-) -> Result<RunSummary, RunError>
+) -> Result<RunSummary, InvocationError>
 where
     Sec: SecretSource,
     M: MetricsSink,
@@ -248,7 +249,7 @@ pub async fn handle_with_vantage<Sec, M, A, St, V>(
     alerts: &A,
     state: &St,
     vantage: Option<&Vantage<'_, V>>,
-) -> Result<RunSummary, RunError>
+) -> Result<RunSummary, InvocationError>
 where
     Sec: SecretSource,
     M: MetricsSink,
@@ -260,13 +261,13 @@ where
     let input: Input = if input.is_null() {
         Input::default()
     } else {
-        serde_json::from_value(input).map_err(|e| RunError::Input(e.to_string()))?
+        serde_json::from_value(input).map_err(|e| InvocationError::Input(e.to_string()))?
     };
     let shard = Shard {
         shard: input.shard.unwrap_or(0),
         shards: input.shards.unwrap_or(1),
     };
-    shard.validate().map_err(RunError::Input)?;
+    shard.validate().map_err(InvocationError::Input)?;
 
     let loaded: Result<Config, String> = match cache.config(secrets, &settings.config_secret).await
     {
@@ -279,7 +280,7 @@ where
     let config = match loaded {
         Ok(c) => c,
         Err(message) => {
-            let err = RunError::Config {
+            let err = InvocationError::Config {
                 secret: settings.config_secret.clone(),
                 message,
             };
@@ -333,7 +334,7 @@ where
             .first()
             .map(|a| format!("{} {}: {}", a.monitor, a.kind, a.error))
             .unwrap_or_default();
-        let err = RunError::AlertsUndelivered {
+        let err = InvocationError::AlertsUndelivered {
             first,
             summary: Box::new(summary),
         };

@@ -21,7 +21,7 @@ use pop3_probe::alert::{Alert, AlertKind, Category, MonitorState};
 use pop3_probe::aws::{self, AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
 use pop3_probe::config;
 use pop3_probe::credentials::SecretSource;
-use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
+use pop3_probe::lambda::{self, ConfigCache, InvocationError, Settings};
 use pop3_probe::pipeline::{self, RunSummary, Shard};
 use pop3_probe::ports::{Datum, MetricsSink, StateChanges, StateStore, Unit};
 use pop3_probe::probe::{FailureKind, Status};
@@ -90,7 +90,7 @@ impl Stack {
         &self,
         cache: &ConfigCache,
         remaining: Duration,
-    ) -> Result<RunSummary, RunError> {
+    ) -> Result<RunSummary, InvocationError> {
         lambda::handle(
             json!({"shard": 0, "shards": 1}),
             remaining,
@@ -391,7 +391,7 @@ async fn a_malformed_config_secret_aborts_the_run_with_its_json_path() {
     // Not JSON at all.
     moto::create_secret(&s.sdk, &s.config_secret, "{\"monitors\": [ {\"name\": ").await;
     let err = s.invoke(&cache, Duration::from_secs(30)).await.unwrap_err();
-    assert!(matches!(err, RunError::Config { .. }), "{err:?}");
+    assert!(matches!(err, InvocationError::Config { .. }), "{err:?}");
     assert_eq!(err.kind(), "ConfigUnavailable");
     let text = err.to_string();
     assert!(
@@ -1138,7 +1138,7 @@ async fn aws_unreachable_the_run_still_probes_and_reports() {
         "{:?}",
         started.elapsed()
     );
-    assert!(matches!(err, RunError::Config { .. }));
+    assert!(matches!(err, InvocationError::Config { .. }));
     assert!(
         err.to_string()
             .starts_with("config secret cfg: secretsmanager: reading secret cfg"),
@@ -1181,7 +1181,7 @@ async fn an_alert_sns_refused_is_sent_on_the_next_run() {
             .starts_with("1 alert(s) could not be delivered (sns-expired down: sns: Publish to"),
         "{err}"
     );
-    let RunError::AlertsUndelivered { summary, .. } = err else {
+    let InvocationError::AlertsUndelivered { summary, .. } = err else {
         unreachable!()
     };
     assert_eq!(summary.down, 1);

@@ -340,7 +340,7 @@ async fn fault_soak() {
                 // Lost alerts fail the invocation, with the run's summary.
                 let summary = match run.await {
                     Ok(s) => s,
-                    Err(lambda::RunError::AlertsUndelivered { summary, .. }) => *summary,
+                    Err(lambda::InvocationError::AlertsUndelivered { summary, .. }) => *summary,
                     Err(e) => panic!("cycle {cycle} step {step}: {e}"),
                 };
                 if std::env::var_os("SOAK_DEBUG").is_some() {

@@ -457,7 +457,7 @@ async fn a_winner_that_dies_before_sending_leaves_the_alert_to_the_next() {
     .unwrap_err();
     // A lost alert fails the invocation (so the probe's own failure is
     // heard), with the summary of what happened.
-    let lambda::RunError::AlertsUndelivered { summary: dead, .. } = dead else {
+    let lambda::InvocationError::AlertsUndelivered { summary: dead, .. } = dead else {
         panic!("{dead:?}");
     };
     assert_eq!(line(&dead).0, Condition::Down);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use pop3_probe::aws::{AwsSecrets, CloudWatchMetrics, DynamoState, SnsAlerts};
-use pop3_probe::lambda::{self, ConfigCache, RunError, Settings};
+use pop3_probe::lambda::{self, ConfigCache, InvocationError, Settings};
 use pop3_probe::pipeline::RunSummary;
 use pop3_probe::vantage::{DynamoVantages, Vantage};
 
@@ -22,7 +22,7 @@ struct App {
 }
 
 #[derive(Debug)]
-struct Failed(RunError);
+struct Failed(InvocationError);
 
 impl From<Failed> for Diagnostic {
     fn from(f: Failed) -> Diagnostic {
