@@ -96,7 +96,10 @@ pub struct RunSummary {
     /// Multi-vantage runs: what the vantages together decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consensus: Option<crate::vantage::ConsensusSummary>,
-    /// Every result of the run (the Lambda logs each one as well).
+    /// Every result of the run. Left out of the Lambda's returned value
+    /// (which Lambda caps at 6 MB; 10,000 results are well over it): the
+    /// Lambda logs each result as a `probe_result` line instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<ProbeResult>,
 }
 
