@@ -117,6 +117,55 @@ pub fn temp_path(path: &Path, n: u32) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
+/// Replace `path` with `bytes` in one step: a temporary file beside it,
+/// created `O_CREAT|O_EXCL|O_NOFOLLOW` with `mode` (so it never follows a
+/// symbolic link or reuses a file someone planted: a name that exists is
+/// skipped), synced, renamed over `path`, then the directory synced so the
+/// rename is durable. The one writer of every file the probe replaces.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut attempt = 0;
+    let (tmp, mut f) = loop {
+        let tmp = temp_path(path, attempt);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // The umask may have narrowed `mode`; a world-readable file (the
+    // textfile collector's) must be readable whatever it is.
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| f.write_all(bytes))
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
 /// Open `path` for appending, refusing a symbolic link (a root-run probe
 /// must not append to whatever a local user points the name at) and
 /// anything that is not a regular file (a FIFO would block the run).
@@ -168,7 +217,6 @@ impl FileState {
     }
 
     fn write(&self, data: &StateFile) -> Result<(), SinkError> {
-        use std::os::unix::fs::OpenOptionsExt;
         let err = |what: &str, e: std::io::Error| {
             SinkError::new(
                 "state file",
@@ -177,44 +225,7 @@ impl FileState {
         };
         let text = serde_json::to_vec_pretty(data)
             .map_err(|e| SinkError::new("state file", e.to_string()))?;
-        // O_CREAT|O_EXCL never follows a symbolic link and never reuses a
-        // file someone planted: a name that exists is skipped, not opened.
-        let mut attempt = 0;
-        let (tmp, mut f) = loop {
-            let tmp = temp_path(&self.path, attempt);
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)
-            {
-                Ok(f) => break (tmp, f),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
-                    attempt += 1;
-                }
-                Err(e) => return Err(err("temporary file", e)),
-            }
-        };
-        let written = f
-            .write_all(&text)
-            .and_then(|()| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(err("temporary file", e));
-        }
-        // The rename itself is durable once the directory is synced.
-        if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        replace_file(&self.path, &text, 0o600).map_err(|e| err("temporary file", e))?;
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())

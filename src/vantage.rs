@@ -212,16 +212,9 @@ impl FileVantages {
     }
 
     fn write(&self, docs: &HashMap<String, Doc>) -> Result<(), SinkError> {
-        use std::io::Write as _;
-        let mut tmp = self.path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
         let text = serde_json::to_vec(docs).map_err(|e| self.err("cannot encode", e))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| self.err("cannot write", e))?;
-        f.write_all(&text)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| self.err("cannot write", e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.err("cannot write", e))
+        crate::local::replace_file(&self.path, &text, 0o600)
+            .map_err(|e| self.err("cannot write", e))
     }
 }
 
