@@ -44,7 +44,7 @@ OTHER_CLIENT_SECRET=Other-Api-Secret-5519
 RS_CLIENT_ID=dovecot-introspection
 RS_CLIENT_SECRET=Dovecot-Introspects-3318
 
-STAMP=$(cat "$HERE/ensure.sh" "$HERE/../dovecot/lib.sh" "$HERE/server.mjs" "$HERE/package-lock.json" \
+STAMP=$(cat "$HERE/ensure.sh" "$HERE/node.sh" "$HERE/../dovecot/lib.sh" "$HERE/server.mjs" "$HERE/package-lock.json" \
     | sha256sum | cut -c1-16)-uid$(id -u)
 LOCKSUM=$(sha256sum <"$HERE/package-lock.json" | cut -c1-16)
 
@@ -52,22 +52,8 @@ p3p_lock "$DIR"
 
 env_get() { sed -n "s/^$1=//p" "$DIR/env" | head -n1; }
 
-# Is PID our oidc-provider (node running server.mjs from this DIR's npm)?
-node_pid_is_ours() {
-    local pid=$1 cmd
-    [[ "$pid" =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ "$cmd" == *node* && "$cmd" == *"$DIR/npm/server.mjs"* ]]
-}
-
-stop_node() {
-    local pid i
-    pid=$(head -n1 "$DIR/oauth2.pid" 2>/dev/null || true)
-    node_pid_is_ours "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=node.sh
+. "$HERE/node.sh"
 
 healthy() {
     [[ -f "$DIR/$P3P_MARKER" && -f "$DIR/env" && "$(cat "$DIR/.stamp" 2>/dev/null)" == "$STAMP" ]] || return 1
@@ -248,16 +234,46 @@ fail_with_log() {
     exit 1
 }
 
+# Start oidc-provider on two fresh ports and wait until it has bound both:
+# it then writes its own pid to DIR/oauth2.pid. Returns 2 when a port was
+# taken in the meantime (the caller picks new ones); any other early exit
+# fails with the server's exit status and log.
+start_node() {
+    local http=$1 https=$2 launcher rc deadline=$((SECONDS + WAIT_SECS))
+    rm -f "$DIR/oauth2.pid" "$DIR/oauth2.pid.tmp"
+    # setsid + every fd redirected: the server outlives this script, and a
+    # caller reading our output does not wait for it.
+    OAUTH2_HTTP_PORT=$http OAUTH2_HTTPS_PORT=$https OAUTH2_CLIENTS=$DIR/clients.json \
+        OAUTH2_TLS_CERT=$PKI/server.pem OAUTH2_TLS_KEY=$PKI/server.key NODE_ENV=production \
+        OAUTH2_PID_FILE=$DIR/oauth2.pid \
+        setsid node "$NPM/server.mjs" </dev/null >"$DIR/oauth2.log" 2>&1 9>&- &
+    launcher=$!
+    # Alive is "the launcher still runs (not yet exec'd, or node itself) or
+    # some process runs our server.mjs" (setsid forks when it must), so a
+    # slow start on a loaded machine is waited for, not taken for an exit.
+    until node_pid_is_ours "$(head -n1 "$DIR/oauth2.pid" 2>/dev/null)"; do
+        if ! kill -0 "$launcher" 2>/dev/null && [[ -z "$(our_node_pids)" ]]; then
+            rc=0
+            wait "$launcher" 2>/dev/null || rc=$?
+            grep -q 'listener failed: EADDRINUSE' "$DIR/oauth2.log" 2>/dev/null && return 2
+            fail_with_log "oidc-provider exited with status $rc before it listened (node $(node --version 2>&1))"
+        fi
+        ((SECONDS < deadline)) || fail_with_log "oidc-provider did not listen within ${WAIT_SECS}s"
+        sleep 0.1
+    done
+}
+
 started=0
 for attempt in 1 2 3; do
     read -r P_POP3S P_STLS P_HTTP P_HTTPS P_CLOSED <<<"$(p3p_pick_ports 5)"
     printf 'POP3S_OAUTH_PORT=%s\nPOP3_OAUTH_STLS_PORT=%s\n' "$P_POP3S" "$P_STLS" >"$DIR/env.partial"
-    # setsid + every fd redirected: the server outlives this script, and a
-    # caller reading our output does not wait for it.
-    OAUTH2_HTTP_PORT=$P_HTTP OAUTH2_HTTPS_PORT=$P_HTTPS OAUTH2_CLIENTS=$DIR/clients.json \
-        OAUTH2_TLS_CERT=$PKI/server.pem OAUTH2_TLS_KEY=$PKI/server.key NODE_ENV=production \
-        setsid node "$NPM/server.mjs" </dev/null >"$DIR/oauth2.log" 2>&1 9>&- &
-    echo $! >"$DIR/oauth2.pid"
+    rc=0
+    start_node "$P_HTTP" "$P_HTTPS" || rc=$?
+    if ((rc == 2)); then
+        p3p_log "oidc-provider port collision on attempt $attempt, retrying"
+        stop_node
+        continue
+    fi
     write_dovecot "$P_POP3S" "$P_STLS" "$P_HTTP"
     rc=0
     dovecot -c "$DIR/oauth/dovecot.conf" </dev/null >>"$DIR/oauth/startup.log" 2>&1 9>&- || rc=$?
@@ -273,7 +289,7 @@ done
 deadline=$((SECONDS + WAIT_SECS))
 until p3p_port_open "$P_POP3S" && p3p_port_open "$P_STLS" && p3p_port_open "$P_HTTPS" \
     && [[ "$(curl -s --max-time 2 "http://127.0.0.1:$P_HTTP/_count" || true)" =~ ^[0-9]+$ ]]; do
-    node_pid_is_ours "$(cat "$DIR/oauth2.pid")" || fail_with_log "oidc-provider exited"
+    node_pid_is_ours "$(head -n1 "$DIR/oauth2.pid")" || fail_with_log "oidc-provider exited after it listened"
     ((SECONDS < deadline)) || fail_with_log "servers not ready after ${WAIT_SECS}s"
     sleep 0.2
 done

@@ -82,7 +82,27 @@ const handler = (req, res) => {
   app(req, res);
 };
 
-http.createServer(handler).listen(httpPort, '127.0.0.1');
+// Readiness: once both listeners are bound, the server writes its own pid
+// to OAUTH2_PID_FILE (atomically: ensure.sh polls for it). That pid is this
+// process's, not a launcher's, whatever setsid or a wrapper did on the way.
+// A listen error (a port taken between ensure.sh picking it and binding)
+// exits 3 with the code on one line, so ensure.sh can pick new ports.
+let listening = 0;
+const onListening = () => {
+  listening += 1;
+  if (listening < 2) return;
+  console.log(`oidc-provider listening on 127.0.0.1:${httpPort} (http) and :${httpsPort} (https)`);
+  const pidFile = process.env.OAUTH2_PID_FILE;
+  if (pidFile) {
+    fs.writeFileSync(`${pidFile}.tmp`, `${process.pid}\n`);
+    fs.renameSync(`${pidFile}.tmp`, pidFile);
+  }
+};
+const onError = (what) => (err) => {
+  console.log(`oidc-provider: ${what} listener failed: ${err.code || err.message}`);
+  process.exit(3);
+};
+http.createServer(handler).on('error', onError('http')).listen(httpPort, '127.0.0.1', onListening);
 https
   .createServer(
     {
@@ -91,5 +111,5 @@ https
     },
     handler,
   )
-  .listen(httpsPort, '127.0.0.1');
-console.log(`oidc-provider listening on 127.0.0.1:${httpPort} (http) and :${httpsPort} (https)`);
+  .on('error', onError('https'))
+  .listen(httpsPort, '127.0.0.1', onListening);

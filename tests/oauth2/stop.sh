@@ -9,6 +9,8 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source=../dovecot/lib.sh
 . "$HERE/../dovecot/lib.sh"
 P3P_INSTANCES=(oauth)
+# shellcheck source=node.sh
+. "$HERE/node.sh"
 
 (($# == 1)) || p3p_die "usage: $0 DIR"
 [[ -d "$1" ]] || exit 0
@@ -16,8 +18,5 @@ DIR=$(cd -- "$1" && pwd -P)
 
 p3p_lock "$DIR"
 p3p_stop_all "$DIR"
-pid=$(head -n1 "$DIR/oauth2.pid" 2>/dev/null || true)
-if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$DIR/npm/server.mjs"; then
-    kill -TERM "$pid" 2>/dev/null || true
-fi
+stop_node
 rm -f "$DIR/env" "$DIR/env.partial" "$DIR/.stamp"
