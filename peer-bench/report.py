@@ -144,6 +144,9 @@ def render(res):
     zip_line = (f"{res['zip']['bytes']:,} bytes ({res['zip']['bytes'] / 1e6:.2f} MB)" if res.get("zip")
                 else "not built (`--no-zip` / `--quick`)")
     cs = res["cold_start"]
+    # The quick run builds the binaries together with the benches (one
+    # optimized build), so they carry the dev-dependencies' features.
+    size_note = "; built with the benches, dev-dependency features on" if res.get("quick") else ""
     quick = ("\n> **This file was written by the reduced CI run (`--quick`): few samples, "
              "numbers are indicative only.**\n" if res["quick"] else "")
     return f"""# Benchmarks
@@ -274,8 +277,8 @@ monitors; the rest is Dovecot's TLS handshakes on the same 2 cores.
 | | |
 |---|---|
 | exec → first `GET /runtime/invocation/next` (handler ready), release `pop3-probe-lambda`, fake runtime API on loopback, no AWS call | median **{cs['median']:.1f} ms**, p90 {cs['p90']:.1f} ms (n={cs['n']}) |
-| `target/release/pop3-probe` (x86_64, stripped) | {res['sizes']['pop3-probe']:,} bytes ({res['sizes']['pop3-probe'] / 1e6:.1f} MB) |
-| `target/release/pop3-probe-lambda` (x86_64, stripped) | {res['sizes']['pop3-probe-lambda']:,} bytes ({res['sizes']['pop3-probe-lambda'] / 1e6:.1f} MB) |
+| `target/release/pop3-probe` (x86_64, stripped{size_note}) | {res['sizes']['pop3-probe']:,} bytes ({res['sizes']['pop3-probe'] / 1e6:.1f} MB) |
+| `target/release/pop3-probe-lambda` (x86_64, stripped{size_note}) | {res['sizes']['pop3-probe-lambda']:,} bytes ({res['sizes']['pop3-probe-lambda'] / 1e6:.1f} MB) |
 | arm64 Lambda zip (`cargo lambda build --release --arm64 --output-format zip`) | {zip_line} |
 
 The Lambda's `main` builds the SDK config (no network call) and the TLS
