@@ -321,12 +321,9 @@ async fn an_expired_cached_token_is_replaced_and_the_probe_is_up() {
     assert_eq!(cache.fetches(), 2);
 }
 
-#[tokio::test]
-async fn a_revoked_cached_token_is_dropped_fetched_again_once_and_up() {
-    let s = servers();
-    let cache = Arc::new(TokenCache::new());
-    let token = current_token(&cache, s).await;
-    // The authorization server revokes it; the cache still thinks it good.
+/// The authorization server revokes the token; a cache holding it still
+/// thinks it good.
+fn revoke(s: &OAuth2Servers, token: &str) {
     let out = std::process::Command::new("curl")
         .args(["-s", "--max-time", "5", s.get("REVOCATION_URL_HTTP")])
         .args(["-d", &format!("token={token}")])
@@ -335,6 +332,14 @@ async fn a_revoked_cached_token_is_dropped_fetched_again_once_and_up() {
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn a_revoked_cached_token_is_dropped_fetched_again_once_and_up() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let token = current_token(&cache, s).await;
+    revoke(s, &token);
     let r = probe::pop3::probe(&target(s, AuthMethod::Xoauth2, &cache)).await;
     assert_up_with_stat(s, &r);
     let o = r.oauth2.as_ref().unwrap();
@@ -537,6 +542,181 @@ async fn smtp_error_challenge_is_answered_and_decoded() {
         "RFC 7628's %x01 answers the challenge: {sent:?}"
     );
     assert_no_secrets(s, &r, &[current_token(&cache, s).await]);
+}
+
+// ---------------------------------------------------------------------------
+// SMTP AUTH against a real server: the harness's Exim hands XOAUTH2 and
+// OAUTHBEARER to the same Dovecot's auth service (its `dovecot`
+// authenticator), which introspects the token at oidc-provider.
+// ---------------------------------------------------------------------------
+
+/// An SMTP check of the harness's Exim: STARTTLS verified against the
+/// harness CA, then AUTH with the monitor's token, under an EHLO name of
+/// its own by which the test finds its session in Exim's log.
+fn exim_target(s: &OAuth2Servers, auth: AuthMethod, cache: &Arc<TokenCache>, tag: &str) -> Target {
+    let mut t = target(s, auth, cache);
+    t.name = format!("oauth-smtp-{tag}");
+    t.kind = pop3_probe::probe::Kind::Smtp;
+    t.port = s.port("SMTP_OAUTH_PORT");
+    t.tls = pop3_probe::probe::TlsMode::Starttls;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    t.ehlo_name = Some(format!("{tag}-{nanos}.probe.test"));
+    t
+}
+
+/// Exim's log lines that name this session's EHLO name, once the session
+/// is over: the probe may send QUIT without waiting for Exim's answer, so
+/// its result can come back before Exim has written the session's last
+/// line ("no MAIL in SMTP connection from (NAME) ..."). Waits for that line
+/// (up to 30 s, a bound, not a measurement).
+fn exim_lines(s: &OAuth2Servers, ehlo: &str) -> Vec<String> {
+    let end = format!("no MAIL in SMTP connection from ({ehlo})");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(s.get("EXIM_LOG"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(ehlo))
+            .map(str::to_string)
+            .collect();
+        if lines.iter().any(|l| l.contains(&end)) || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn smtp_xoauth2_and_oauthbearer_log_in_to_exim_through_dovecot_auth() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    for (auth, used, authenticator) in [
+        (AuthMethod::Xoauth2, AuthMethod::Xoauth2, "xoauth2"),
+        (
+            AuthMethod::Oauthbearer,
+            AuthMethod::Oauthbearer,
+            "oauthbearer",
+        ),
+        // Exim offers both: auto prefers the standard one.
+        (AuthMethod::Auto, AuthMethod::Oauthbearer, "oauthbearer"),
+    ] {
+        let t = exim_target(s, auth, &cache, authenticator);
+        let r = probe::check(&t).await;
+        assert_eq!(
+            r.status,
+            Status::Up,
+            "{}\n{:?}",
+            pop3_probe::output::human(&r),
+            r.phases
+        );
+        assert_eq!(r.auth_used, Some(used));
+        assert_eq!(r.phases[0].phase, Phase::Token, "token comes first");
+        assert!(r.tls.is_some(), "AUTH went over TLS");
+        // Exim's own word: this session was logged in by the authenticator
+        // for that mechanism, as the mailbox.
+        let ehlo = t.ehlo_name.as_deref().unwrap();
+        let want = format!("quit helo={ehlo} authenticator={authenticator} id=probe");
+        let lines = exim_lines(s, ehlo);
+        assert!(
+            lines.iter().any(|l| l.ends_with(&want)),
+            "{want} not in {lines:#?}"
+        );
+        assert_no_secrets(s, &r, &[current_token(&cache, s).await]);
+    }
+    assert_eq!(cache.fetches(), 1, "one token served all three logins");
+}
+
+#[tokio::test]
+async fn smtp_a_revoked_cached_token_is_replaced_in_the_same_session() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    let token = current_token(&cache, s).await;
+    revoke(s, &token);
+    let t = exim_target(s, AuthMethod::Xoauth2, &cache, "revoked");
+    let r = probe::check(&t).await;
+    assert_eq!(r.status, Status::Up, "{}", pop3_probe::output::human(&r));
+    assert!(r.oauth2.as_ref().unwrap().refetched);
+    assert_eq!(
+        cache.fetches(),
+        2,
+        "one fetch for the revoked token, one fresh"
+    );
+    let fresh = current_token(&cache, s).await;
+    assert_ne!(fresh, token);
+    // One session: the revoked token refused, the fresh one taken.
+    let ehlo = t.ehlo_name.as_deref().unwrap();
+    let lines = exim_lines(s, ehlo);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("authenticator failed"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("authenticator=xoauth2 id=probe")),
+        "{lines:#?}"
+    );
+    let sessions = lines
+        .iter()
+        .filter(|l| l.contains("C=EHLO,STARTTLS,EHLO,AUTH,AUTH,QUIT"))
+        .count();
+    assert_eq!(sessions, 1, "both AUTHs in one session: {lines:#?}");
+    assert_no_secrets(s, &r, &[token, fresh]);
+}
+
+#[tokio::test]
+async fn smtp_a_token_for_another_audience_is_auth_failed_at_exim() {
+    let s = servers();
+    let cache = Arc::new(TokenCache::new());
+    for auth in [AuthMethod::Xoauth2, AuthMethod::Oauthbearer] {
+        let mut t = exim_target(s, auth, &cache, "other-audience");
+        let mut c = s.credential();
+        c.client_id = s.get("OTHER_CLIENT_ID").to_string();
+        c.client_secret = Some(SecretString::from(s.get("OTHER_CLIENT_SECRET").to_string()));
+        c.scope = None;
+        t.oauth2 = Some(Arc::new(c.clone()));
+        let r = probe::check(&t).await;
+        assert_eq!(
+            r.failure,
+            Some(FailureKind::AuthFailed),
+            "{}",
+            pop3_probe::output::human(&r)
+        );
+        assert_eq!(r.failed_phase, Some(Phase::Auth));
+        assert!(r.message.contains("freshly issued"), "{}", r.message);
+        // The token endpoint did its part: the mail server is the one
+        // refusing, which is what auth_failed (not oauth2_token_failed) says.
+        assert_eq!(r.phases[0].phase, Phase::Token);
+        let ehlo = t.ehlo_name.as_deref().unwrap();
+        let lines = exim_lines(s, ehlo);
+        assert!(
+            lines.iter().any(|l| l.contains("authenticator failed")),
+            "Exim refused it: {lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("authenticator=none id=none")),
+            "{lines:#?}"
+        );
+        let token = cache
+            .get(&c, s.get("MAILBOX"), BUDGET)
+            .await
+            .unwrap()
+            .token
+            .token
+            .expose_secret()
+            .to_string();
+        assert_no_secrets(s, &r, &[token]);
+        println!("{}", pop3_probe::output::human(&r));
+    }
 }
 
 // ---------------------------------------------------------------------------

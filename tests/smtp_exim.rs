@@ -1,4 +1,4 @@
-//! The SMTP check against a real Exim (Debian exim4-daemon-light) on
+//! The SMTP check against a real Exim (Debian exim4-daemon-heavy) on
 //! loopback, started by tests/smtp/ensure.sh with test-made certificates.
 //! Exim's own log is the witness that no MAIL, RCPT or DATA was sent.
 

@@ -578,6 +578,26 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
+/// The message of an `auth_failed` OAuth2 login, POP3's and SMTP's alike:
+/// the token was fresh (a refused cached one is replaced first), so the
+/// mail server's side is what is wrong; the decoded status when the server
+/// sent one, and the provider's usual causes.
+fn oauth_refused(
+    mut failure: Failure,
+    status: Option<crate::sasl::oauth::ErrorStatus>,
+    provider: crate::oauth2::Provider,
+) -> Failure {
+    let status = status
+        .map(|s| format!(" (server status: {s})"))
+        .unwrap_or_default();
+    failure.message = format!(
+        "the mail server refused a freshly issued OAuth2 token{status}: {}. {}",
+        failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
+        oauth_hint(provider)
+    );
+    failure
+}
+
 /// What usually breaks when a mail server refuses a token its own
 /// authorization server just issued.
 pub fn oauth_hint(provider: crate::oauth2::Provider) -> &'static str {

@@ -337,15 +337,7 @@ impl Run<'_> {
             }
             let mut failure = error.classify(Phase::Auth);
             if failure.kind == FailureKind::AuthFailed {
-                let status = outcome
-                    .status
-                    .map(|s| format!(" (server status: {s})"))
-                    .unwrap_or_default();
-                failure.message = format!(
-                    "the mail server refused a freshly issued OAuth2 token{status}: {}. {}",
-                    failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
-                    super::oauth_hint(cred.provider)
-                );
+                failure = super::oauth_refused(failure, outcome.status, cred.provider);
             }
             return Err(failure);
         }

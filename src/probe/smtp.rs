@@ -390,10 +390,13 @@ impl Run<'_> {
 
 impl Run<'_> {
     /// AUTH XOAUTH2 / OAUTHBEARER with the token phase's token (`auto`:
-    /// OAUTHBEARER when EHLO offers it, else XOAUTH2).
+    /// OAUTHBEARER when EHLO offers it, else XOAUTH2). A cached token the
+    /// server refuses (revoked, or expired early) is dropped and one fresh
+    /// token tried in the same session, as the POP3 login does; a refused
+    /// fresh token is the failure.
     async fn smtp_login_oauth(
         &mut self,
-        session: Session<Stream>,
+        mut session: Session<Stream>,
         user: String,
     ) -> Result<(Authenticated<Stream>, AuthMethod), Failure> {
         let t = self.target;
@@ -413,68 +416,75 @@ impl Run<'_> {
             self.quit(session.quit_nowait()).await;
             return Err(Failure::new(FailureKind::AuthUnsupported, Phase::Auth, why));
         }
-        let Some(obtained) = self.token.clone() else {
-            return Err(Failure::new(
-                FailureKind::ConfigError,
-                Phase::Auth,
-                "no OAuth2 token",
-            ));
-        };
-        let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
-        let response = match mechanism {
-            crate::sasl::oauth::OauthMechanism::XOauth2 => {
-                crate::sasl::oauth::xoauth2(&user, &obtained.token.token)
-            }
-            crate::sasl::oauth::OauthMechanism::OauthBearer => {
-                crate::sasl::oauth::oauthbearer(&user, &host, t.port, &obtained.token.token)
-            }
-        }
-        .map_err(|e| {
-            Failure::new(
-                FailureKind::ConfigError,
-                Phase::Auth,
-                format!("OAuth2 login: {e}"),
-            )
-        })?;
         self.auth_used = Some(method);
-        let (outcome, status) = self
-            .phase(Phase::Auth, async {
-                Ok(session.auth_oauth(&response, mechanism).await)
-            })
-            .await?;
-        if let (Some(st), Some(facts)) = (&status, self.oauth2.as_mut()) {
-            facts.server_status = Some(st.to_string());
-        }
-        let AuthFailure { error, session } = match outcome {
-            Ok(done) => return Ok((done, method)),
-            Err(f) => f,
-        };
-        let mut failure = error.classify(Phase::Auth);
-        if failure.kind == FailureKind::AuthFailed {
-            if let (true, Some(cred)) = (obtained.cached, t.oauth2.as_ref()) {
-                // A later run fetches a fresh one.
-                let cache = t
-                    .token_cache
-                    .clone()
-                    .unwrap_or_else(crate::oauth2::TokenCache::global);
-                cache.reject(cred, &user, &obtained.token.token).await;
+        let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
+        let mut refetched = false;
+        loop {
+            let Some(obtained) = self.token.clone() else {
+                return Err(Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    "no OAuth2 token",
+                ));
+            };
+            let response = match mechanism {
+                crate::sasl::oauth::OauthMechanism::XOauth2 => {
+                    crate::sasl::oauth::xoauth2(&user, &obtained.token.token)
+                }
+                crate::sasl::oauth::OauthMechanism::OauthBearer => {
+                    crate::sasl::oauth::oauthbearer(&user, &host, t.port, &obtained.token.token)
+                }
             }
-            let st = status
-                .map(|s| format!(" (server status: {s})"))
-                .unwrap_or_default();
-            failure.message = format!(
-                "the mail server refused the OAuth2 token{st}: {}. {}",
-                failure.reply.as_deref().unwrap_or("").trim_end_matches('.'),
-                t.oauth2
-                    .as_ref()
-                    .map(|c| super::oauth_hint(c.provider))
-                    .unwrap_or("")
-            );
+            .map_err(|e| {
+                Failure::new(
+                    FailureKind::ConfigError,
+                    Phase::Auth,
+                    format!("OAuth2 login: {e}"),
+                )
+            })?;
+            let (outcome, status) = self
+                .phase(Phase::Auth, async {
+                    Ok(session.auth_oauth(&response, mechanism).await)
+                })
+                .await?;
+            if let (Some(st), Some(facts)) = (&status, self.oauth2.as_mut()) {
+                facts.server_status = Some(st.to_string());
+            }
+            let AuthFailure {
+                error,
+                session: back,
+            } = match outcome {
+                Ok(done) => return Ok((done, method)),
+                Err(f) => f,
+            };
+            let mut failure = error.classify(Phase::Auth);
+            let mut back = back;
+            if let (FailureKind::AuthFailed, Some(cred)) = (failure.kind, t.oauth2.as_ref()) {
+                if obtained.cached {
+                    let cache = t
+                        .token_cache
+                        .clone()
+                        .unwrap_or_else(crate::oauth2::TokenCache::global);
+                    cache.reject(cred, &user, &obtained.token.token).await;
+                    // SMTP allows another AUTH after a 535: one fresh
+                    // token, same session.
+                    if let Some(again) = back.take_if(|_| !refetched) {
+                        refetched = true;
+                        if let Some(f) = self.oauth2.as_mut() {
+                            f.refetched = true;
+                        }
+                        self.token_phase().await?;
+                        session = *again;
+                        continue;
+                    }
+                }
+                failure = super::oauth_refused(failure, status, cred.provider);
+            }
+            if let Some(session) = back {
+                self.quit(session.quit_nowait()).await;
+            }
+            return Err(failure);
         }
-        if let Some(session) = session {
-            self.quit(session.quit_nowait()).await;
-        }
-        Err(failure)
     }
 }
 

@@ -76,7 +76,7 @@ pub fn servers() -> &'static OAuth2Servers {
         env: super::ensure_harness(
             "oauth2",
             &dir(),
-            "are dovecot-pop3d, nodejs and npm installed? `make setup` installs them",
+            "are dovecot-pop3d, exim4-daemon-heavy, nodejs and npm installed? `make setup` installs them",
         ),
     })
 }

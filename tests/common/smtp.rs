@@ -73,7 +73,7 @@ pub fn exim() -> &'static Exim {
         let env = super::ensure_harness(
             "smtp",
             &dir(),
-            "is exim4-daemon-light installed? `make setup` installs it",
+            "is exim4-daemon-heavy installed? `make setup` installs it",
         );
         Exim { env }
     })

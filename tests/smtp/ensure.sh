@@ -16,6 +16,8 @@ HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 # The Dovecot harness's helpers: DIR handling, the lock, port checks.
 # shellcheck source=../dovecot/lib.sh
 . "$HERE/../dovecot/lib.sh"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 p3p_log() { printf '[smtp-harness] %s\n' "$*" >&2; }
 
 (($# == 1)) || p3p_die "usage: $0 DIR"
@@ -40,13 +42,13 @@ MAIL_DOMAIN=localhost
 
 # exim lives in /usr/sbin, often not on a normal user's PATH.
 PATH=$PATH:/usr/sbin:/sbin
-command -v exim >/dev/null || p3p_die "exim not found (apt-get install exim4-daemon-light)"
+command -v exim >/dev/null || p3p_die "exim not found (apt-get install exim4-daemon-heavy)"
 command -v openssl >/dev/null || p3p_die "openssl not found"
 command -v flock >/dev/null || p3p_die "flock not found (util-linux)"
 command -v python3 >/dev/null || p3p_die "python3 not found (used to pick free ports)"
 
 # A stamp of the harness version + user: if the scripts change, rebuild.
-STAMP=$( (cat "$HERE/ensure.sh" "$HERE/stop.sh" "$HERE/../dovecot/lib.sh"; echo "$MAILROOT") | sha256sum | cut -c1-16)-uid$(id -u)
+STAMP=$( (cat "$HERE/ensure.sh" "$HERE/stop.sh" "$HERE/lib.sh" "$HERE/../dovecot/lib.sh"; echo "$MAILROOT") | sha256sum | cut -c1-16)-uid$(id -u)
 CONF=$DIR/exim.conf
 PIDFILE=$DIR/exim.pid
 
@@ -66,57 +68,6 @@ LOG=$DIR/log/mainlog
 p3p_lock "$DIR"
 
 env_get() { sed -n "s/^$1=//p" "$DIR/env" | head -n1; }
-
-# Is PID a live (not zombie) Exim daemon started with our config?
-exim_pid_is_ours() {
-    local pid=$1 cmd state
-    [[ "$pid" =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || return 1
-    [[ "$state" != Z ]] || return 1
-    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-    [[ "$cmd" == *exim* && "$cmd" == *"$CONF"* ]]
-}
-
-exim_pid() {
-    local pid
-    [[ -r "$PIDFILE" ]] || return 0
-    pid=$(head -n1 "$PIDFILE" 2>/dev/null || true)
-    if exim_pid_is_ours "$pid"; then echo "$pid"; fi
-}
-
-stop_exim() {
-    local pid i
-    pid=$(exim_pid)
-    [[ -n "$pid" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        exim_pid_is_ours "$pid" || return 0
-        sleep 0.1
-    done
-    p3p_log "exim $pid did not exit on SIGTERM, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-# The first reply line on a plaintext port (the banner).
-smtp_banner() {
-    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        IFS= read -r l <&3 || exit 1
-        printf "QUIT\r\n" >&3
-        printf "%s\n" "${l%$'"'\r'"'}"' _ "$1" 2>/dev/null
-}
-
-# EHLO on a plaintext port; prints the extension keywords, one a line.
-smtp_ehlo() {
-    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        IFS= read -r l <&3 || exit 1
-        printf "EHLO harness.test\r\n" >&3
-        while IFS= read -r l <&3; do
-            l=${l%$'"'\r'"'}
-            printf "%s\n" "${l:4}"
-            [[ $l == 250-* ]] || break
-        done
-        printf "QUIT\r\n" >&3' _ "$1" 2>/dev/null
-}
 
 # AUTH PLAIN on a plaintext port; prints the reply code.
 smtp_auth_plain() { # PORT USER PASSWORD
@@ -342,24 +293,14 @@ started=0
 for attempt in 1 2 3; do
     read -r P_SMTP P_SMTPS P_WRONG P_NOTLS P_REJECT P_SUBMIT <<<"$(p3p_pick_ports 6)"
     write_conf
-    exim -C "$CONF" -bV >"$DIR/check.log" 2>&1 || { cat "$DIR/check.log" >&2; p3p_die "exim rejects the generated configuration $CONF"; }
-    # -bd daemonizes; fd 9 (our flock) must not leak into the daemon, and
-    # its stdio goes to a file so callers capturing ours don't wait on it.
     rc=0
-    exim -C "$CONF" -bd -oP "$PIDFILE" </dev/null >>"$DIR/startup.log" 2>&1 9>&- || rc=$?
-    if ((rc == 0)); then
-        for ((i = 0; i < 50; i++)); do
-            [[ -n "$(exim_pid)" ]] && break
-            sleep 0.1
-        done
-    fi
-    if [[ -n "$(exim_pid)" ]]; then started=1; break; fi
-    if grep -qi 'address already in use' "$DIR/startup.log" "$LOG" 2>/dev/null; then
+    exim_start "$DIR/startup.log" "$LOG" || rc=$?
+    if ((rc == 0)); then started=1; break; fi
+    if ((rc == 2)); then
         p3p_log "port collision on attempt $attempt, retrying with new ports"
-        : >"$DIR/startup.log"
         continue
     fi
-    fail_with_log "could not start Exim (exit $rc)"
+    fail_with_log "could not start Exim"
 done
 ((started)) || fail_with_log "could not start Exim (ports kept colliding)"
 
