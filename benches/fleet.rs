@@ -281,7 +281,12 @@ fn run(args: &[String]) {
     let concurrency: usize = arg(args, "--concurrency").map_or(200, |v| v.parse().unwrap());
     let deadline_ms: u64 = arg(args, "--deadline-ms").map_or(50_000, |v| v.parse().unwrap());
     let timeout_ms: u64 = arg(args, "--timeout-ms").map_or(5_000, |v| v.parse().unwrap());
-    let env_file = arg(args, "--env").unwrap_or_else(|| "/tmp/pop3-probe-dovecot/env".into());
+    let env_file = arg(args, "--env").unwrap_or_else(|| {
+        format!(
+            "{}/env",
+            std::env::var("POP3_PROBE_DOVECOT_DIR").unwrap_or("/tmp/pop3-probe-dovecot".into())
+        )
+    });
     let servers: serde_json::Value =
         serde_json::from_str(&arg(args, "--servers").expect("--servers JSON"))
             .expect("servers JSON");

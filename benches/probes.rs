@@ -29,7 +29,12 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut argv = std::env::args().skip(1);
-    let mut env_file = String::from("/tmp/pop3-probe-dovecot/env");
+    // The tests' Dovecot, where the tests look for it (cargo test runs
+    // this file once as a smoke test, inside make's POP3_PROBE_DOVECOT_DIR).
+    let mut env_file = format!(
+        "{}/env",
+        std::env::var("POP3_PROBE_DOVECOT_DIR").unwrap_or("/tmp/pop3-probe-dovecot".into())
+    );
     let mut n = 200;
     let mut warmup = 5;
     let mut checks = String::from("a,b,c,d");

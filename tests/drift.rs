@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-const DIR: &str = "/tmp/pop3-probe-drift-dovecot";
+/// Its own Dovecot (the test restarts it without TLS), so it never
+/// disturbs the shared one; POP3_PROBE_DRIFT_DOVECOT_DIR moves it, as the
+/// other harness directories move, so two checkouts can test at once.
+fn drift_dir() -> PathBuf {
+    std::env::var_os("POP3_PROBE_DRIFT_DOVECOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/pop3-probe-drift-dovecot"))
+}
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -118,7 +125,7 @@ fn alerts(stderr: &str) -> Vec<&str> {
 
 #[test]
 fn stls_disappearing_is_one_capability_alert() {
-    let dir = PathBuf::from(DIR);
+    let dir = drift_dir();
     // A clean instance each time: the previous run left TLS switched off.
     let _ = Command::new("bash")
         .arg(script("stop.sh"))
