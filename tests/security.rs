@@ -355,3 +355,97 @@ async fn state_alerts_and_metrics_never_hold_an_echoed_password() {
         "leaked: {everything}"
     );
 }
+
+/// The same hostile server, through `pop3-probe run --vantage` (a process
+/// of its own, as an operator runs it): after a good run its CAPA echoes
+/// the password upper-cased and its PASS refusal echoes it as sent, so the
+/// run has an `auth_failed` result, echoed capabilities, a vantage verdict
+/// and a `down` alert, all written from what it said. The password is in
+/// none of stdout (`--json`), stderr (the alerts), the state file or the
+/// shared vantage file.
+#[tokio::test]
+async fn run_vantage_outputs_and_files_never_hold_an_echoed_password() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const PW: &str = "hunter2vantagepw";
+    let echo = Arc::new(AtomicBool::new(false));
+    let echo2 = echo.clone();
+    let s = common::fake::spawn(common::fake::line("+OK hi"), move |cmd: &str| {
+        let hostile = echo2.load(Ordering::SeqCst);
+        let verb = cmd.split(' ').next().unwrap_or("").to_ascii_uppercase();
+        match (verb.as_str(), hostile) {
+            ("CAPA", true) => common::fake::Reply::Raw(
+                format!(
+                    "+OK\r\nUSER\r\nSASL LOGIN {up}\r\nIMPLEMENTATION {up}\r\n.\r\n",
+                    up = PW.to_ascii_uppercase()
+                )
+                .into_bytes(),
+            ),
+            ("PASS", true) => common::fake::line(&format!("-ERR [AUTH] not {PW}, {PW} is wrong")),
+            ("CAPA", false) => common::fake::Reply::Raw(
+                b"+OK\r\nUSER\r\nSASL PLAIN\r\nIMPLEMENTATION calm\r\n.\r\n".to_vec(),
+            ),
+            _ => common::fake::polite(&[])(cmd),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("monitors.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"run": {{"retries": 0, "deadline_ms": 10000, "schedule_seconds": 60}},
+                 "credentials": {{"a": {{"username": "probe", "password_env": "ECHO_PW"}}}},
+                 "defaults": {{"tls": "none", "allow_plaintext_password": true, "auth": "user",
+                              "credentials": "a", "failures_before_alert": 1, "timeout_ms": 3000,
+                              "warning_ms": 2000, "critical_ms": 2500}},
+                 "monitors": [{{"name": "echo", "host": "127.0.0.1", "port": {}}}]}}"#,
+            s.port()
+        ),
+    )
+    .unwrap();
+    let (state, vantages) = (
+        dir.path().join("state.json"),
+        dir.path().join("vantages.json"),
+    );
+    let mut shown = String::new();
+    for round in 0..2 {
+        echo.store(round == 1, Ordering::SeqCst);
+        let (config, state, vantages) = (config.clone(), state.clone(), vantages.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_pop3-probe"))
+                .args(["run", "--json", "--vantage", "office"])
+                .arg("--config")
+                .arg(&config)
+                .arg("--state")
+                .arg(&state)
+                .arg("--vantage-state")
+                .arg(&vantages)
+                .env("ECHO_PW", PW)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        shown.push_str(&String::from_utf8_lossy(&out.stdout));
+        shown.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // The second run saw everything the test means it to see.
+    assert!(shown.contains("auth_failed"), "{shown}");
+    assert!(
+        shown.contains(r#""implementation": "***""#),
+        "the echoing CAPA reached the result, masked: {shown}"
+    );
+    assert!(shown.contains("[DOWN: CREDENTIALS] echo"), "a down alert: {shown}");
+    let files = format!(
+        "{}\n{}",
+        std::fs::read_to_string(&state).unwrap(),
+        std::fs::read_to_string(&vantages).unwrap()
+    );
+    assert!(
+        files.contains("auth_failed"),
+        "the verdict is stored: {files}"
+    );
+    let everything = format!("{shown}\n{files}").to_ascii_lowercase();
+    assert!(!everything.contains(PW), "leaked: {everything}");
+}
