@@ -73,21 +73,15 @@ data "aws_iam_policy_document" "lambda" {
     resources = [local.alert_topic_arn]
   }
 
-  # State is read in one batch and saved in batches of 25 (BatchWriteItem).
+  # State is read in batches (BatchGetItem) and saved in TransactWriteItems
+  # of up to 100 puts, each conditional on the version it follows. IAM has
+  # no action of its own for a transaction: each Put in it is authorized as
+  # dynamodb:PutItem. The vantage store (src/vantage.rs: heartbeats,
+  # verdicts, the version-conditional consensus items) makes single
+  # PutItems on the same table.
   statement {
     sid       = "AlertState"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"]
-    resources = [local.state_table_arn]
-  }
-
-  # The vantage store (src/vantage.rs): heartbeats, verdicts and the
-  # consensus items are single PutItems, the consensus ones conditional on
-  # a version number, which BatchWriteItem cannot express. The code is in
-  # every build, so the action is granted whether or not `vantage` is set
-  # (tests/policy_vs_code.py compares the policy with all of src/).
-  statement {
-    sid       = "VantageStore"
-    actions   = ["dynamodb:PutItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem"]
     resources = [local.state_table_arn]
   }
 

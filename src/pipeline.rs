@@ -91,7 +91,7 @@ pub struct RunSummary {
     pub metrics_pending: usize,
     pub state_errors: Vec<String>,
     /// State write requests made (one file write, or one per
-    /// `BatchWriteItem` of 25).
+    /// `TransactWriteItems` of up to 100).
     pub state_writes: usize,
     /// Multi-vantage runs: what the vantages together decided.
     #[serde(skip_serializing_if = "Option::is_none")]

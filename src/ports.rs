@@ -75,7 +75,7 @@ pub trait AlertSink: Sync {
 }
 
 /// What one run changes in the state store, written in one go: a first
-/// run of 10,000 monitors is one file write or 400 `BatchWriteItem` calls,
+/// run of 10,000 monitors is one file write or 100 `TransactWriteItems` calls,
 /// not 10,000 rewrites.
 #[derive(Debug, Clone, Default)]
 pub struct StateChanges {
@@ -97,7 +97,7 @@ impl StateChanges {
 /// What a save achieved.
 #[derive(Debug, Clone, Default)]
 pub struct SaveReport {
-    /// Write requests made (file writes, `BatchWriteItem` calls).
+    /// Write requests made (file writes, `TransactWriteItems` calls).
     pub writes: usize,
     /// What was not saved, one line each (a version conflict names its
     /// monitor; an outage names the call).
@@ -113,11 +113,17 @@ pub fn check_version(stored: Option<&MonitorState>, next: &MonitorState) -> Resu
     if current.checked_add(1) == Some(next.version) {
         return Ok(());
     }
-    Err(format!(
-        "{}: state moved on elsewhere (version {current}, expected {})",
-        next.monitor,
-        next.version.saturating_sub(1)
+    Err(version_conflict(
+        &next.monitor,
+        current,
+        next.version.saturating_sub(1),
     ))
+}
+
+/// How every store words a refused stale state: the version it found and
+/// the one the state follows.
+pub fn version_conflict(monitor: &str, found: u64, expected: u64) -> String {
+    format!("{monitor}: state moved on elsewhere (version {found}, expected {expected})")
 }
 
 /// Alert state per monitor, plus metrics that still await publishing (one
@@ -127,9 +133,7 @@ pub fn check_version(stored: Option<&MonitorState>, next: &MonitorState) -> Resu
 /// `load` returns only the names it holds; what `save` wrote, `load` gives
 /// back unchanged; pending metrics are per shard, `Some(vec![])` clears a
 /// shard's and `None` leaves them. A state that breaks `check_version` is
-/// refused, one error per monitor, and the others are still saved, except
-/// in `DynamoState`: `BatchWriteItem` cannot be conditional, so there the
-/// later write wins.
+/// refused, one error per monitor, and the others are still saved.
 pub trait StateStore: Sync {
     fn load(
         &self,

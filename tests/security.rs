@@ -436,7 +436,10 @@ async fn run_vantage_outputs_and_files_never_hold_an_echoed_password() {
         shown.contains(r#""implementation": "***""#),
         "the echoing CAPA reached the result, masked: {shown}"
     );
-    assert!(shown.contains("[DOWN: CREDENTIALS] echo"), "a down alert: {shown}");
+    assert!(
+        shown.contains("[DOWN: CREDENTIALS] echo"),
+        "a down alert: {shown}"
+    );
     let files = format!(
         "{}\n{}",
         std::fs::read_to_string(&state).unwrap(),

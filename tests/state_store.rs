@@ -14,17 +14,6 @@ use pop3_probe::local::FileState;
 use pop3_probe::ports::{Datum, SaveReport, StateChanges, StateStore, Unit};
 use pop3_probe::probe::{FailureKind, Status};
 
-/// What a store does with a state whose version does not follow the
-/// stored one: the one place the adapters differ.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Stale {
-    /// Refused with an error naming the monitor; the stored state stays.
-    Refused,
-    /// Written anyway: `BatchWriteItem` has no condition, so DynamoDB
-    /// cannot refuse it (the trait's doc says so).
-    LaterWins,
-}
-
 fn state(monitor: &str, version: u64, status: Status) -> MonitorState {
     let mut st = MonitorState::new(monitor, 1_700_000_000_000);
     st.version = version;
@@ -66,7 +55,7 @@ fn assert_saved(who: &str, step: &str, r: &SaveReport) {
 }
 
 /// The contract. `who` names the adapter in every failure message.
-async fn contract<S: StateStore>(who: &str, store: &S, stale: Stale) {
+async fn contract<S: StateStore>(who: &str, store: &S) {
     // Unknown names are absent, not errors and not defaults.
     let none = store.load(&names(&["never-saved", "nor-this"])).await;
     assert!(none.unwrap().is_empty(), "{who}: unknown names loaded");
@@ -116,26 +105,24 @@ async fn contract<S: StateStore>(who: &str, store: &S, stale: Stale) {
     let skip = store.save(changes(0, vec![b5.clone()], None)).await;
     let got = store.load(&names(&["a", "b", "c"])).await.unwrap();
     assert_eq!(got["c"], c1, "{who}: the other monitor of the save");
-    match stale {
-        Stale::Refused => {
-            assert_eq!(r.errors.len(), 1, "{who}: {:?}", r.errors);
-            let msg = r.errors[0].to_string();
-            assert!(
-                msg.contains("a: state moved on elsewhere (version 2, expected 1)"),
-                "{who}: {msg}"
-            );
-            assert_eq!(got["a"], a2, "{who}: the stale state replaced the newer");
-            assert_eq!(skip.errors.len(), 1, "{who}: {:?}", skip.errors);
-            assert!(skip.errors[0].to_string().contains("b: "), "{who}");
-            assert_eq!(got["b"], b1, "{who}: a version from the future was taken");
-        }
-        Stale::LaterWins => {
-            assert_saved(who, "stale writer", &r);
-            assert_saved(who, "skipped version", &skip);
-            assert_eq!(got["a"], stale_a, "{who}: the later write wins");
-            assert_eq!(got["b"], b5, "{who}");
-        }
-    }
+    // Refused, one error naming the monitor; the stored state stays, and
+    // the other monitor of the same save is still saved (above).
+    assert_eq!(r.errors.len(), 1, "{who}: {:?}", r.errors);
+    let msg = r.errors[0].to_string();
+    assert!(
+        msg.contains("a: state moved on elsewhere (version 2, expected 1)"),
+        "{who}: {msg}"
+    );
+    assert_eq!(got["a"], a2, "{who}: the stale state replaced the newer");
+    assert_eq!(skip.errors.len(), 1, "{who}: {:?}", skip.errors);
+    assert!(
+        skip.errors[0]
+            .to_string()
+            .contains("b: state moved on elsewhere (version 1, expected 4)"),
+        "{who}: {:?}",
+        skip.errors
+    );
+    assert_eq!(got["b"], b1, "{who}: a version from the future was taken");
 
     // Pending metrics are one row per shard: a shard never sees or clears
     // another's; `None` leaves a shard's as they are, an empty list clears.
@@ -173,7 +160,7 @@ async fn contract<S: StateStore>(who: &str, store: &S, stale: Stale) {
 
 #[tokio::test]
 async fn the_in_memory_store_keeps_the_contract() {
-    contract("memory", &MemState::reporting_conflicts(), Stale::Refused).await;
+    contract("memory", &MemState::reporting_conflicts()).await;
 }
 
 #[tokio::test]
@@ -181,7 +168,7 @@ async fn the_file_store_keeps_the_contract_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.json");
     let store = FileState::open(&path).unwrap();
-    contract("file", &store, Stale::Refused).await;
+    contract("file", &store).await;
     // What the contract left in memory is what the file holds.
     let all = names(&["a", "b", "c", "d"]);
     let reopened = FileState::open(&path).unwrap();
@@ -199,13 +186,13 @@ async fn the_file_store_keeps_the_contract_across_a_reopen() {
 
 #[cfg(feature = "aws")]
 #[tokio::test]
-async fn the_dynamodb_store_keeps_the_contract_but_the_later_write_wins() {
+async fn the_dynamodb_store_keeps_the_contract() {
     use common::moto;
     let sdk = moto::sdk_config().await;
     let table = moto::unique("state-contract");
     moto::create_table(&sdk, &table).await;
     let store = pop3_probe::aws::DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
-    contract("dynamodb", &store, Stale::LaterWins).await;
+    contract("dynamodb", &store).await;
     // Four monitors and two shards' pending rows, nothing else.
     let rows = moto::scan_table(&sdk, &table).await;
     assert_eq!(rows.len(), 6, "{:?}", rows.keys());

@@ -218,13 +218,13 @@ def applied(args):
                 "condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
             },
             "PublishAlerts": {"actions": ["sns:Publish"], "resources": [topic], "condition": None},
+            # State reads, and the conditional puts of the state save's
+            # transactions and of the vantage store (src/vantage.rs).
             "AlertState": {
-                "actions": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+                "actions": ["dynamodb:BatchGetItem", "dynamodb:PutItem"],
                 "resources": [table_arn],
                 "condition": None,
             },
-            # The vantage store's conditional writes (src/vantage.rs).
-            "VantageStore": {"actions": ["dynamodb:PutItem"], "resources": [table_arn], "condition": None},
             "UseKeys": {"actions": ["kms:Decrypt", "kms:GenerateDataKey"], "resources": [key], "condition": None},
             "WriteOwnLogs": {
                 "actions": ["logs:CreateLogStream", "logs:PutLogEvents"],
