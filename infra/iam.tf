@@ -73,11 +73,10 @@ data "aws_iam_policy_document" "lambda" {
     resources = [local.alert_topic_arn]
   }
 
-  # State is read in batches (BatchGetItem) and saved in TransactWriteItems
-  # of up to 100 puts, each conditional on the version it follows. IAM has
-  # no action of its own for a transaction: each Put in it is authorized as
-  # dynamodb:PutItem. The vantage store (src/vantage.rs: heartbeats,
-  # verdicts, the version-conditional consensus items) makes single
+  # State is read in batches (BatchGetItem) and saved with one PutItem per
+  # changed state, each conditional on the version it follows (a batch
+  # write cannot be conditional). The vantage store (src/vantage.rs:
+  # heartbeats, verdicts, the version-conditional consensus items) makes
   # PutItems on the same table.
   statement {
     sid       = "AlertState"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
 };
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -390,12 +390,11 @@ pub fn pending_key(shard: u32) -> String {
     format!("#pending-metrics:{shard}")
 }
 
-/// TransactWriteItems takes at most 100 items.
-pub const WRITE_BATCH: usize = 100;
-/// Batch requests in flight at once (reads and writes).
+/// Conditional state puts in flight at once.
+pub const PUTS_IN_FLIGHT: usize = 32;
+/// Batch reads in flight at once.
 const BATCHES_IN_FLIGHT: usize = 8;
-/// Rounds of retrying what DynamoDB left unprocessed or cancelled for a
-/// passing reason (throttling, a conflicting transaction).
+/// Rounds of retrying what DynamoDB left unprocessed (throttling).
 const UNPROCESSED_ROUNDS: u32 = 5;
 
 /// The items of `table` keyed `monitor` = each of `names` (those that
@@ -497,138 +496,81 @@ impl DynamoState {
     ) -> Result<Vec<HashMap<String, AttributeValue>>, SinkError> {
         batch_get(&self.client, &self.table, names, false).await
     }
-
-    /// One TransactWriteItems of at most 100 puts. A state whose version
-    /// moved on since it was loaded fails its condition: it is reported
-    /// (with the version found, as `check_version` words it) and the rest
-    /// tried again without it. Items cancelled for a passing reason
-    /// (another transaction on the same item, throttling) are retried with
-    /// backoff. Returns the requests made, what was not saved, and whether
-    /// the chunk's pending-metrics row (if it had one) was.
-    async fn write_chunk(&self, mut chunk: Vec<Write>) -> (usize, Vec<SinkError>, Option<bool>) {
-        let has_pending = chunk.iter().any(|w| w.version.is_none());
-        let mut errors = Vec::new();
-        let mut delay = Duration::from_millis(50);
-        let mut requests = 0;
-        for _ in 0..=UNPROCESSED_ROUNDS {
-            if chunk.is_empty() {
-                return (requests, errors, has_pending.then_some(true));
-            }
-            requests += 1;
-            let items = chunk.iter().map(|w| w.item.clone()).collect();
-            let e = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => return (requests, errors, has_pending.then_some(true)),
-                Err(e) => e,
-            };
-            let reasons = match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(x)) => x.cancellation_reasons().to_vec(),
-                _ => Vec::new(),
-            };
-            if reasons.len() != chunk.len() {
-                errors.push(SinkError::transient(
-                    "dynamodb",
-                    format!(
-                        "TransactWriteItems of {} items on {}: {}",
-                        chunk.len(),
-                        self.table,
-                        describe(&e)
-                    ),
-                ));
-                return (requests, errors, has_pending.then_some(false));
-            }
-            let mut passing = false;
-            let mut keep = Vec::with_capacity(chunk.len());
-            for (w, reason) in chunk.into_iter().zip(reasons) {
-                match (reason.code(), &w.version) {
-                    (Some("ConditionalCheckFailed"), Some((monitor, expected))) => {
-                        let found = reason
-                            .item()
-                            .and_then(|i| i.get("version"))
-                            .and_then(|v| v.as_n().ok())
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(0);
-                        errors.push(SinkError::new(
-                            "dynamodb",
-                            crate::ports::version_conflict(monitor, found, *expected),
-                        ));
-                    }
-                    (None | Some("None"), _) => keep.push(w),
-                    _ => {
-                        passing = true;
-                        keep.push(w);
-                    }
-                }
-            }
-            chunk = keep;
-            if passing {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        if chunk.is_empty() {
-            return (requests, errors, has_pending.then_some(true));
-        }
-        errors.push(SinkError::transient(
-            "dynamodb",
-            format!(
-                "TransactWriteItems left {} items unwritten after {UNPROCESSED_ROUNDS} retries (throttling or conflicting transactions)",
-                chunk.len()
-            ),
-        ));
-        (requests, errors, has_pending.then_some(false))
-    }
 }
 
-/// One item of a save: a monitor's state, written only over the version it
-/// follows (`version`: the monitor and that version), or a shard's
-/// pending-metrics row, written as it is (`version` is `None`).
-struct Write {
-    version: Option<(String, u64)>,
-    item: TransactWriteItem,
-}
-
-fn transact_put(
-    put: aws_sdk_dynamodb::types::builders::PutBuilder,
-) -> Result<TransactWriteItem, SinkError> {
-    let put = put
-        .build()
-        .map_err(|e| SinkError::new("dynamodb", e.to_string()))?;
-    Ok(TransactWriteItem::builder().put(put).build())
-}
+/// What one conditional put of a save is for: a monitor's state over the
+/// version it follows, or (`None`) the shard's pending-metrics row.
+type Expected = Option<(String, u64)>;
 
 /// `state` over exactly `state.version - 1` (`check_version`'s rule): a
 /// first version only where the monitor has no row (or one at 0), a later
 /// one only where the stored version is the one before. The stored row
 /// comes back when the condition fails, so the error can name its version.
-fn state_write(table: &str, state: &MonitorState) -> Result<Write, SinkError> {
+fn state_put(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    state: &MonitorState,
+) -> Result<
+    (
+        aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+        Expected,
+    ),
+    SinkError,
+> {
     let expected = state.version.saturating_sub(1);
-    let condition = if expected == 0 {
-        "attribute_not_exists(#m) OR #v = :expected"
-    } else {
-        "#v = :expected"
-    };
-    let put = Put::builder()
+    let put = client
+        .put_item()
         .table_name(table)
         .set_item(Some(state_item(state)?))
-        .condition_expression(condition)
         .expression_attribute_names("#v", "version")
         .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
     let put = if expected == 0 {
-        put.expression_attribute_names("#m", "monitor")
+        put.condition_expression("attribute_not_exists(#m) OR #v = :expected")
+            .expression_attribute_names("#m", "monitor")
     } else {
-        put
+        put.condition_expression("#v = :expected")
     };
-    Ok(Write {
-        version: Some((state.monitor.clone(), expected)),
-        item: transact_put(put)?,
-    })
+    Ok((put, Some((state.monitor.clone(), expected))))
+}
+
+/// Send one put of a save. A failed condition is the version conflict,
+/// worded as `check_version` words it, with the version found.
+async fn send_put(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    expected: Expected,
+    table: &str,
+) -> Result<(), SinkError> {
+    let e = match put.send().await {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    if let (
+        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
+            x,
+        )),
+        Some((monitor, expected)),
+    ) = (e.as_service_error(), &expected)
+    {
+        let found = x
+            .item()
+            .and_then(|i| i.get("version"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        return Err(SinkError::new(
+            "dynamodb",
+            crate::ports::version_conflict(monitor, found, *expected),
+        ));
+    }
+    let what = match &expected {
+        Some((monitor, _)) => format!("the state of {monitor}"),
+        None => "the pending metrics".to_string(),
+    };
+    Err(SinkError::transient(
+        "dynamodb",
+        format!("PutItem of {what} on {table}: {}", describe(&e)),
+    ))
 }
 
 fn state_item(state: &MonitorState) -> Result<HashMap<String, AttributeValue>, SinkError> {
@@ -674,58 +616,65 @@ impl StateStore for DynamoState {
         Ok(out)
     }
 
-    /// TransactWriteItems in chunks of 100, several in flight: each state is
-    /// conditional on the version it follows, so a run that loaded an older
-    /// state (an overlapping run of the same shard) cannot undo what another
-    /// saved since; that monitor is reported and the rest of its chunk still
-    /// saved. A monitor of 10,000 new ones costs 1/100 of a request.
+    /// One conditional PutItem per changed state, [`PUTS_IN_FLIGHT`] at a
+    /// time: each state is written only over the version it follows, so a
+    /// run that loaded an older state (an overlapping run of the same shard)
+    /// cannot undo what another saved since; that monitor is reported and
+    /// the others are still saved. A steady fleet changes no state and
+    /// writes nothing.
+    ///
+    /// Why not batches: `BatchWriteItem` cannot be conditional, and
+    /// `TransactWriteItems` costs two write units an item, is all-or-nothing
+    /// per call (one stale monitor cancels 99 others, resent without it),
+    /// and under moto copies the whole table for every item of every
+    /// transaction (a 1,000-monitor first run timed out 8 of 10 calls).
+    /// A PutItem is one write unit and fails alone.
     async fn save(&self, changes: StateChanges) -> SaveReport {
         use futures::StreamExt as _;
         let mut report = SaveReport::default();
-        let mut requests = Vec::with_capacity(changes.monitors.len() + 1);
-        let pending_key = pending_key(changes.shard);
+        let mut puts = Vec::with_capacity(changes.monitors.len() + 1);
         if let Some(data) = &changes.pending_metrics {
-            let item = serde_json::to_string(data)
-                .map_err(|e| SinkError::new("dynamodb", e.to_string()))
-                .and_then(|json| {
-                    transact_put(Put::builder().table_name(&self.table).set_item(Some(
-                        HashMap::from([
-                            ("monitor".into(), AttributeValue::S(pending_key.clone())),
+            match serde_json::to_string(data) {
+                Ok(json) => puts.push((
+                    self.client
+                        .put_item()
+                        .table_name(&self.table)
+                        .set_item(Some(HashMap::from([
+                            (
+                                "monitor".into(),
+                                AttributeValue::S(pending_key(changes.shard)),
+                            ),
                             ("data".into(), AttributeValue::S(json)),
-                        ]),
-                    )))
-                });
-            match item {
-                Ok(item) => requests.push(Write {
-                    version: None,
-                    item,
-                }),
-                Err(e) => report.errors.push(e),
+                        ]))),
+                    None,
+                )),
+                Err(e) => report
+                    .errors
+                    .push(SinkError::new("dynamodb", e.to_string())),
             }
         }
         for state in &changes.monitors {
-            match state_write(&self.table, state) {
-                Ok(w) => requests.push(w),
+            match state_put(&self.client, &self.table, state) {
+                Ok(p) => puts.push(p),
                 Err(e) => report.errors.push(e),
             }
         }
-        let mut chunks = Vec::new();
-        while !requests.is_empty() {
-            let rest = requests.split_off(requests.len().min(WRITE_BATCH));
-            chunks.push(std::mem::replace(&mut requests, rest));
-        }
-        let results: Vec<(usize, Vec<SinkError>, Option<bool>)> = futures::stream::iter(chunks)
-            .map(|chunk| self.write_chunk(chunk))
-            .buffer_unordered(BATCHES_IN_FLIGHT)
+        report.writes = puts.len();
+        let table = self.table.as_str();
+        let results: Vec<(bool, Result<(), SinkError>)> = futures::stream::iter(puts)
+            .map(|(put, expected)| async move {
+                let pending = expected.is_none();
+                (pending, send_put(put, expected, table).await)
+            })
+            .buffer_unordered(PUTS_IN_FLIGHT)
             .collect()
             .await;
         let mut pending_saved = true;
-        for (n, errors, pending) in results {
-            report.writes += n;
-            if pending == Some(false) {
-                pending_saved = false;
+        for (pending, r) in results {
+            if let Err(e) = r {
+                pending_saved &= !pending;
+                report.errors.push(e);
             }
-            report.errors.extend(errors);
         }
         if let (Some(data), Ok(mut held)) = (changes.pending_metrics, self.fallback.lock()) {
             if pending_saved {

@@ -90,8 +90,8 @@ pub struct RunSummary {
     /// Values from earlier runs that were re-sent this run.
     pub metrics_pending: usize,
     pub state_errors: Vec<String>,
-    /// State write requests made (one file write, or one per
-    /// `TransactWriteItems` of up to 100).
+    /// State write requests made (one file write, or one conditional
+    /// `PutItem` per changed state).
     pub state_writes: usize,
     /// Multi-vantage runs: what the vantages together decided.
     #[serde(skip_serializing_if = "Option::is_none")]

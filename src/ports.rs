@@ -75,7 +75,7 @@ pub trait AlertSink: Sync {
 }
 
 /// What one run changes in the state store, written in one go: a first
-/// run of 10,000 monitors is one file write or 100 `TransactWriteItems` calls,
+/// run of 10,000 monitors is one file write or 10,000 single-item puts,
 /// not 10,000 rewrites.
 #[derive(Debug, Clone, Default)]
 pub struct StateChanges {
@@ -97,7 +97,7 @@ impl StateChanges {
 /// What a save achieved.
 #[derive(Debug, Clone, Default)]
 pub struct SaveReport {
-    /// Write requests made (file writes, `TransactWriteItems` calls).
+    /// Write requests made (file writes, DynamoDB `PutItem`s).
     pub writes: usize,
     /// What was not saved, one line each (a version conflict names its
     /// monitor; an outage names the call).

@@ -792,13 +792,13 @@ fn changes(shard: u32, monitors: Vec<MonitorState>, pending: Option<Vec<Datum>>)
 }
 
 #[tokio::test]
-async fn dynamodb_state_is_saved_in_transactions_of_100_with_rows_per_shard() {
+async fn dynamodb_state_is_one_conditional_put_per_change_with_rows_per_shard() {
     let s = stack("state").await;
     let store = s.state();
     let names: Vec<String> = (0..150).map(|i| format!("m{i:03}")).collect();
     assert!(store.load(&names).await.unwrap().is_empty());
 
-    // 150 new monitors and shard 0's pending metrics: 151 items, 2 calls.
+    // 150 new monitors and shard 0's pending metrics: 151 items.
     let pending = vec![
         datum(
             "Availability",
@@ -812,12 +812,7 @@ async fn dynamodb_state_is_saved_in_transactions_of_100_with_rows_per_shard() {
     let first: Vec<MonitorState> = names.iter().map(|n| state_of(n, 1, Status::Up)).collect();
     let saved = store.save(changes(0, first, Some(pending.clone()))).await;
     assert!(saved.errors.is_empty(), "{:?}", saved.errors);
-    assert_eq!(
-        saved.writes,
-        151usize.div_ceil(pop3_probe::aws::WRITE_BATCH),
-        "TransactWriteItems calls"
-    );
-    assert_eq!(pop3_probe::aws::WRITE_BATCH, 100);
+    assert_eq!(saved.writes, 151, "one conditional PutItem per item");
     let second = state_of("m000", 2, Status::Down);
     let saved = store.save(changes(0, vec![second.clone()], None)).await;
     assert!(saved.errors.is_empty(), "{:?}", saved.errors);

@@ -218,8 +218,8 @@ def applied(args):
                 "condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
             },
             "PublishAlerts": {"actions": ["sns:Publish"], "resources": [topic], "condition": None},
-            # State reads, and the conditional puts of the state save's
-            # transactions and of the vantage store (src/vantage.rs).
+            # State reads, and the conditional puts of the state save and
+            # of the vantage store (src/vantage.rs).
             "AlertState": {
                 "actions": ["dynamodb:BatchGetItem", "dynamodb:PutItem"],
                 "resources": [table_arn],

@@ -26,9 +26,6 @@ topic needs kms:GenerateDataKey and kms:Decrypt)
     .query()             dynamodb:Query
     .delete_item()       dynamodb:DeleteItem
     .batch_write_item()  dynamodb:BatchWriteItem
-    .transact_write_items()  dynamodb:PutItem (IAM authorizes each Put of a
-                         transaction as PutItem; the code's transactions
-                         hold puts only)
     .get_metric_data()   cloudwatch:GetMetricData
     .list_metrics()      cloudwatch:ListMetrics
 
@@ -70,7 +67,6 @@ METHOD_ACTIONS = {
     "query": ["dynamodb:Query"],
     "delete_item": ["dynamodb:DeleteItem"],
     "batch_write_item": ["dynamodb:BatchWriteItem"],
-    "transact_write_items": ["dynamodb:PutItem"],
     "get_metric_data": ["cloudwatch:GetMetricData"],
     "list_metrics": ["cloudwatch:ListMetrics"],
 }
