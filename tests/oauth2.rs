@@ -165,8 +165,13 @@ fn assert_up_with_stat(s: &OAuth2Servers, r: &ProbeResult) {
 }
 
 async fn current_token(cache: &TokenCache, s: &OAuth2Servers) -> String {
+    token_of(cache, &s.credential(), s).await
+}
+
+/// The token `cache` holds (or fetches) for credential `c`.
+async fn token_of(cache: &TokenCache, c: &oauth2::Credential, s: &OAuth2Servers) -> String {
     cache
-        .get(&s.credential(), s.get("MAILBOX"), BUDGET)
+        .get(c, s.get("MAILBOX"), BUDGET)
         .await
         .unwrap()
         .token
@@ -269,14 +274,7 @@ async fn a_token_for_another_audience_is_auth_failed_with_the_decoded_status() {
             _ => "AQ==",
         };
         assert!(lines.contains(&reply), "{lines:?}");
-        let token = cache
-            .get(&c, s.get("MAILBOX"), BUDGET)
-            .await
-            .unwrap()
-            .token
-            .token
-            .expose_secret()
-            .to_string();
+        let token = token_of(&cache, &c, s).await;
         assert_no_secrets(s, &r, &[token]);
         println!("{}", pop3_probe::output::human(&r));
     }
@@ -706,14 +704,7 @@ async fn smtp_a_token_for_another_audience_is_auth_failed_at_exim() {
                 .any(|l| l.ends_with("authenticator=none id=none")),
             "{lines:#?}"
         );
-        let token = cache
-            .get(&c, s.get("MAILBOX"), BUDGET)
-            .await
-            .unwrap()
-            .token
-            .token
-            .expose_secret()
-            .to_string();
+        let token = token_of(&cache, &c, s).await;
         assert_no_secrets(s, &r, &[token]);
         println!("{}", pop3_probe::output::human(&r));
     }

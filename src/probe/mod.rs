@@ -578,6 +578,40 @@ fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
 }
 
+impl Run<'_> {
+    /// The token phase's token and the SASL response made from it, for the
+    /// POP3 and the SMTP OAuth2 logins alike (`host`: OAUTHBEARER's `host=`).
+    fn oauth_response(
+        &self,
+        mechanism: crate::sasl::oauth::OauthMechanism,
+        user: &str,
+        host: &str,
+    ) -> Result<(crate::oauth2::Obtained, crate::sasl::oauth::ClientResponse), Failure> {
+        let Some(obtained) = self.token.clone() else {
+            return Err(Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                "no OAuth2 token",
+            ));
+        };
+        let token = &obtained.token.token;
+        let response = match mechanism {
+            crate::sasl::oauth::OauthMechanism::XOauth2 => crate::sasl::oauth::xoauth2(user, token),
+            crate::sasl::oauth::OauthMechanism::OauthBearer => {
+                crate::sasl::oauth::oauthbearer(user, host, self.target.port, token)
+            }
+        }
+        .map_err(|e| {
+            Failure::new(
+                FailureKind::ConfigError,
+                Phase::Auth,
+                format!("OAuth2 login: {e}"),
+            )
+        })?;
+        Ok((obtained, response))
+    }
+}
+
 /// The message of an `auth_failed` OAuth2 login, POP3's and SMTP's alike:
 /// the token was fresh (a refused cached one is replaced first), so the
 /// mail server's side is what is wrong; the decoded status when the server

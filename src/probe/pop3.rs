@@ -281,29 +281,7 @@ impl Run<'_> {
         let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
         let mut refetched = false;
         loop {
-            let Some(obtained) = self.token.clone() else {
-                return Err(Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    "no OAuth2 token",
-                ));
-            };
-            let token = &obtained.token.token;
-            let response = match mechanism {
-                crate::sasl::oauth::OauthMechanism::XOauth2 => {
-                    crate::sasl::oauth::xoauth2(&user, token)
-                }
-                crate::sasl::oauth::OauthMechanism::OauthBearer => {
-                    crate::sasl::oauth::oauthbearer(&user, &host, t.port, token)
-                }
-            }
-            .map_err(|e| {
-                Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    format!("OAuth2 login: {e}"),
-                )
-            })?;
+            let (obtained, response) = self.oauth_response(mechanism, &user, &host)?;
             let outcome = self
                 .phase(Phase::Auth, async move {
                     Ok(client.login_oauth(&response, mechanism).await)
@@ -326,7 +304,7 @@ impl Run<'_> {
                     .token_cache
                     .clone()
                     .unwrap_or_else(crate::oauth2::TokenCache::global);
-                cache.reject(&cred, &user, token).await;
+                cache.reject(&cred, &user, &obtained.token.token).await;
                 refetched = true;
                 if let Some(f) = self.oauth2.as_mut() {
                     f.refetched = true;

@@ -420,28 +420,7 @@ impl Run<'_> {
         let host = t.tls_server_name.clone().unwrap_or_else(|| t.host.clone());
         let mut refetched = false;
         loop {
-            let Some(obtained) = self.token.clone() else {
-                return Err(Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    "no OAuth2 token",
-                ));
-            };
-            let response = match mechanism {
-                crate::sasl::oauth::OauthMechanism::XOauth2 => {
-                    crate::sasl::oauth::xoauth2(&user, &obtained.token.token)
-                }
-                crate::sasl::oauth::OauthMechanism::OauthBearer => {
-                    crate::sasl::oauth::oauthbearer(&user, &host, t.port, &obtained.token.token)
-                }
-            }
-            .map_err(|e| {
-                Failure::new(
-                    FailureKind::ConfigError,
-                    Phase::Auth,
-                    format!("OAuth2 login: {e}"),
-                )
-            })?;
+            let (obtained, response) = self.oauth_response(mechanism, &user, &host)?;
             let (outcome, status) = self
                 .phase(Phase::Auth, async {
                     Ok(session.auth_oauth(&response, mechanism).await)
