@@ -214,10 +214,7 @@ impl<'a> Run<'a> {
                 "the OAuth2 token was fetched over plain http:// from a host that is not loopback (allow_insecure_http)".into(),
             );
         }
-        let cache = t
-            .token_cache
-            .clone()
-            .unwrap_or_else(crate::oauth2::TokenCache::global);
+        let cache = self.token_cache();
         let user = t.username.clone().unwrap_or_default();
         let budget = self.remaining();
         let got = self
@@ -579,6 +576,35 @@ fn round_ms(d: Duration) -> Duration {
 }
 
 impl Run<'_> {
+    /// The token cache of this probe: the target's own (tests), else the
+    /// process's, which a warm Lambda keeps between runs.
+    fn token_cache(&self) -> Arc<crate::oauth2::TokenCache> {
+        self.target
+            .token_cache
+            .clone()
+            .unwrap_or_else(crate::oauth2::TokenCache::global)
+    }
+
+    /// Drop a cached token the mail server refused (revoked, or expired
+    /// early), so no later login is served it.
+    async fn drop_refused_token(&self, obtained: &crate::oauth2::Obtained) {
+        if let Some(cred) = self.target.oauth2.as_ref() {
+            let user = self.target.username.clone().unwrap_or_default();
+            self.token_cache()
+                .reject(cred, &user, &obtained.token.token)
+                .await;
+        }
+    }
+
+    /// Fetch the one fresh token a login tries after a refused cached one;
+    /// the result says it was refetched.
+    async fn refetch_token(&mut self) -> Result<(), Failure> {
+        if let Some(f) = self.oauth2.as_mut() {
+            f.refetched = true;
+        }
+        self.token_phase().await
+    }
+
     /// The token phase's token and the SASL response made from it, for the
     /// POP3 and the SMTP OAuth2 logins alike (`host`: OAUTHBEARER's `host=`).
     fn oauth_response(

@@ -300,16 +300,9 @@ impl Run<'_> {
             let negative = matches!(error, pop3::Error::Negative(_));
             if let (true, false, true, Some(back)) = (obtained.cached, refetched, negative, back) {
                 // Revoked or expired early: drop it, fetch one fresh token.
-                let cache = t
-                    .token_cache
-                    .clone()
-                    .unwrap_or_else(crate::oauth2::TokenCache::global);
-                cache.reject(&cred, &user, &obtained.token.token).await;
+                self.drop_refused_token(&obtained).await;
                 refetched = true;
-                if let Some(f) = self.oauth2.as_mut() {
-                    f.refetched = true;
-                }
-                self.token_phase().await?;
+                self.refetch_token().await?;
                 client = *back;
                 continue;
             }

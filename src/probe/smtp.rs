@@ -440,19 +440,12 @@ impl Run<'_> {
             let mut back = back;
             if let (FailureKind::AuthFailed, Some(cred)) = (failure.kind, t.oauth2.as_ref()) {
                 if obtained.cached {
-                    let cache = t
-                        .token_cache
-                        .clone()
-                        .unwrap_or_else(crate::oauth2::TokenCache::global);
-                    cache.reject(cred, &user, &obtained.token.token).await;
+                    self.drop_refused_token(&obtained).await;
                     // SMTP allows another AUTH after a 535: one fresh
                     // token, same session.
                     if let Some(again) = back.take_if(|_| !refetched) {
                         refetched = true;
-                        if let Some(f) = self.oauth2.as_mut() {
-                            f.refetched = true;
-                        }
-                        self.token_phase().await?;
+                        self.refetch_token().await?;
                         session = *again;
                         continue;
                     }
