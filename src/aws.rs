@@ -391,7 +391,7 @@ pub fn pending_key(shard: u32) -> String {
 }
 
 /// Conditional state puts in flight at once.
-pub const PUTS_IN_FLIGHT: usize = 32;
+const PUTS_IN_FLIGHT: usize = 32;
 /// Batch reads in flight at once.
 const BATCHES_IN_FLIGHT: usize = 8;
 /// Rounds of retrying what DynamoDB left unprocessed (throttling).
@@ -502,10 +502,28 @@ impl DynamoState {
 /// version it follows, or (`None`) the shard's pending-metrics row.
 type Expected = Option<(String, u64)>;
 
-/// `state` over exactly `state.version - 1` (`check_version`'s rule): a
-/// first version only where the monitor has no row (or one at 0), a later
-/// one only where the stored version is the one before. The stored row
-/// comes back when the condition fails, so the error can name its version.
+/// Make `put` write only over version `expected` of its row: where there
+/// is no row when `expected` is 0, else where the stored `version` is
+/// `expected`. The rule of the state save (`check_version`'s: versions
+/// start at 1, so no stored row is at 0) and of the vantage store's
+/// consensus items alike.
+pub(crate) fn over_version(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    expected: u64,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    if expected == 0 {
+        put.condition_expression("attribute_not_exists(#m)")
+            .expression_attribute_names("#m", "monitor")
+    } else {
+        put.condition_expression("#v = :expected")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+    }
+}
+
+/// `state` over exactly `state.version - 1` ([`over_version`]). The stored
+/// row comes back when the condition fails, so the error can name its
+/// version.
 fn state_put(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -522,16 +540,11 @@ fn state_put(
         .put_item()
         .table_name(table)
         .set_item(Some(state_item(state)?))
-        .expression_attribute_names("#v", "version")
-        .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-    let put = if expected == 0 {
-        put.condition_expression("attribute_not_exists(#m) OR #v = :expected")
-            .expression_attribute_names("#m", "monitor")
-    } else {
-        put.condition_expression("#v = :expected")
-    };
-    Ok((put, Some((state.monitor.clone(), expected))))
+    Ok((
+        over_version(put, expected),
+        Some((state.monitor.clone(), expected)),
+    ))
 }
 
 /// Send one put of a save. A failed condition is the version conflict,
@@ -616,7 +629,7 @@ impl StateStore for DynamoState {
         Ok(out)
     }
 
-    /// One conditional PutItem per changed state, [`PUTS_IN_FLIGHT`] at a
+    /// One conditional PutItem per changed state, `PUTS_IN_FLIGHT` at a
     /// time: each state is written only over the version it follows, so a
     /// run that loaded an older state (an overlapping run of the same shard)
     /// cannot undo what another saved since; that monitor is reported and

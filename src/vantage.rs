@@ -314,15 +314,8 @@ impl VantageStore for DynamoVantages {
     }
 
     async fn put_if(&self, key: &str, doc: &Doc) -> Result<Written, SinkError> {
-        use aws_sdk_dynamodb::types::AttributeValue as V;
-        let request = if doc.version <= 1 {
-            self.put_request(key, doc)
-                .condition_expression("attribute_not_exists(monitor)")
-        } else {
-            self.put_request(key, doc)
-                .condition_expression("version = :prev")
-                .expression_attribute_values(":prev", V::N((doc.version - 1).to_string()))
-        };
+        let request =
+            crate::aws::over_version(self.put_request(key, doc), doc.version.saturating_sub(1));
         match request.send().await {
             Ok(_) => Ok(Written::Won),
             Err(e)
